@@ -1,0 +1,218 @@
+"""Fixed-haircut margin: collateral haircuts plus IMF/MMF on perp notional.
+
+The rule of most crypto venues' standard (non-portfolio) margin:
+
+* collateral: each asset's USD value counts at ``(1 - haircut)``; the haircut
+  is a margin charge ``haircut_a x collateral_a`` (Binance "collateral ratio"
+  = 1 - haircut, Bybit "collateral value ratio", Aave ``1 - LT``);
+* perps: initial margin ``IMF_a x |notional_a|`` and maintenance
+  ``MMF_a x |notional_a|`` (dYdX v4: IMR = |S P IMF|, MMR = |S P MMF|, summed
+  over markets; METHODOLOGY.md section 2.3);
+* tiers (optional): rates applied **bracket-wise** on the USD amount, like the
+  exchanges' collateral tiers: ``charge(x) = sum_k r_k * clip(x - b_k, 0,
+  b_{k+1} - b_k)`` (Binance cross-margin haircut tiers, METHODOLOGY.md 2.2);
+* cross netting (default): in a cross-margined account, spot collateral that
+  offsets a short perp on the same asset is a delta hedge. The hedged amount
+  ``H_a = min(collateral_a, max(-position_a, 0))`` is charged at
+  ``hedge_rate`` (default 0) instead of haircut + IMF; the rest is charged as
+  above. Isolated accounts (and ``netting=False``) get no offset.
+
+Requirements are computed for all dates and accounts as array operations; the
+rates are constant over time, so the model has no look-ahead by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
+
+import numpy as np
+
+from riskmodels.data.panel import PricePanel
+from riskmodels.margin.base import (
+    FittedMargin,
+    MarginModel,
+    MarginPath,
+    Requirement,
+    account_eligibility,
+    check_range,
+    per_asset,
+    register,
+)
+from riskmodels.portfolio import Book
+
+Tiers = Mapping[str, Sequence[Sequence[float]]]
+
+
+def bracket_charge(amount: np.ndarray, bounds: np.ndarray, rates: np.ndarray) -> np.ndarray:
+    """Bracket-wise (marginal) charge on ``amount``.
+
+    ``charge(x) = sum_k rates[k] * clip(x - bounds[k], 0, bounds[k+1] - bounds[k])``
+    with ``bounds[0] = 0`` and the last bracket unbounded. This is how
+    exchanges apply tiered collateral ratios: e.g. Binance BTC ratio 100% on
+    0-100M USDT and 97.5% on 100-120M (METHODOLOGY.md 2.2), so a 110M holding
+    is haircut 0 x 100M + 2.5% x 10M = 0.25M.
+    """
+    x = np.asarray(amount, dtype=np.float64)
+    upper = np.append(bounds[1:], np.inf)
+    width = upper - bounds
+    filled = np.clip(x[..., None] - bounds, 0.0, width)
+    return filled @ rates
+
+
+@register
+class FixedHaircut(MarginModel):
+    """Per-asset collateral haircuts and perp IMF/MMF, flat or tiered.
+
+    Parameters
+    ----------
+    haircut : float or mapping
+        Collateral haircut per asset in [0, 1] (scalar, ``{asset: h,
+        "default": h}`` or a sequence); charged in initial and maintenance.
+    imf, mmf : float or mapping
+        Initial and maintenance margin fractions of |perp notional|;
+        0 <= mmf <= imf <= 1. Defaults are dYdX v4's large-cap tier
+        (IMF 0.05, MMF 0.03).
+    maintenance_haircut : float or mapping, optional
+        A lower haircut for the maintenance test; default = ``haircut``.
+    collateral_tiers : mapping, optional
+        ``{asset: [[lower_bound_usd, haircut], ...]}`` (``"default"`` allowed);
+        the first bound must be 0. Replaces the flat haircut for that asset.
+    position_tiers : mapping, optional
+        ``{asset: [[lower_bound_usd, imf, mmf], ...]}`` bracket-wise on |notional|.
+    netting : bool
+        Offset spot collateral against short perps on the same asset in
+        cross-margined accounts (default True).
+    hedge_rate : float
+        Charge on the hedged amount when netting (default 0).
+    """
+
+    name: ClassVar[str] = "fixed_haircut"
+    summary: ClassVar[str] = "collateral haircuts + IMF/MMF on perp notional (dYdX / Binance style)"
+
+    def __init__(
+        self,
+        haircut: float | Mapping[str, float] = 0.10,
+        imf: float | Mapping[str, float] = 0.05,
+        mmf: float | Mapping[str, float] = 0.03,
+        maintenance_haircut: float | Mapping[str, float] | None = None,
+        collateral_tiers: Tiers | None = None,
+        position_tiers: Tiers | None = None,
+        netting: bool = True,
+        hedge_rate: float = 0.0,
+        *,
+        label: str | None = None,
+    ) -> None:
+        super().__init__(label=label)
+        for nm, v in (("haircut", haircut), ("imf", imf), ("mmf", mmf), ("maintenance_haircut", maintenance_haircut)):
+            if v is not None and not isinstance(v, Mapping):
+                check_range(nm, v, 0.0, 1.0)  # type: ignore[arg-type]
+        if not isinstance(imf, Mapping) and not isinstance(mmf, Mapping) and mmf > imf:
+            raise ValueError(f"mmf={mmf} must not exceed imf={imf}: maintenance is the lower requirement")
+        self.haircut = haircut
+        self.imf = imf
+        self.mmf = mmf
+        self.maintenance_haircut = maintenance_haircut
+        self.collateral_tiers = _check_tiers("collateral_tiers", collateral_tiers, 2)
+        self.position_tiers = _check_tiers("position_tiers", position_tiers, 3)
+        self.netting = bool(netting)
+        self.hedge_rate = check_range("hedge_rate", hedge_rate, 0.0, 1.0)
+
+    def fit(self, panel: PricePanel) -> FittedHaircut:
+        return FittedHaircut(self, panel)
+
+
+def _check_tiers(name: str, tiers: Tiers | None, width: int) -> dict[str, np.ndarray] | None:
+    if not tiers:
+        return None
+    out = {}
+    for asset, rows in tiers.items():
+        arr = np.asarray(rows, dtype=np.float64)
+        if arr.ndim != 2 or arr.shape[1] != width or len(arr) == 0:
+            raise ValueError(f"{name}[{asset}] must be rows of {width} numbers (lower bound, rate...), got {rows!r}")
+        if arr[0, 0] != 0 or np.any(np.diff(arr[:, 0]) <= 0):
+            raise ValueError(f"{name}[{asset}]: lower bounds must start at 0 and increase, got {arr[:, 0].tolist()}")
+        if np.any(arr[:, 1:] < 0) or np.any(arr[:, 1:] > 1):
+            raise ValueError(f"{name}[{asset}]: rates must be in [0, 1], got {arr[:, 1:].tolist()}")
+        if width == 3 and np.any(arr[:, 2] > arr[:, 1]):
+            raise ValueError(f"{name}[{asset}]: mmf must not exceed imf in any tier")
+        out[str(asset)] = arr
+    return out
+
+
+class FittedHaircut(FittedMargin):
+    """FixedHaircut on a panel's assets (rates constant over time)."""
+
+    def __init__(self, model: FixedHaircut, panel: PricePanel) -> None:
+        super().__init__(model, panel)
+        assets = panel.assets
+        self.h = per_asset("haircut", model.haircut, assets, 0.0, 1.0)
+        self.h_mm = (
+            self.h if model.maintenance_haircut is None else per_asset("maintenance_haircut", model.maintenance_haircut, assets, 0.0, 1.0)
+        )
+        self.imf = per_asset("imf", model.imf, assets, 0.0, 1.0)
+        self.mmf = per_asset("mmf", model.mmf, assets, 0.0, 1.0)
+        if np.any(self.mmf > self.imf):
+            j = int(np.argmax(self.mmf > self.imf))
+            raise ValueError(f"mmf[{assets[j]}]={self.mmf[j]} exceeds imf={self.imf[j]}")
+        if np.any(self.h_mm > self.h):
+            j = int(np.argmax(self.h_mm > self.h))
+            raise ValueError(f"maintenance_haircut[{assets[j]}]={self.h_mm[j]} exceeds haircut={self.h[j]}")
+        self.coll_tiers = _tier_table(model.collateral_tiers, assets)
+        self.pos_tiers = _tier_table(model.position_tiers, assets)
+        self.homogeneous = not (self.coll_tiers or self.pos_tiers)  # type: ignore[misc]
+
+    # -- charges on non-negative USD amounts, (N, A) -> (N, A)
+    def _collateral_charge(self, amount: np.ndarray, maintenance: bool) -> np.ndarray:
+        out = amount * (self.h_mm if maintenance else self.h)
+        for j, tab in self.coll_tiers.items():
+            out[:, j] = bracket_charge(amount[:, j], tab[:, 0], tab[:, 1])
+        return out
+
+    def _position_charge(self, notional: np.ndarray, maintenance: bool) -> np.ndarray:
+        out = notional * (self.mmf if maintenance else self.imf)
+        for j, tab in self.pos_tiers.items():
+            out[:, j] = bracket_charge(notional[:, j], tab[:, 0], tab[:, 2 if maintenance else 1])
+        return out
+
+    def _charges(self, collateral: np.ndarray, positions: np.ndarray, netting: bool) -> Requirement:
+        collateral = np.atleast_2d(np.asarray(collateral, dtype=np.float64))
+        positions = np.atleast_2d(np.asarray(positions, dtype=np.float64))
+        if netting:
+            hedged = np.minimum(collateral, np.maximum(-positions, 0.0))
+        else:
+            hedged = np.zeros_like(collateral)
+        c = collateral - hedged
+        n = np.abs(positions) - hedged
+        hedge = self.model.hedge_rate * hedged  # type: ignore[attr-defined]
+        im = (self._collateral_charge(c, False) + self._position_charge(n, False) + hedge).sum(axis=1)
+        mm = (self._collateral_charge(c, True) + self._position_charge(n, True) + hedge).sum(axis=1)
+        return Requirement(im, mm)
+
+    def requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:
+        return self._charges(collateral, positions, self.model.netting)  # type: ignore[attr-defined]
+
+    def isolated_requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:
+        return self._charges(collateral, positions, netting=False)
+
+    def path(self, book: Book, eligible: np.ndarray | None = None) -> MarginPath:
+        """Constant rates: one requirement per account, broadcast over dates."""
+        book = book.align(self.panel.assets)
+        if eligible is None:
+            eligible = account_eligibility(self.panel.live, book)
+        req = self.account_requirement(0, book.collateral, book.positions, book.isolated)
+        im = np.where(eligible, req.initial[None, :], np.nan)
+        mm = np.where(eligible, req.maintenance[None, :], np.nan)
+        return MarginPath(self.model.label, self.panel.dates, book.account_ids, im, mm, eligible)
+
+
+def _tier_table(tiers: dict[str, np.ndarray] | None, assets: Sequence[str]) -> dict[int, np.ndarray]:
+    if not tiers:
+        return {}
+    out = {}
+    for j, a in enumerate(assets):
+        tab = tiers.get(a, tiers.get("default"))
+        if tab is not None:
+            out[j] = tab
+    return out
+

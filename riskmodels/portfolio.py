@@ -1,0 +1,346 @@
+"""The Book: P accounts over A assets, collateral and perpetual positions.
+
+Conventions (see README "Conventions")
+--------------------------------------
+* A Book stores **USD amounts** per account and asset: ``collateral[p, a]`` is
+  the USD value of spot asset ``a`` posted as collateral (>= 0), and
+  ``positions[p, a]`` the signed USD notional of a linear perpetual on ``a``
+  (long > 0). ``cash[p]`` is the USD stablecoin balance (the numeraire: no
+  price risk, no haircut; negative cash is a USD loan against collateral).
+* The coverage backtest holds each account at these USD amounts every day
+  (constant notional, the hypothetical-portfolio convention of CCP backtests),
+  so margin per unit of notional is comparable across years.
+* The account simulation converts the amounts to quantities at each (re)opening
+  (``quantity = amount / close``) and then holds quantities fixed until the
+  account is liquidated. :meth:`Book.from_quantities` builds a Book from
+  quantities at a date's prices.
+* ``isolated[p]`` marks accounts margined per position (the requirement is the
+  sum of each holding's stand-alone requirement); the default is cross margin.
+
+The USD value of the account's assets is ``cash + sum(collateral)``; perps
+carry no value at opening (their P&L accrues to equity as prices move).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+CASH = "USD"
+
+
+@dataclass(frozen=True, eq=False)
+class Book:
+    """P accounts x A assets of collateral and perp positions (USD amounts).
+
+    Parameters
+    ----------
+    assets : tuple of str
+        Asset symbols, the column order of ``collateral`` and ``positions``.
+    collateral : numpy.ndarray
+        ``(P, A)`` USD value of spot collateral, >= 0.
+    positions : numpy.ndarray
+        ``(P, A)`` signed USD notional of perpetual positions.
+    cash : numpy.ndarray, optional
+        ``(P,)`` USD stablecoin balance; default 0.
+    isolated : numpy.ndarray, optional
+        ``(P,)`` bool, True for isolated-margin accounts; default all cross.
+    account_ids : tuple of str, optional
+        Names of the accounts; default ``"acct0000"``...
+    """
+
+    assets: tuple[str, ...]
+    collateral: np.ndarray
+    positions: np.ndarray
+    cash: np.ndarray | None = None
+    isolated: np.ndarray | None = None
+    account_ids: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        assets = tuple(str(a) for a in self.assets)
+        object.__setattr__(self, "assets", assets)
+        if CASH in assets:
+            raise ValueError(f"'{CASH}' is the cash numeraire: hold it in `cash`, not as an asset column")
+        coll = np.atleast_2d(np.asarray(self.collateral, dtype=np.float64))
+        pos = np.atleast_2d(np.asarray(self.positions, dtype=np.float64))
+        if coll.shape != pos.shape or coll.shape[1] != len(assets):
+            raise ValueError(
+                f"collateral {coll.shape} and positions {pos.shape} must both be (accounts, {len(assets)} assets)"
+            )
+        n = coll.shape[0]
+        for name, arr in (("collateral", coll), ("positions", pos)):
+            if not np.isfinite(arr).all():
+                p, a = np.argwhere(~np.isfinite(arr))[0]
+                raise ValueError(f"Book.{name} is not finite for account {p}, asset {assets[a]}")
+        if (coll < 0).any():
+            p, a = np.argwhere(coll < 0)[0]
+            raise ValueError(
+                f"Book.collateral is negative ({coll[p, a]}) for account {p}, asset {assets[a]}: "
+                "collateral is spot held; use a short perp position for short exposure"
+            )
+        cash = np.zeros(n) if self.cash is None else np.asarray(self.cash, dtype=np.float64).reshape(n)
+        iso = np.zeros(n, dtype=bool) if self.isolated is None else np.asarray(self.isolated, dtype=bool).reshape(n)
+        ids = self.account_ids or tuple(f"acct{p:04d}" for p in range(n))
+        if len(ids) != n:
+            raise ValueError(f"{len(ids)} account_ids for {n} accounts")
+        for name, arr in (("collateral", coll), ("positions", pos), ("cash", cash), ("isolated", iso)):
+            arr.setflags(write=False)
+            object.__setattr__(self, name, arr)
+        object.__setattr__(self, "account_ids", tuple(ids))
+
+    # ------------------------------------------------------------- measures
+    @property
+    def n_accounts(self) -> int:
+        return self.collateral.shape[0]
+
+    @property
+    def n_assets(self) -> int:
+        return len(self.assets)
+
+    @property
+    def exposure(self) -> np.ndarray:
+        """``(P, A)`` net USD delta per asset: collateral + perp notional."""
+        return self.collateral + self.positions
+
+    @property
+    def gross_notional(self) -> np.ndarray:
+        """``(P,)`` sum of |perp notional| + collateral value (the denominator of margin rates)."""
+        return np.abs(self.positions).sum(axis=1) + self.collateral.sum(axis=1)
+
+    @property
+    def position_notional(self) -> np.ndarray:
+        """``(P,)`` sum of |perp notional|."""
+        return np.abs(self.positions).sum(axis=1)
+
+    @property
+    def net_notional(self) -> np.ndarray:
+        """``(P,)`` net USD delta over all assets."""
+        return self.exposure.sum(axis=1)
+
+    @property
+    def equity(self) -> np.ndarray:
+        """``(P,)`` cash + collateral value (perps carry no value at the reference prices)."""
+        return self.cash + self.collateral.sum(axis=1)
+
+    def held(self) -> np.ndarray:
+        """``(P, A)`` bool: the account holds collateral or a position in the asset."""
+        return (self.collateral != 0) | (self.positions != 0)
+
+    # ------------------------------------------------------------- building
+    def align(self, assets: Sequence[str]) -> Book:
+        """The same accounts with columns in the order of ``assets``.
+
+        Assets the Book does not hold get zero columns; a held asset missing
+        from ``assets`` raises (it would silently drop exposure).
+        """
+        assets = tuple(assets)
+        pos = {a: i for i, a in enumerate(assets)}
+        held_cols = np.flatnonzero(self.held().any(axis=0))
+        missing = [self.assets[j] for j in held_cols if self.assets[j] not in pos]
+        if missing:
+            raise KeyError(f"the book holds assets the panel lacks: {missing}; load them or remove them")
+        coll = np.zeros((self.n_accounts, len(assets)))
+        perp = np.zeros_like(coll)
+        for j, a in enumerate(self.assets):
+            if a in pos:
+                coll[:, pos[a]] = self.collateral[:, j]
+                perp[:, pos[a]] = self.positions[:, j]
+        return Book(assets, coll, perp, self.cash, self.isolated, self.account_ids)
+
+    def subset(self, accounts: np.ndarray | Sequence[int]) -> Book:
+        idx = np.asarray(accounts)
+        return Book(
+            self.assets,
+            self.collateral[idx],
+            self.positions[idx],
+            self.cash[idx],
+            self.isolated[idx],
+            tuple(np.asarray(self.account_ids, dtype=object)[idx]),
+        )
+
+    def scaled(self, factor: float | np.ndarray) -> Book:
+        """Every amount multiplied by ``factor`` (scalar or per account)."""
+        f = np.asarray(factor, dtype=np.float64)
+        fa = f[:, None] if f.ndim == 1 else f
+        return Book(
+            self.assets, self.collateral * fa, self.positions * fa, self.cash * f, self.isolated, self.account_ids
+        )
+
+    @classmethod
+    def from_quantities(
+        cls,
+        assets: Sequence[str],
+        collateral_qty: np.ndarray,
+        position_qty: np.ndarray,
+        prices: np.ndarray,
+        **kwargs: object,
+    ) -> Book:
+        """A Book from quantities valued at ``prices`` (one price per asset)."""
+        p = np.asarray(prices, dtype=np.float64)
+        return cls(tuple(assets), np.asarray(collateral_qty) * p, np.asarray(position_qty) * p, **kwargs)  # type: ignore[arg-type]
+
+    def to_frame(self) -> pd.DataFrame:
+        """Long table: account, asset, kind (collateral/position/cash), usd."""
+        rows = []
+        for p, acct in enumerate(self.account_ids):
+            if self.cash[p] != 0:
+                rows.append((acct, CASH, "cash", self.cash[p], bool(self.isolated[p])))
+            for j, a in enumerate(self.assets):
+                if self.collateral[p, j] != 0:
+                    rows.append((acct, a, "collateral", self.collateral[p, j], bool(self.isolated[p])))
+                if self.positions[p, j] != 0:
+                    rows.append((acct, a, "position", self.positions[p, j], bool(self.isolated[p])))
+        return pd.DataFrame(rows, columns=["account", "asset", "kind", "usd", "isolated"])
+
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame) -> Book:
+        """Inverse of :meth:`to_frame` (columns account, asset, kind, usd[, isolated])."""
+        need = {"account", "asset", "kind", "usd"}
+        cols = {c.lower(): c for c in df.columns}
+        missing = need - set(cols)
+        if missing:
+            raise ValueError(f"book table lacks columns {sorted(missing)}; it needs {sorted(need)}")
+        df = df.rename(columns={v: k for k, v in cols.items()})
+        kinds = set(df["kind"].str.lower())
+        bad = kinds - {"collateral", "position", "cash"}
+        if bad:
+            raise ValueError(f"book table: unknown kind(s) {sorted(bad)}; use collateral, position or cash")
+        accounts = tuple(dict.fromkeys(df["account"].astype(str)))
+        assets = tuple(sorted(set(df.loc[df["kind"].str.lower() != "cash", "asset"].astype(str))))
+        ai = {a: i for i, a in enumerate(accounts)}
+        si = {a: i for i, a in enumerate(assets)}
+        coll = np.zeros((len(accounts), len(assets)))
+        pos = np.zeros_like(coll)
+        cash = np.zeros(len(accounts))
+        iso = np.zeros(len(accounts), dtype=bool)
+        for r in df.itertuples(index=False):
+            p = ai[str(r.account)]
+            kind = str(r.kind).lower()
+            if kind == "cash":
+                cash[p] += float(r.usd)
+            elif kind == "collateral":
+                coll[p, si[str(r.asset)]] += float(r.usd)
+            else:
+                pos[p, si[str(r.asset)]] += float(r.usd)
+            if "isolated" in df.columns:
+                iso[p] = bool(r.isolated)
+        return cls(assets, coll, pos, cash, iso, accounts)
+
+    @classmethod
+    def read(cls, path: str | Path) -> Book:
+        """Read a book from CSV (long table) or TOML (``[[account]]`` tables).
+
+        TOML layout::
+
+            [[account]]
+            id = "alice"
+            isolated = false
+            cash = 10000
+            collateral = { BTC = 20000, ETH = 5000 }
+            positions = { BTC = -15000, SOL = 8000 }
+        """
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"book file not found: {path}")
+        if path.suffix.lower() == ".csv":
+            return cls.from_frame(pd.read_csv(path))
+        if path.suffix.lower() == ".toml":
+            with path.open("rb") as fh:
+                doc = tomllib.load(fh)
+            rows = []
+            for k, acct in enumerate(doc.get("account", [])):
+                aid = str(acct.get("id", f"acct{k:04d}"))
+                iso = bool(acct.get("isolated", False))
+                if acct.get("cash"):
+                    rows.append((aid, CASH, "cash", float(acct["cash"]), iso))
+                for kind, key in (("collateral", "collateral"), ("position", "positions")):
+                    for a, usd in acct.get(key, {}).items():
+                        rows.append((aid, a, kind, float(usd), iso))
+            if not rows:
+                raise ValueError(f"{path}: no [[account]] entries with holdings")
+            return cls.from_frame(pd.DataFrame(rows, columns=["account", "asset", "kind", "usd", "isolated"]))
+        raise ValueError(f"{path}: a book file must be .csv or .toml")
+
+    def __repr__(self) -> str:
+        return (
+            f"Book({self.n_accounts} accounts x {self.n_assets} assets, "
+            f"{int(self.isolated.sum())} isolated, gross notional {self.gross_notional.sum():,.0f} USD)"
+        )
+
+
+def generate_book(
+    assets: Sequence[str],
+    n_accounts: int = 1000,
+    *,
+    seed: int = 0,
+    positions_per_account: tuple[int, int] = (1, 4),
+    long_probability: float = 0.6,
+    median_notional: float = 50_000.0,
+    notional_sigma: float = 1.0,
+    collateral_share: tuple[float, float] = (0.0, 0.8),
+    collateral_assets: Sequence[str] = ("BTC", "ETH"),
+    leverage_median: float = 5.0,
+    leverage_sigma: float = 0.6,
+    leverage_range: tuple[float, float] = (1.0, 20.0),
+    isolated_share: float = 0.1,
+    major_weight: float = 3.0,
+    majors: Sequence[str] = ("BTC", "ETH"),
+) -> Book:
+    """A seeded book of realistic cross-margined perp accounts.
+
+    Each account holds ``k ~ U{positions_per_account}`` perps on distinct
+    assets (majors drawn ``major_weight`` times as often), long with
+    probability ``long_probability``, with log-normal notional (median
+    ``median_notional``, log-sd ``notional_sigma``) split at random across its
+    positions. Its equity at the reference prices is ``gross perp notional /
+    leverage``, leverage log-normal (median ``leverage_median``) clipped to
+    ``leverage_range``; a share ``U(collateral_share)`` of that equity is spot
+    collateral in ``collateral_assets`` (those in ``assets``), the rest cash.
+
+    The backtest re-sizes cash at each opening so that equity equals initial
+    margin x (1 + cushion); the generated cash matters only for a book used
+    as-is (e.g. a coverage backtest of a given book).
+    """
+    if n_accounts < 1:
+        raise ValueError(f"n_accounts must be >= 1, got {n_accounts}")
+    assets = tuple(assets)
+    lo, hi = positions_per_account
+    hi = min(hi, len(assets))  # a small universe caps the positions per account
+    if not 1 <= lo <= hi:
+        raise ValueError(
+            f"positions_per_account={positions_per_account} must satisfy 1 <= lo <= hi <= {len(assets)} assets"
+        )
+    if not 0 <= long_probability <= 1:
+        raise ValueError(f"long_probability must be in [0, 1], got {long_probability}")
+    if not 0 <= collateral_share[0] <= collateral_share[1] <= 1:
+        raise ValueError(f"collateral_share must be 0 <= lo <= hi <= 1, got {collateral_share}")
+    rng = np.random.default_rng(seed)
+    A = len(assets)
+    w = np.array([major_weight if a in set(majors) else 1.0 for a in assets])
+    w = w / w.sum()
+    k = rng.integers(lo, hi + 1, size=n_accounts)
+    total = median_notional * np.exp(notional_sigma * rng.standard_normal(n_accounts))
+    pos = np.zeros((n_accounts, A))
+    for p in range(n_accounts):  # generation only, not a hot path
+        cols = rng.choice(A, size=k[p], replace=False, p=w)
+        split = rng.dirichlet(np.ones(k[p]))
+        sign = np.where(rng.random(k[p]) < long_probability, 1.0, -1.0)
+        pos[p, cols] = sign * split * total[p]
+    lev = np.clip(leverage_median * np.exp(leverage_sigma * rng.standard_normal(n_accounts)), *leverage_range)
+    equity = np.abs(pos).sum(axis=1) / lev
+    share = rng.uniform(*collateral_share, size=n_accounts)
+    coll_cols = [assets.index(a) for a in collateral_assets if a in assets]
+    coll = np.zeros_like(pos)
+    if coll_cols:
+        split = rng.dirichlet(np.ones(len(coll_cols)), size=n_accounts)
+        coll[:, coll_cols] = (share * equity)[:, None] * split
+        cash = equity - coll.sum(axis=1)
+    else:
+        cash = equity
+    iso = rng.random(n_accounts) < isolated_share
+    return Book(assets, coll, pos, cash, iso)
