@@ -1,0 +1,158 @@
+"""Metrics registry: one small function per number, tagged.
+
+Each metric takes a :class:`~riskmodels.backtest.result.ModelResult` and
+returns a float. Tags group them in tables: ``capital`` (capital efficiency),
+``liquidation`` (liquidation frequency and losses), ``coverage`` (breaches).
+
+Definitions (all amounts USD, years of 365 days):
+
+* ``mean_im_per_notional`` - mean over valid (date, account) cells of
+  ``IM[t, p] / G[p]`` with ``G`` the gross notional (sum |perp| + collateral);
+* ``p95_im_per_notional`` - the 95th percentile of the same ratio;
+* ``implied_max_leverage`` - ``1 / mean_im_per_notional``: the gross exposure
+  one dollar of initial margin supports on average;
+* ``liquidations_per_account_year`` - liquidations / (open account-days / 365);
+* ``share_ever_liquidated`` - accounts liquidated at least once / accounts opened;
+* ``breach_rate`` (and ``_long``, ``_short``) - coverage exceptions / observations;
+* ``bad_debt_per_notional`` - total bad debt / notional-years, where
+  notional-years = sum over open account-days of perp notional / 365
+  (reported in basis points: bad debt per 10,000 USD of notional held a year);
+* ``penalty_per_notional`` - liquidation penalties paid, same denominator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from riskmodels.backtest.result import ModelResult
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A named, tagged metric with its display format."""
+
+    name: str
+    label: str
+    func: Callable[[ModelResult], float]
+    tags: tuple[str, ...]
+    fmt: str
+    better: str  # "lower", "higher" or "" (no direction)
+    description: str
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def metric(
+    name: str, label: str, *, tags: tuple[str, ...], fmt: str = "{:.4f}", better: str = "", description: str = ""
+) -> Callable[[Callable[[ModelResult], float]], Callable[[ModelResult], float]]:
+    """Register ``func`` as a metric (decorator)."""
+
+    def deco(func: Callable[[ModelResult], float]) -> Callable[[ModelResult], float]:
+        if name in METRICS:
+            raise ValueError(f"metric {name!r} is already registered")
+        METRICS[name] = Metric(name, label, func, tags, fmt, better, description or (func.__doc__ or "").strip())
+        return func
+
+    return deco
+
+
+def metrics_with(tag: str | None = None) -> list[Metric]:
+    """Registered metrics, optionally only those carrying ``tag``."""
+    return [m for m in METRICS.values() if tag is None or tag in m.tags]
+
+
+def _im_ratio(r: ModelResult) -> np.ndarray:
+    valid = r.coverage.valid
+    g = r.gross_notional[None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = r.path.initial / g
+    return ratio[valid & (g > 0)]
+
+
+@metric("mean_im_per_notional", "IM / notional (mean)", tags=("capital",), fmt="{:.2%}", better="lower")
+def mean_im_per_notional(r: ModelResult) -> float:
+    """Mean initial margin per unit of gross notional."""
+    x = _im_ratio(r)
+    return float(x.mean()) if x.size else float("nan")
+
+
+@metric("p95_im_per_notional", "IM / notional (P95)", tags=("capital",), fmt="{:.2%}", better="lower")
+def p95_im_per_notional(r: ModelResult) -> float:
+    """95th percentile of initial margin per unit of gross notional."""
+    x = _im_ratio(r)
+    return float(np.percentile(x, 95)) if x.size else float("nan")
+
+
+@metric("implied_max_leverage", "max leverage (x)", tags=("capital",), fmt="{:.1f}", better="higher")
+def implied_max_leverage(r: ModelResult) -> float:
+    """Gross notional supported per unit of initial margin: 1 / mean(IM / notional)."""
+    m = mean_im_per_notional(r)
+    return 1.0 / m if m > 0 else float("inf")
+
+
+@metric("liquidations_per_account_year", "liq. / acct-year", tags=("liquidation",), fmt="{:.3f}", better="lower")
+def liquidations_per_account_year(r: ModelResult) -> float:
+    """Liquidations divided by open account-years."""
+    sim = r.simulation
+    return len(sim.liquidations) / sim.account_years if sim.account_days else float("nan")
+
+
+@metric("share_ever_liquidated", "accts ever liq.", tags=("liquidation",), fmt="{:.1%}", better="lower")
+def share_ever_liquidated(r: ModelResult) -> float:
+    """Share of opened accounts liquidated at least once."""
+    sim = r.simulation
+    opened = np.unique(sim.openings["account"]).size
+    return np.unique(sim.liquidations["account"]).size / opened if opened else float("nan")
+
+
+@metric("breach_rate", "breach rate", tags=("coverage",), fmt="{:.2%}", better="lower")
+def breach_rate(r: ModelResult) -> float:
+    """Share of (date, account) cells where the MPOR loss exceeded the margin."""
+    return r.coverage.breach_rate
+
+
+def _side_rate(r: ModelResult, side: str) -> float:
+    n, x = r.coverage.by_side()[side]
+    return x / n if n else float("nan")
+
+
+@metric("breach_rate_long", "breach (long)", tags=("coverage",), fmt="{:.2%}", better="lower")
+def breach_rate_long(r: ModelResult) -> float:
+    """Breach rate of net-long accounts (losses from falling prices)."""
+    return _side_rate(r, "long")
+
+
+@metric("breach_rate_short", "breach (short)", tags=("coverage",), fmt="{:.2%}", better="lower")
+def breach_rate_short(r: ModelResult) -> float:
+    """Breach rate of net-short accounts (losses from rising prices)."""
+    return _side_rate(r, "short")
+
+
+def _notional_years(r: ModelResult) -> float:
+    return float(np.nansum(r.simulation.notional, dtype=np.float64)) / 365.0
+
+
+@metric("bad_debt_per_notional", "bad debt (bp/yr)", tags=("liquidation",), fmt="{:.3f}", better="lower")
+def bad_debt_per_notional(r: ModelResult) -> float:
+    """Bad debt in basis points of perp notional held for a year."""
+    ny = _notional_years(r)
+    return 1e4 * float(r.simulation.liquidations["bad_debt"].sum()) / ny if ny else float("nan")
+
+
+@metric("penalty_per_notional", "penalty (bp/yr)", tags=("liquidation",), fmt="{:.2f}", better="")
+def penalty_per_notional(r: ModelResult) -> float:
+    """Liquidation penalties paid, basis points of perp notional held for a year."""
+    ny = _notional_years(r)
+    return 1e4 * float(r.simulation.liquidations["penalty"].sum()) / ny if ny else float("nan")
+
+
+@metric("bad_debt_usd", "bad debt (USD)", tags=("liquidation",), fmt="{:,.0f}", better="lower")
+def bad_debt_usd(r: ModelResult) -> float:
+    """Total bad debt over the simulation."""
+    return float(r.simulation.liquidations["bad_debt"].sum())

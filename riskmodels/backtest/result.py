@@ -1,0 +1,107 @@
+"""Backtest results as objects: per model, and the comparison across models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from riskmodels.backtest.coverage import CoverageResult
+from riskmodels.backtest.metrics import METRICS, Metric, metrics_with
+from riskmodels.backtest.simulation import SimulationResult
+from riskmodels.data.panel import PricePanel
+from riskmodels.margin.base import MarginModel, MarginPath
+from riskmodels.portfolio import Book
+from riskmodels.report.table import Table
+
+
+@dataclass(eq=False)
+class ModelResult:
+    """Everything one margin model produced on the book: path, coverage, simulation."""
+
+    model: MarginModel
+    path: MarginPath
+    coverage: CoverageResult
+    simulation: SimulationResult
+    gross_notional: np.ndarray  # (P,)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.model.label
+
+    @cached_property
+    def metrics(self) -> dict[str, float]:
+        """All registered metrics, computed once."""
+        return {name: m.func(self) for name, m in METRICS.items()}
+
+
+@dataclass(eq=False)
+class BacktestResult:
+    """The comparison of several margin models on one book and one panel."""
+
+    panel: PricePanel
+    book: Book
+    results: dict[str, ModelResult]
+    config: dict[str, Any]
+    start: int
+    end: int
+
+    @property
+    def models(self) -> list[str]:
+        return list(self.results)
+
+    def metrics_frame(self, tag: str | None = None) -> pd.DataFrame:
+        """Models x metrics (raw numbers)."""
+        ms = metrics_with(tag)
+        data = {m.name: [self.results[k].metrics[m.name] for k in self.results] for m in ms}
+        return pd.DataFrame(data, index=pd.Index(self.models, name="model"))
+
+    def summary(self, tag: str | None = None) -> Table:
+        """The models x metrics table for the terminal, notebooks and reports."""
+        ms: list[Metric] = metrics_with(tag)
+        df = self.metrics_frame(tag)
+        df.columns = [m.label for m in ms]
+        d0, d1 = self.panel.dates[self.start].date(), self.panel.dates[self.end].date()
+        title = (
+            f"{self.book.n_accounts} accounts, {self.panel.n_assets} assets, {d0}..{d1}, "
+            f"MPOR {self.config.get('backtest', {}).get('mpor', '?')} days"
+        )
+        return Table(df, title, {m.label: m.fmt for m in ms})
+
+    def _repr_html_(self) -> str:
+        return self.summary().to_html()
+
+    def __str__(self) -> str:
+        return str(self.summary())
+
+    def margin_over_time(self, which: str = "initial") -> pd.DataFrame:
+        """Dates x models: total margin / total gross notional of the accounts priced that day."""
+        out = {}
+        for name, r in self.results.items():
+            arr = getattr(r.path, which)
+            valid = r.path.eligible & np.isfinite(arr)
+            g = np.where(valid, r.gross_notional[None, :], 0.0).sum(axis=1)
+            m = np.where(valid, arr, 0.0).sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[name] = np.where(g > 0, m / g, np.nan)
+        df = pd.DataFrame(out, index=self.panel.dates)
+        return df.iloc[self.start : self.end + 1]
+
+    def events(self) -> pd.DataFrame:
+        """All liquidation events of all models."""
+        frames = [r.simulation.events_frame() for r in self.results.values()]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def margin_paths(self) -> pd.DataFrame:
+        """Tidy table of every model's margin path (eligible cells)."""
+        frames = [r.path.long_frame() for r in self.results.values()]
+        df = pd.concat(frames, ignore_index=True)
+        df["account"] = df["account"].astype("category")
+        df["model"] = df["model"].astype("category")
+        df["initial"] = df["initial"].astype(np.float32)
+        df["maintenance"] = df["maintenance"].astype(np.float32)
+        return df

@@ -1,0 +1,312 @@
+"""Account simulation: open at IM x (1 + cushion), mark daily, liquidate, re-enter.
+
+Rules (each a documented choice; README "Conventions")
+------------------------------------------------------
+* **Opening** at date t (close): quantities ``q = amount / C[t]`` for the
+  book's collateral and perp amounts; perps enter at ``C[t]``; cash is set so
+  that equity = ``IM_t x (1 + cushion)`` (cash may be negative: a USD loan
+  against collateral). The book's own cash is ignored: the model decides how
+  much capital the account must bring, which is what makes models comparable.
+* **Equity** ``E = cash + sum q_coll * P + sum q_perp * (P - entry)``.
+* **Intraday check** on day t: every asset at its adverse extreme for the
+  account - the low where the account's net quantity (collateral + perp) is
+  long, the high where it is short. For books long some assets and short
+  others this assumes all extremes happen at once: a conservative upper bound
+  on the intraday drawdown (the true path is unknown from daily bars). The
+  maintenance requirement there uses the model's state of t-1 (margin is set
+  at the previous close) on the holdings valued at the adverse prices.
+* **Close check** on day t: equity at the close against the maintenance
+  margin the model sets at t.
+* **Liquidation** closes the whole account at the trigger prices with
+  slippage against the trade (sell at ``P(1 - s)``, buy back at ``P(1 + s)``),
+  then charges a penalty ``pi x perp notional`` out of what is left. A positive
+  remainder returns to the trader; a negative remainder is **bad debt**.
+* **Re-entry**: ``reentry_days = N`` re-opens the account's book N days later
+  (at the then prices and requirement); ``None`` keeps it closed.
+* An account opens on the first date >= start when every asset it holds is
+  eligible (live with ``min_history`` returns); an asset that stops trading
+  while held closes the account at its last close with no penalty
+  (event ``delisted``).
+
+The loop runs over dates; every step is vectorised over accounts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from riskmodels.data.panel import PricePanel
+from riskmodels.margin.base import FittedMargin, account_eligibility
+from riskmodels.portfolio import Book
+
+TRIGGERS = ("intraday", "close", "delisted")
+
+EVENT_DTYPE = np.dtype(
+    [
+        ("account", np.int32),
+        ("t", np.int32),
+        ("trigger", np.int8),  # index into TRIGGERS
+        ("equity", np.float64),  # at trigger prices, before slippage
+        ("maintenance", np.float64),
+        ("notional", np.float64),  # gross perp notional at trigger prices
+        ("slippage", np.float64),
+        ("penalty", np.float64),
+        ("bad_debt", np.float64),
+        ("returned", np.float64),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class LiquidationPolicy:
+    """How accounts are opened, liquidated and re-opened.
+
+    Parameters
+    ----------
+    cushion : float
+        Opening equity = initial margin x (1 + cushion); >= 0. Default 0.5.
+    slippage : float
+        Execution slippage against each closing trade, fraction of price, [0, 0.5).
+    penalty : float
+        Liquidation penalty, fraction of perp notional, [0, 0.5) (dYdX caps
+        its fee at 1.5%, Derive charges 5%; METHODOLOGY.md 6.1). Default 1%.
+    reentry_days : int or None
+        Days after a liquidation before the account re-opens; None = never.
+    intraday : bool
+        Check the adverse intraday extreme (default) or only the close.
+    """
+
+    cushion: float = 0.5
+    slippage: float = 0.002
+    penalty: float = 0.01
+    reentry_days: int | None = 5
+    intraday: bool = True
+
+    def __post_init__(self) -> None:
+        if not (self.cushion >= 0 and np.isfinite(self.cushion)):
+            raise ValueError(f"cushion={self.cushion} must be >= 0")
+        if not 0 <= self.slippage < 0.5:
+            raise ValueError(f"slippage={self.slippage} must be in [0, 0.5)")
+        if not 0 <= self.penalty < 0.5:
+            raise ValueError(f"penalty={self.penalty} must be in [0, 0.5)")
+        if self.reentry_days is not None and int(self.reentry_days) < 1:
+            raise ValueError(f"reentry_days={self.reentry_days} must be >= 1 or None (never re-open)")
+
+
+@dataclass(frozen=True, eq=False)
+class SimulationResult:
+    """Events and daily state of the account simulation of one model."""
+
+    model: str
+    dates: pd.DatetimeIndex
+    account_ids: tuple[str, ...]
+    events: np.ndarray  # EVENT_DTYPE records
+    is_open: np.ndarray  # (T, P) bool, open at the close of t
+    equity: np.ndarray  # (T, P) float32, NaN when closed
+    maintenance: np.ndarray  # (T, P) float32, NaN when closed
+    initial: np.ndarray  # (T, P) float32, NaN when closed
+    notional: np.ndarray  # (T, P) float32 gross perp notional, NaN when closed
+    openings: np.ndarray  # (n_open,) records: account, t, notional
+    start: int
+    end: int
+    policy: LiquidationPolicy = field(default_factory=LiquidationPolicy)
+
+    @cached_property
+    def liquidations(self) -> np.ndarray:
+        """Events that are liquidations (not delistings)."""
+        return self.events[self.events["trigger"] < 2]
+
+    @property
+    def account_days(self) -> int:
+        return int(self.is_open.sum())
+
+    @property
+    def account_years(self) -> float:
+        return self.account_days / 365.0
+
+    def events_frame(self) -> pd.DataFrame:
+        ev = self.events
+        return pd.DataFrame(
+            {
+                "date": self.dates[ev["t"]],
+                "account": np.asarray(self.account_ids, dtype=object)[ev["account"]],
+                "trigger": np.asarray(TRIGGERS, dtype=object)[ev["trigger"]],
+                "equity": ev["equity"],
+                "maintenance": ev["maintenance"],
+                "notional": ev["notional"],
+                "slippage": ev["slippage"],
+                "penalty": ev["penalty"],
+                "bad_debt": ev["bad_debt"],
+                "returned": ev["returned"],
+                "model": self.model,
+            }
+        )
+
+
+def simulate_accounts(
+    fitted: FittedMargin,
+    book: Book,
+    policy: LiquidationPolicy,
+    *,
+    start: int,
+    end: int | None = None,
+    asset_ok: np.ndarray | None = None,
+) -> SimulationResult:
+    """Walk the accounts of ``book`` forward from date index ``start`` to ``end``.
+
+    Parameters
+    ----------
+    fitted : FittedMargin
+        The margin model fitted on the panel (its ``panel`` gives prices).
+    book : Book
+        Account templates (USD amounts at each opening).
+    policy : LiquidationPolicy
+    start, end : int
+        First and last date index (inclusive) of the simulation.
+    asset_ok : numpy.ndarray, optional
+        ``(T, A)`` bool of assets a new account may hold (default: live).
+    """
+    panel = fitted.panel
+    book = book.align(panel.assets)
+    T, A = panel.n_dates, panel.n_assets
+    end = T - 1 if end is None else min(end, T - 1)
+    if not 0 <= start <= end:
+        raise ValueError(f"simulation needs 0 <= start <= end < {T}, got start={start}, end={end}")
+    P = book.n_accounts
+    C, H, L = panel.close, panel.high, panel.low
+    ok = account_eligibility(panel.live if asset_ok is None else asset_ok, book)  # (T, P)
+    coll_t, pos_t = book.collateral, book.positions
+    held = book.held()
+    iso = book.isolated
+    s, pen, k = policy.slippage, policy.penalty, policy.cushion
+
+    q_coll = np.zeros((P, A))
+    q_pos = np.zeros((P, A))
+    entry = np.zeros((P, A))
+    cash = np.zeros(P)
+    is_open = np.zeros(P, dtype=bool)
+    reopen_at = np.full(P, start, dtype=np.int64)  # first attempt at start
+
+    nan32 = np.float32(np.nan)
+    out_open = np.zeros((T, P), dtype=bool)
+    out_eq = np.full((T, P), nan32, dtype=np.float32)
+    out_mm = np.full((T, P), nan32, dtype=np.float32)
+    out_im = np.full((T, P), nan32, dtype=np.float32)
+    out_not = np.full((T, P), nan32, dtype=np.float32)
+    events: list[np.ndarray] = []
+    openings: list[tuple[np.ndarray, int, np.ndarray]] = []
+
+    def close_out(rows: np.ndarray, t: int, px: np.ndarray, trigger: int, mm: np.ndarray) -> None:
+        """Liquidate ``rows`` at prices ``px`` (len(rows), A) and record events."""
+        qc, qp, en = q_coll[rows], q_pos[rows], entry[rows]
+        eq = cash[rows] + (qc * px).sum(1) + (qp * (px - en)).sum(1)
+        notional = (np.abs(qp) * px).sum(1)
+        if trigger == 2:  # delisting: closed at the last close, no costs
+            slip = np.zeros(len(rows))
+            penalty = np.zeros(len(rows))
+        else:
+            slip = s * ((np.abs(qp) + qc) * px).sum(1)
+            penalty = np.minimum(pen * notional, np.maximum(eq - slip, 0.0))
+        remainder = eq - slip
+        bad = np.maximum(-remainder, 0.0)
+        returned = np.maximum(remainder - penalty, 0.0)
+        rec = np.empty(len(rows), dtype=EVENT_DTYPE)
+        rec["account"], rec["t"], rec["trigger"] = rows, t, trigger
+        rec["equity"], rec["maintenance"], rec["notional"] = eq, mm, notional
+        rec["slippage"], rec["penalty"], rec["bad_debt"], rec["returned"] = slip, penalty, bad, returned
+        events.append(rec)
+        is_open[rows] = False
+        q_coll[rows] = 0.0
+        q_pos[rows] = 0.0
+        cash[rows] = 0.0
+        if trigger == 2 or policy.reentry_days is None:
+            reopen_at[rows] = -1
+        else:
+            reopen_at[rows] = t + int(policy.reentry_days)
+
+    for t in range(start, end + 1):
+        c = C[t]
+        # -- a held asset stopped trading: close at its last close, no penalty
+        if is_open.any():
+            gone = is_open & ((held & ~np.isfinite(c)).any(axis=1))
+            if gone.any():
+                rows = np.flatnonzero(gone)
+                last = np.where(np.isfinite(C[t - 1]), C[t - 1], 0.0)
+                close_out(rows, t, np.broadcast_to(last, (len(rows), A)), 2, np.full(len(rows), np.nan))
+        # -- intraday adverse extreme, margin state of t-1
+        if policy.intraday and t > start and is_open.any():
+            rows = np.flatnonzero(is_open)
+            net = q_coll[rows] + q_pos[rows]
+            px = np.where(net > 0, L[t], np.where(net < 0, H[t], c))
+            px = np.where(np.isfinite(px), px, c)
+            eq = cash[rows] + (q_coll[rows] * px).sum(1) + (q_pos[rows] * (px - entry[rows])).sum(1)
+            mm = fitted.account_requirement(t - 1, q_coll[rows] * px, q_pos[rows] * px, iso[rows]).maintenance
+            hit = eq < mm
+            if hit.any():
+                close_out(rows[hit], t, px[hit], 0, mm[hit])
+        # -- re-openings at today's close
+        want = (~is_open) & (reopen_at >= 0) & (reopen_at <= t) & ok[t]
+        # -- close: requirement for open accounts and for those opening today
+        rows = np.flatnonzero(is_open | want)
+        if len(rows):
+            new = want[rows]
+            qc = np.where(new[:, None], coll_t[rows] / np.where(held[rows], c, 1.0), q_coll[rows])
+            qp = np.where(new[:, None], pos_t[rows] / np.where(held[rows], c, 1.0), q_pos[rows])
+            cx = np.where(held[rows], qc * c, 0.0)
+            px_ = np.where(held[rows], qp * c, 0.0)
+            req = fitted.account_requirement(t, cx, px_, iso[rows])
+            # open the new accounts
+            nr = rows[new]
+            if len(nr):
+                q_coll[nr] = qc[new]
+                q_pos[nr] = qp[new]
+                entry[nr] = np.where(held[nr], c, 0.0)
+                cash[nr] = (1.0 + k) * req.initial[new] - cx[new].sum(1)
+                is_open[nr] = True
+                openings.append((nr, t, np.abs(px_[new]).sum(1)))
+            # close check for accounts open before today
+            old = rows[~new]
+            if len(old):
+                cc = np.where(held[old], c, 0.0)
+                eq_old = cash[old] + (q_coll[old] * cc).sum(1) + (q_pos[old] * (cc - entry[old])).sum(1)
+                hit = eq_old < req.maintenance[~new]
+                if hit.any():
+                    close_out(old[hit], t, np.broadcast_to(cc, (len(old), A))[hit], 1, req.maintenance[~new][hit])
+            still = is_open[rows]
+            r_open = rows[still]
+            out_im[t, r_open] = req.initial[still]
+            out_mm[t, r_open] = req.maintenance[still]
+            out_not[t, r_open] = np.abs(px_[still]).sum(1)
+        # -- record the state at the close
+        if is_open.any():
+            r = np.flatnonzero(is_open)
+            cc = np.where(held[r], c, 0.0)
+            out_eq[t, r] = cash[r] + (q_coll[r] * cc).sum(1) + (q_pos[r] * (cc - entry[r])).sum(1)
+            out_open[t, r] = True
+
+    ev = np.concatenate(events) if events else np.empty(0, dtype=EVENT_DTYPE)
+    ev = ev[np.lexsort((ev["account"], ev["t"]))]
+    op_dtype = np.dtype([("account", np.int32), ("t", np.int32), ("notional", np.float64)])
+    if openings:
+        op = np.concatenate([np.rec.fromarrays([r, np.full(len(r), t), n], dtype=op_dtype) for r, t, n in openings])
+    else:
+        op = np.empty(0, dtype=op_dtype)
+    return SimulationResult(
+        fitted.model.label,
+        panel.dates,
+        book.account_ids,
+        ev,
+        out_open,
+        out_eq,
+        out_mm,
+        out_im,
+        out_not,
+        np.asarray(op),
+        start,
+        end,
+        policy,
+    )

@@ -1,0 +1,227 @@
+"""The ``riskmodels`` command line.
+
+Sub-commands: ``backtest`` (the main job), ``data validate``, ``data fetch``,
+``models`` (registered margin methods), ``config`` (print the default config).
+Progress is printed here, on stderr; the library itself never prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from riskmodels import __version__
+
+
+class ProgressBar:
+    """A one-line progress indicator on stderr (silent when ``quiet``)."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.t0 = time.perf_counter()
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, what: str, i: int, n: int) -> None:
+        if self.quiet:
+            return
+        width = 24
+        done = int(width * i / max(n, 1))
+        bar = "#" * done + "." * (width - done)
+        msg = f"[{bar}] {i}/{n} {what}  ({time.perf_counter() - self.t0:5.1f} s)"
+        if self.tty:
+            sys.stderr.write("\r" + msg.ljust(100))
+            if i >= n:
+                sys.stderr.write("\n")
+        else:
+            sys.stderr.write(msg + "\n")
+        sys.stderr.flush()
+
+    def note(self, text: str) -> None:
+        if not self.quiet:
+            sys.stderr.write(text + "\n")
+            sys.stderr.flush()
+
+
+def _git_commit() -> str:
+    try:
+        root = Path(__file__).resolve().parents[1]
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _data_dir(args: argparse.Namespace, cfg: dict[str, Any], bar: ProgressBar) -> Path:
+    from riskmodels.data.resolve import resolve_data_dir
+
+    flag = args.data or cfg["data"].get("dir") or None
+    return resolve_data_dir(
+        flag,
+        offline=bool(getattr(args, "offline", False)),
+        fetch_if_missing=True,
+        progress=bar.note,
+    )
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from riskmodels.backtest.engine import run_backtest
+    from riskmodels.backtest.report_tables import coverage_table, procyclicality_table
+    from riskmodels.config import load_config
+    from riskmodels.data.loaders import load_panel
+    from riskmodels.report.html import write_summary_html
+
+    overrides: dict[str, Any] = {}
+    if args.accounts:
+        overrides.setdefault("book", {})["accounts"] = args.accounts
+    if args.start:
+        overrides.setdefault("data", {})["start"] = args.start
+    cfg = load_config(args.config, overrides)
+    bar = ProgressBar(args.quiet)
+    data_dir = _data_dir(args, cfg, bar)
+    bar.note(f"riskmodels {__version__}: loading prices from {data_dir}")
+    t0 = time.perf_counter()
+    panel = load_panel(
+        data_dir,
+        assets=cfg["data"]["universe"] or None,
+        policy=cfg["data"].get("policy", "error"),
+        interval=cfg["data"].get("interval", "1d"),
+    )
+    result = run_backtest(cfg, panel, progress=bar)
+    elapsed = time.perf_counter() - t0
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = result.summary()
+    cov = coverage_table(result)
+    pro = procyclicality_table(result)
+    print(summary)
+    print()
+    print(cov)
+    print()
+    print(pro)
+    frame = result.metrics_frame()
+    frame.to_csv(out / "summary.csv", float_format="%.10g")
+    (out / "summary.json").write_text(
+        json.dumps(
+            {
+                "config": cfg,
+                "data_fingerprint": panel.fingerprint(),
+                "metrics": {
+                    m: {k: (None if not np.isfinite(v) else float(v)) for k, v in row.items()}
+                    for m, row in frame.to_dict(orient="index").items()
+                },
+            },
+            indent=2,
+            sort_keys=True,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    cov.frame.to_csv(out / "coverage.csv", float_format="%.10g")
+    pro.frame.to_csv(out / "procyclicality.csv", float_format="%.10g")
+    result.margin_paths().to_parquet(out / "margin_paths.parquet", compression="zstd", index=False)
+    result.events().to_csv(out / "liquidations.csv", index=False, float_format="%.10g")
+    from riskmodels.config import default_config_text
+
+    config_text = Path(args.config).read_text() if args.config else default_config_text()
+    provenance = {
+        "riskmodels": __version__,
+        "commit": _git_commit(),
+        "data_dir": str(data_dir),
+        "data_fingerprint": panel.fingerprint(),
+        "files_sha256": dict(sorted(panel.sources.items())),
+        "seed": cfg["book"]["seed"],
+        "command": "riskmodels backtest" + (f" --config {args.config}" if args.config else ""),
+    }
+    write_summary_html(
+        result, out / "report.html", extra_tables=[cov, pro], provenance=provenance, config_text=config_text
+    )
+    bar.note(
+        f"wrote {out}/summary.csv, summary.json, coverage.csv, procyclicality.csv, margin_paths.parquet, "
+        f"liquidations.csv, report.html ({elapsed:.1f} s)"
+    )
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from riskmodels.data.loaders import validate_directory
+
+    report = validate_directory(args.dir)
+    print(report)
+    return 1 if args.strict and report.errors else 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from riskmodels import margin
+
+    for name in margin.available():
+        cls = margin.base._REGISTRY[name]
+        print(f"{name:20s} {cls.__name__:20s} {cls.summary}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from riskmodels.config import default_config_text
+
+    print(default_config_text())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="riskmodels", description="Compare margin methods on real crypto price history."
+    )
+    p.add_argument("--version", action="version", version=f"riskmodels {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("backtest", help="run the comparison of margin methods (the main job)")
+    b.add_argument("--config", help="TOML config (default: the embedded config; see `riskmodels config`)")
+    b.add_argument("--data", help="price data directory (else $RISKMODELS_DATA, else the fetch cache)")
+    b.add_argument("--out", default="riskmodels-out", help="output directory (default: ./riskmodels-out)")
+    b.add_argument("--accounts", type=int, help="number of generated accounts (overrides the config)")
+    b.add_argument("--start", help="first date of the evaluation window (overrides the config)")
+    b.add_argument("--offline", action="store_true", help="never download data; say what to run instead")
+    b.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    b.set_defaults(func=cmd_backtest)
+
+    d = sub.add_parser("data", help="price data: validate or fetch")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    v = dsub.add_parser("validate", help="list every defect in a directory of price files")
+    v.add_argument("dir", help="directory of OHLCV files (or one with crypto-daily/)")
+    v.add_argument("--strict", action="store_true", help="exit 1 when any error-severity defect is found")
+    v.set_defaults(func=cmd_validate)
+    try:
+        from riskmodels.data.fetch import add_fetch_parser
+
+        add_fetch_parser(dsub)
+    except ImportError:  # pragma: no cover - fetch is optional at import time
+        pass
+
+    m = sub.add_parser("models", help="list the registered margin methods")
+    m.set_defaults(func=cmd_models)
+    c = sub.add_parser("config", help="print the default config (TOML)")
+    c.set_defaults(func=cmd_config)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"riskmodels: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

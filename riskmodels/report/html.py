@@ -1,0 +1,114 @@
+"""One-page HTML summary of a backtest: tables, a margin-over-time chart, provenance.
+
+Figures are embedded as base64 PNG so the page is a single self-contained
+file, readable offline. Apart from the generation timestamp in the footer the
+page is a pure function of the result and the config.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from riskmodels.backtest.result import BacktestResult
+from riskmodels.report.table import Table
+
+STRESS_SHADES = {
+    "COVID Mar 2020": ("2020-03-01", "2020-04-15"),
+    "May 2021": ("2021-05-01", "2021-06-30"),
+    "LUNA May 2022": ("2022-05-01", "2022-06-30"),
+    "FTX Nov 2022": ("2022-11-01", "2022-12-15"),
+}
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;color:#111;padding:0 1em}
+h1{font-size:1.6em} h2{font-size:1.2em;border-bottom:1px solid #999;padding-bottom:.2em;margin-top:1.6em}
+table.rm-table{border-collapse:collapse;font-size:.85em;margin:.6em 0}
+table.rm-table th,table.rm-table td{border:1px solid #bbb;padding:.25em .5em;text-align:right}
+table.rm-table td:first-child,table.rm-table th:first-child{text-align:left}
+table.rm-table caption{text-align:left;font-weight:600;padding:.3em 0}
+p.note{font-size:.8em;color:#444;margin:.2em 0} pre{background:#f4f4f4;padding:.6em;font-size:.75em;overflow-x:auto}
+img{max-width:100%} footer{font-size:.75em;color:#555;margin-top:2em}
+@media print{body{max-width:none}}
+"""
+
+
+def margin_chart_png(result: BacktestResult) -> bytes:
+    """Margin over time (IM / gross notional) per model, stress windows shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    df = result.margin_over_time("initial")
+    fig, ax = plt.subplots(figsize=(10, 4.2), dpi=110)
+    styles = ["-", "--", "-.", ":"]
+    for i, col in enumerate(df.columns):
+        ax.plot(df.index, df[col] * 100, linestyle=styles[i % 4], color=str(0.1 + 0.6 * (i % 5) / 4), lw=1.3, label=col)
+    for name, (a, b) in STRESS_SHADES.items():
+        a_, b_ = pd.Timestamp(a), pd.Timestamp(b)
+        if a_ <= df.index[-1] and b_ >= df.index[0]:
+            ax.axvspan(a_, b_, color="0.85", zorder=0)
+            ax.text(a_, ax.get_ylim()[1], name, fontsize=7, va="top", rotation=90, color="0.3")
+    ax.set_ylabel("initial margin / gross notional (%)")
+    ax.set_title("Margin over time (stress windows shaded)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", ncol=2)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def render_summary_html(
+    result: BacktestResult,
+    *,
+    extra_tables: list[Table] | None = None,
+    provenance: dict[str, Any] | None = None,
+    config_text: str = "",
+    timestamp: bool = True,
+) -> str:
+    """The one-page HTML summary as a string."""
+    esc = html.escape
+    png = base64.b64encode(margin_chart_png(result)).decode()
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>riskmodels backtest</title>",
+        f"<style>{CSS}</style></head><body>",
+        "<h1>riskmodels: margin methods compared</h1>",
+        f"<p>{esc(result.summary().title)}. Capital efficiency (margin per unit of exposure, "
+        "leverage allowed) against liquidation frequency and bad debt, on the same accounts and prices.</p>",
+        "<h2>Comparison</h2>",
+        result.summary().to_html(),
+        f"<img alt='margin over time' src='data:image/png;base64,{png}'>",
+    ]
+    for tab in extra_tables or []:
+        parts.append(f"<h2>{esc(tab.title)}</h2>")
+        parts.append(Table(tab.frame, "", tab.formats, tab.notes).to_html())
+    quality = getattr(result.panel, "quality", None)
+    if quality is not None:
+        parts.append("<h2>Data quality</h2>")
+        to_html = getattr(quality, "_repr_html_", None)
+        parts.append(to_html() if callable(to_html) else f"<pre>{esc(str(quality))}</pre>")
+    parts.append("<h2>Reproducibility</h2>")
+    prov = dict(provenance or {})
+    parts.append(f"<pre>{esc(json.dumps(prov, indent=2, sort_keys=True, default=str))}</pre>")
+    if config_text:
+        parts.append("<h3>Config</h3>")
+        parts.append(f"<pre>{esc(config_text)}</pre>")
+    if timestamp:
+        parts.append(f"<footer>generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}</footer>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_summary_html(result: BacktestResult, path: str | Path, **kwargs: Any) -> Path:
+    path = Path(path)
+    path.write_text(render_summary_html(result, **kwargs), encoding="utf-8")
+    return path
