@@ -125,8 +125,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         + "\n",
         encoding="utf-8",
     )
-    cov.frame.to_csv(out / "coverage.csv", float_format="%.10g")
-    pro.frame.to_csv(out / "procyclicality.csv", float_format="%.10g")
+    cov.to_frame().to_csv(out / "coverage.csv", float_format="%.10g")
+    pro.to_frame().to_csv(out / "procyclicality.csv", float_format="%.10g")
     result.margin_paths().to_parquet(out / "margin_paths.parquet", compression="zstd", index=False)
     result.events().to_csv(out / "liquidations.csv", index=False, float_format="%.10g")
     from riskmodels.config import default_config_text

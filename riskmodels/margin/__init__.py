@@ -13,13 +13,16 @@ from riskmodels.margin.base import (
     register,
 )
 from riskmodels.margin.haircut import FixedHaircut
+from riskmodels.margin.span import DeribitPM, ScenarioGrid
 
 __all__ = [
+    "DeribitPM",
     "FittedMargin",
     "FixedHaircut",
     "MarginModel",
     "MarginPath",
     "Requirement",
+    "ScenarioGrid",
     "available",
     "get",
     "register",

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from riskmodels.backtest.result import BacktestResult
-from riskmodels.report.table import Table
 
 STRESS_SHADES = {
     "COVID Mar 2020": ("2020-03-01", "2020-04-15"),
@@ -70,7 +69,7 @@ def margin_chart_png(result: BacktestResult) -> bytes:
 def render_summary_html(
     result: BacktestResult,
     *,
-    extra_tables: list[Table] | None = None,
+    extra_tables: list[Any] | None = None,
     provenance: dict[str, Any] | None = None,
     config_text: str = "",
     timestamp: bool = True,
@@ -89,8 +88,8 @@ def render_summary_html(
         f"<img alt='margin over time' src='data:image/png;base64,{png}'>",
     ]
     for tab in extra_tables or []:
-        parts.append(f"<h2>{esc(tab.title)}</h2>")
-        parts.append(Table(tab.frame, "", tab.formats, tab.notes).to_html())
+        parts.append(f"<h2>{esc(getattr(tab, 'title', ''))}</h2>")
+        parts.append(tab.to_html())
     quality = getattr(result.panel, "quality", None)
     if quality is not None:
         parts.append("<h2>Data quality</h2>")

@@ -1,0 +1,570 @@
+"""SPAN-like scenario-grid margin and a Deribit-style portfolio-margin preset.
+
+Facts and sources: METHODOLOGY.md section 1 (CME SPAN) and 2.1 (Deribit PM).
+Building blocks (scenario tables, revaluation, risk arrays, scan ranges) live
+in :mod:`riskmodels.margin.span_arrays`.
+
+ScenarioGrid (``"scenario_grid"``): SPAN's combined-commodity assembly
+------------------------------------------------------------------------
+Each asset is one combined commodity; its spot collateral and perp both
+move with the asset's scenario (collateral is priced inside the scan). With
+``e_a = collateral_a + position_a`` the account's net USD exposure (= its
+composite delta in this linear world) and ``RA[t, a, s]`` the risk array::
+
+    scan_a      = max(max_s e_a RA[t, a, s], 0)                       (METHODOLOGY 1.2)
+    credit_a    = sum over inter-commodity spreads of rate x spreads x ratio_a x WPR_a
+    maintenance = sum_a max(scan_a - credit_a, 0) + sum_a haircut_a x collateral_a
+    initial     = im_multiplier x maintenance      (CME HRP 110%; METHODOLOGY 1.2)
+
+WPR inter-commodity spreads (CME "Inter Spreads", HKEX PRiME; METHODOLOGY
+1.2), processed in the order given (priority), each consuming delta:
+
+* price risk_a = (loss in the scan-risk scenario + loss in its paired
+  scenario) / 2 - time risk (mean loss of the zero-move scenarios);
+* WPR_a = max(price risk_a / |e_a|, 0);
+* spreads = min_k(|d_k| / ratio_k) when every leg k is on its side
+  (``sides``; default long one leg, short the other), else 0;
+* credit_k = rate x spreads x ratio_k x WPR_k; ``d_k`` shrinks by
+  spreads x ratio_k for the next spread.
+
+``rate`` is configured, or ``"correlation"``: derived as of each
+recalibration date from the rolling correlation of daily log returns
+(:func:`~riskmodels.margin.span_arrays.correlation_credit`); ``ratios`` is
+configured (USD of each leg per spread) or ``"psr"`` (``1 / PSR_k``:
+risk-matched legs, the case the correlation mapping assumes).
+
+Scanning-based spreads (``scan_spreads``; CME Treasury 70% credit; METHODOLOGY
+1.2): the legs are scanned together, at each scenario
+``loss[s] = sum of losing legs' losses - credit x sum of gaining legs' gains``
+and the group's scan risk ``max(max_s loss[s], 0)`` replaces the legs'
+own scans.
+
+``scan="joint"`` instead scans all assets together:
+``maintenance = max(max_s sum_a e_a RA[t, a, s], 0) + haircut`` — every asset
+moves by the same fraction of its own range in the same scenario. This is
+the Deribit X:PM reading below.
+
+DeribitPM (``"deribit_pm"``)
+----------------------------
+The cross-collateral X:PM portfolio margin (METHODOLOGY 2.1): price moves
+-16%..+16% in 9 evenly spaced buckets including 0 (range per asset
+configurable), vol up / same / down per bucket (irrelevant for linear
+instruments: the three give the same loss; carried for options), optionally
+the extended moves -66%, -33%, +50%, +100%, +200..+500% counted at
+``extended_fraction`` (Deribit publishes that only "a fraction" counts, not
+the value; default 0 = off). **Joint** means all assets move together, in
+the same direction and by the same bucket (each as a fraction of its own
+range), and the worst of the joint scenarios is charged. Long/short
+positions across *different* assets therefore net in full: long 1M SOL
+against short 1M BTC has zero scan risk at equal ranges, although the
+pair can lose heavily on a relative move (e.g. FTX/SOL, Nov 2022). The
+"offsetting futures" contingency (v-A 1%, v-B 2% of the offset underlying;
+METHODOLOGY 2.1) charges that netting::
+
+    contingency = futures_contingency x (sum|collateral| + sum|positions| - |net delta|) / 2
+
+i.e. the rate times the USD amount of exposure that offsets other exposure
+(both within an asset, spot against perp, and across assets). Deribit's
+IM/MM link is not public here (METHODOLOGY "Not yet verified"); the
+preset's ``im_multiplier`` defaults to 1.0 and is a free parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+
+from riskmodels.data.panel import PricePanel
+from riskmodels.margin.base import (
+    FittedMargin,
+    MarginModel,
+    MarginPath,
+    Requirement,
+    account_eligibility,
+    check_range,
+    per_asset,
+    register,
+)
+from riskmodels.margin.span_arrays import (
+    DERIBIT_EXTENDED_MOVES,
+    SCHEDULES,
+    ScenarioTable,
+    calibrate_psr,
+    correlation_credit,
+    deribit_table,
+    hold_last,
+    recalibration_mask,
+    risk_arrays,
+    rolling_correlation,
+    scan_summaries,
+    span_table,
+)
+from riskmodels.portfolio import Book
+
+__all__ = ["DeribitPM", "FittedScenarioGrid", "ScenarioGrid"]
+
+_CHUNK_BYTES = 32_000_000
+
+
+def _check_int(name: str, value: int, lo: int, hi: int) -> int:
+    if int(value) != value:
+        raise ValueError(f"{name}={value!r} must be a whole number in [{lo}, {hi}]")
+    return int(check_range(name, value, lo, hi))
+
+
+@register
+class ScenarioGrid(MarginModel):
+    """SPAN-like scenario-grid margin (see module docstring for the formulas).
+
+    Parameters
+    ----------
+    psr : float, mapping or sequence, optional
+        Constant price scan range per asset as a simple-return fraction in
+        (0, 1]; ``None`` (default) calibrates it from history.
+    psr_quantile : float
+        Quantile of |h-day log return| for calibration, in [0.5, 1); 0.99.
+    psr_horizon : int
+        h, days, in [1, 30]; default 2 (a 2-day margin period of risk).
+    psr_lookback : int
+        Rows (days) of history in the window, in [30, 3650]; default 365.
+    psr_floor : float
+        Minimum calibrated range, in [0, 1]; default 0.05.
+    psr_min_obs : int
+        h-day returns needed in the window before an asset can be margined,
+        in [10, psr_lookback]; default 90.
+    recalibration : {"daily", "weekly", "monthly", "quarterly"}
+        When calibrated ranges (and correlation-derived credits) are
+        recomputed; held fixed in between. Default "daily".
+    extreme_multiplier, extreme_cover : float
+        Extreme scenarios 15/16: move of ``extreme_multiplier`` x PSR in
+        [1, 10] counted at ``extreme_cover`` in [0, 1]. Defaults 3 / 0.33
+        (current CME); the classic values are 2 / 0.35.
+    spreads : sequence of mapping, optional
+        WPR inter-commodity spreads in priority order, each
+        ``{"legs": ("BTC", "ETH"), "rate": 0.5 | "correlation",
+        "ratios": (1, 1) | "psr", "sides": (1, -1)}``. ``sides`` defaults to
+        (1, -1) for two legs and is required for more.
+    scan_spreads : sequence of mapping, optional
+        Scanning-based spreads ``{"legs": (...), "credit": 0.7}``; an asset
+        may be in at most one, and not also in a WPR spread.
+    collateral_haircut : float or mapping
+        Extra charge on collateral value per asset, in [0, 1]; default 0.
+    im_multiplier : float
+        Initial / maintenance ratio, in [1, 2]; default 1.1 (CME HRP).
+    risk_arrays : mapping, optional
+        ``{asset: [S losses]}``: externally supplied loss per USD of
+        exposure for each scenario (an exchange's risk-parameter file),
+        used instead of computed arrays for that asset (constant in time).
+    risk_arrays_weighted : bool
+        True if the supplied arrays already include the extreme cover
+        (as SPAN files do); default False (the cover is applied here).
+    scan : {"per_asset", "joint"}
+        SPAN's per-combined-commodity scan (default) or one joint scan.
+    corr_lookback, corr_min_obs : int
+        Window (rows) and minimum observations of the correlation behind
+        ``rate="correlation"``; defaults 365 / 90.
+    corr_min_rho, corr_max_rate : float
+        No credit below ``corr_min_rho`` in [-1, 1] (default 0.5); cap
+        ``corr_max_rate`` in [0, 1] (default 0.8).
+    """
+
+    name: ClassVar[str] = "scenario_grid"
+    summary: ClassVar[str] = "SPAN-like 16-scenario grid, per-asset scan with WPR inter-commodity credits"
+
+    def __init__(
+        self,
+        psr: float | Mapping[str, float] | Sequence[float] | None = None,
+        psr_quantile: float = 0.99,
+        psr_horizon: int = 2,
+        psr_lookback: int = 365,
+        psr_floor: float = 0.05,
+        psr_min_obs: int = 90,
+        recalibration: Literal["daily", "weekly", "monthly", "quarterly"] = "daily",
+        extreme_multiplier: float = 3.0,
+        extreme_cover: float = 0.33,
+        spreads: Sequence[Mapping[str, Any]] | None = None,
+        scan_spreads: Sequence[Mapping[str, Any]] | None = None,
+        collateral_haircut: float | Mapping[str, float] = 0.0,
+        im_multiplier: float = 1.1,
+        risk_arrays: Mapping[str, Sequence[float]] | None = None,
+        risk_arrays_weighted: bool = False,
+        scan: Literal["per_asset", "joint"] = "per_asset",
+        corr_lookback: int = 365,
+        corr_min_obs: int = 90,
+        corr_min_rho: float = 0.5,
+        corr_max_rate: float = 0.8,
+        *,
+        label: str | None = None,
+    ) -> None:
+        super().__init__(label=label)
+        if psr is not None and not isinstance(psr, Mapping):
+            arr = np.atleast_1d(np.asarray(psr, dtype=np.float64))
+            for v in arr:
+                check_range("psr", v, 0.0, 1.0, lo_open=True)
+        self.psr = psr
+        self.psr_quantile = check_range("psr_quantile", psr_quantile, 0.5, 1.0, hi_open=True)
+        self.psr_horizon = _check_int("psr_horizon", psr_horizon, 1, 30)
+        self.psr_lookback = _check_int("psr_lookback", psr_lookback, 30, 3650)
+        self.psr_floor = check_range("psr_floor", psr_floor, 0.0, 1.0)
+        self.psr_min_obs = _check_int("psr_min_obs", psr_min_obs, 10, self.psr_lookback)
+        if recalibration not in SCHEDULES:
+            raise ValueError(f"recalibration={recalibration!r} must be one of {SCHEDULES}")
+        self.recalibration = recalibration
+        self.extreme_multiplier = check_range("extreme_multiplier", extreme_multiplier, 1.0, 10.0)
+        self.extreme_cover = check_range("extreme_cover", extreme_cover, 0.0, 1.0)
+        if not isinstance(collateral_haircut, Mapping):
+            check_range("collateral_haircut", collateral_haircut, 0.0, 1.0)  # type: ignore[arg-type]
+        self.collateral_haircut = collateral_haircut
+        self.im_multiplier = check_range("im_multiplier", im_multiplier, 1.0, 2.0)
+        if scan not in ("per_asset", "joint"):
+            raise ValueError(f"scan={scan!r} must be 'per_asset' or 'joint'")
+        self.scan = scan
+        self.corr_lookback = _check_int("corr_lookback", corr_lookback, 10, 3650)
+        self.corr_min_obs = _check_int("corr_min_obs", corr_min_obs, 5, self.corr_lookback)
+        self.corr_min_rho = check_range("corr_min_rho", corr_min_rho, -1.0, 1.0)
+        self.corr_max_rate = check_range("corr_max_rate", corr_max_rate, 0.0, 1.0)
+        self.spreads = _check_spreads(spreads)
+        self.scan_spreads = _check_scan_spreads(scan_spreads)
+        if scan == "joint" and (self.spreads or self.scan_spreads):
+            raise ValueError("spreads/scan_spreads apply to scan='per_asset' only: a joint scan already nets all assets")
+        wpr_assets = {a for s in self.spreads for a in s["legs"]}
+        scan_assets = [a for g in self.scan_spreads for a in g["legs"]]
+        if len(scan_assets) != len(set(scan_assets)):
+            raise ValueError(f"scan_spreads: an asset may be in only one scanning group, got {scan_assets}")
+        both = wpr_assets & set(scan_assets)
+        if both:
+            raise ValueError(f"assets {sorted(both)} are in both spreads and scan_spreads; use one method per asset")
+        n_s = self.table().n
+        ext: dict[str, np.ndarray] = {}
+        for a, vals in (risk_arrays or {}).items():
+            arr = np.asarray(vals, dtype=np.float64)
+            if arr.shape != (n_s,) or not np.isfinite(arr).all():
+                raise ValueError(f"risk_arrays[{a}] must be {n_s} finite losses per USD, got {vals!r}")
+            ext[str(a)] = arr
+        self.risk_arrays = ext or None
+        self.risk_arrays_weighted = bool(risk_arrays_weighted)
+
+    # ------------------------------------------------------------------
+    def table(self) -> ScenarioTable:
+        """The scenario grid (SPAN's 16 scenarios here)."""
+        return span_table(self.extreme_multiplier, self.extreme_cover)
+
+    @property
+    def min_history(self) -> int:
+        return 0 if self.psr is not None else self.psr_horizon - 1 + self.psr_min_obs
+
+    def fit(self, panel: PricePanel) -> FittedScenarioGrid:
+        return FittedScenarioGrid(self, panel)
+
+
+def _check_spreads(spreads: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+    out = []
+    for i, sp in enumerate(spreads or ()):
+        legs = tuple(str(a) for a in sp.get("legs", ()))
+        if len(legs) < 2 or len(set(legs)) != len(legs):
+            raise ValueError(f"spreads[{i}].legs must be >= 2 distinct assets, got {legs}")
+        rate = sp.get("rate", "correlation")
+        if rate != "correlation":
+            rate = check_range(f"spreads[{i}].rate", rate, 0.0, 1.0)
+        elif len(legs) != 2:
+            raise ValueError(f"spreads[{i}]: rate='correlation' needs exactly 2 legs, got {len(legs)}")
+        ratios = sp.get("ratios", (1.0,) * len(legs))
+        if ratios != "psr":
+            ratios = tuple(float(r) for r in ratios)
+            if len(ratios) != len(legs) or any(not r > 0 for r in ratios):
+                raise ValueError(f"spreads[{i}].ratios must be {len(legs)} values > 0 (or 'psr'), got {ratios}")
+        sides = sp.get("sides")
+        if sides is None:
+            if len(legs) != 2:
+                raise ValueError(f"spreads[{i}]: give `sides` (+1/-1 per leg) for a {len(legs)}-leg spread")
+            sides = (1, -1)
+        sides = tuple(int(s) for s in sides)
+        if len(sides) != len(legs) or any(s not in (1, -1) for s in sides) or len(set(sides)) < 2:
+            raise ValueError(f"spreads[{i}].sides must be +1/-1 per leg with both signs present, got {sides}")
+        unknown = set(sp) - {"legs", "rate", "ratios", "sides"}
+        if unknown:
+            raise ValueError(f"spreads[{i}] has unknown keys {sorted(unknown)}; valid: legs, rate, ratios, sides")
+        out.append({"legs": legs, "rate": rate, "ratios": ratios, "sides": sides})
+    return out
+
+
+def _check_scan_spreads(groups: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+    out = []
+    for i, g in enumerate(groups or ()):
+        legs = tuple(str(a) for a in g.get("legs", ()))
+        if len(legs) < 2 or len(set(legs)) != len(legs):
+            raise ValueError(f"scan_spreads[{i}].legs must be >= 2 distinct assets, got {legs}")
+        credit = check_range(f"scan_spreads[{i}].credit", g.get("credit", np.nan), 0.0, 1.0)
+        out.append({"legs": legs, "credit": credit})
+    return out
+
+
+@register
+class DeribitPM(ScenarioGrid):
+    """Deribit-style cross-collateral (X:PM) portfolio margin, linear instruments.
+
+    Parameters
+    ----------
+    price_range : float or mapping
+        Largest price move per asset, in (0, 1]; default 0.16 (current doc;
+        v-A 0.10, v-B 0.125).
+    n_buckets : int
+        Odd number of evenly spaced moves including 0, in [3, 101]; default 9.
+    extended_fraction : float
+        Fraction of the extended-table P&L counted, in [0, 1]; default 0 (off).
+    extended_moves : sequence of float
+        The extended moves (simple returns > -1); default Deribit's table.
+    futures_contingency : float
+        Charge on offsetting exposure, in [0, 0.2]; default 0.01 (v-A).
+    collateral_haircut : float or mapping
+        Extra charge on collateral value, in [0, 1]; default 0.
+    im_multiplier : float
+        Initial / maintenance, in [1, 2]; default 1.0 (Deribit's value not public).
+    """
+
+    name: ClassVar[str] = "deribit_pm"
+    summary: ClassVar[str] = "Deribit-style X:PM: joint 9-bucket +-16% grid, futures contingency"
+
+    #: historic parameter sets (METHODOLOGY 2.1): price move, futures contingency
+    PARAMETER_SETS: ClassVar[dict[str, dict[str, float]]] = {
+        "current": {"price_range": 0.16, "futures_contingency": 0.01},
+        "v-A": {"price_range": 0.10, "futures_contingency": 0.01},
+        "v-B": {"price_range": 0.125, "futures_contingency": 0.02},
+        "v-C": {"price_range": 0.10, "futures_contingency": 0.01},
+    }
+
+    def __init__(
+        self,
+        price_range: float | Mapping[str, float] = 0.16,
+        n_buckets: int = 9,
+        extended_fraction: float = 0.0,
+        extended_moves: Sequence[float] = DERIBIT_EXTENDED_MOVES,
+        futures_contingency: float = 0.01,
+        collateral_haircut: float | Mapping[str, float] = 0.0,
+        im_multiplier: float = 1.0,
+        *,
+        label: str | None = None,
+    ) -> None:
+        self.n_buckets = _check_int("n_buckets", n_buckets, 3, 101)
+        if self.n_buckets % 2 == 0:
+            raise ValueError(f"n_buckets={n_buckets} must be odd (the buckets include 0)")
+        self.extended_fraction = check_range("extended_fraction", extended_fraction, 0.0, 1.0)
+        moves = tuple(float(m) for m in extended_moves)
+        if any(not m > -1.0 for m in moves):
+            raise ValueError(f"extended_moves must all be simple returns > -1, got {moves}")
+        self.extended_moves = moves
+        self.futures_contingency = check_range("futures_contingency", futures_contingency, 0.0, 0.2)
+        if not isinstance(price_range, Mapping):
+            check_range("price_range", price_range, 0.0, 1.0, lo_open=True)  # type: ignore[arg-type]
+        self.price_range = price_range
+        super().__init__(
+            psr=price_range,
+            collateral_haircut=collateral_haircut,
+            im_multiplier=im_multiplier,
+            scan="joint",
+            label=label,
+        )
+
+    def table(self) -> ScenarioTable:
+        return deribit_table(self.n_buckets, self.extended_moves, self.extended_fraction)
+
+    @classmethod
+    def parameter_set(cls, which: str, **overrides: Any) -> DeribitPM:
+        """The preset with a documented historic parameter set ("v-A", ...)."""
+        if which not in cls.PARAMETER_SETS:
+            raise ValueError(f"parameter set {which!r} unknown; valid: {sorted(cls.PARAMETER_SETS)}")
+        return cls(**{**cls.PARAMETER_SETS[which], **overrides})
+
+
+# ====================================================================== fit
+class FittedScenarioGrid(FittedMargin):
+    """A ScenarioGrid on a panel: per-date risk arrays and spread tables."""
+
+    homogeneous: ClassVar[bool] = True
+
+    def __init__(self, model: ScenarioGrid, panel: PricePanel) -> None:
+        super().__init__(model, panel)
+        assets = panel.assets
+        A = panel.n_assets
+        self.table = model.table()
+        live = panel.live
+        if model.psr is None:
+            ranges = calibrate_psr(
+                panel.close,
+                panel.dates,
+                quantile=model.psr_quantile,
+                horizon=model.psr_horizon,
+                lookback=model.psr_lookback,
+                floor=model.psr_floor,
+                min_obs=model.psr_min_obs,
+                schedule=model.recalibration,
+            )
+        else:
+            const = per_asset("psr", model.psr, assets, 0.0, 1.0)
+            if np.any(const <= 0):
+                j = int(np.argmax(const <= 0))
+                raise ValueError(f"psr[{assets[j]}]={const[j]} is outside its valid range (0, 1]")
+            ranges = np.where(live, const[None, :], np.nan)
+        #: (T, A) price scan ranges (simple-return fractions)
+        self.ranges = ranges
+        ra = risk_arrays(ranges, self.table, "perp")
+        self.ra_spot = risk_arrays(ranges, self.table, "spot")
+        ext_cols = []
+        for a, vals in (model.risk_arrays or {}).items():
+            if a not in assets:
+                continue
+            j = assets.index(a)
+            arr = vals if model.risk_arrays_weighted else vals * self.table.weight
+            ra[:, j] = np.where(live[:, j, None], arr, np.nan)
+            self.ra_spot[:, j] = ra[:, j]
+            ext_cols.append(j)
+        if not np.array_equal(ra, self.ra_spot, equal_nan=True):
+            raise NotImplementedError("spot and perp revalue differently: the non-linear scan is not implemented")
+        #: (T, A, S) weighted loss per USD of exposure
+        self.ra = ra
+        self.asset_ok = live & np.isfinite(ra).all(axis=-1)
+        self._ra0 = np.where(self.asset_ok[..., None], ra, 0.0)
+        summ = scan_summaries(self._ra0, self.table)
+        self._hi, self._lo = summ["hi"], summ["lo"]
+        self._wl, self._ws = summ["wpr_long"], summ["wpr_short"]
+        self.haircut = per_asset("collateral_haircut", model.collateral_haircut, assets, 0.0, 1.0)
+        self.contingency = float(getattr(model, "futures_contingency", 0.0))
+        self._spreads = [self._compile_spread(sp) for sp in model.spreads]
+        self._groups = [
+            (panel.asset_index(list(g["legs"])), g["credit"])
+            for g in model.scan_spreads
+            if all(a in assets for a in g["legs"])
+        ]
+        self._in_group = np.zeros(A, dtype=bool)
+        for idx, _ in self._groups:
+            self._in_group[idx] = True
+
+    def _compile_spread(self, sp: dict[str, Any]) -> dict[str, Any] | None:
+        m: ScenarioGrid = self.model  # type: ignore[assignment]
+        panel = self.panel
+        if not all(a in panel.assets for a in sp["legs"]):
+            return None  # a leg not in this panel: the spread cannot form
+        idx = panel.asset_index(list(sp["legs"]))
+        T = panel.n_dates
+        if sp["ratios"] == "psr":
+            with np.errstate(divide="ignore"):
+                ratios = 1.0 / self.ranges[:, idx]
+        else:
+            ratios = np.broadcast_to(np.asarray(sp["ratios"]), (T, len(idx)))
+        if sp["rate"] == "correlation":
+            rho = rolling_correlation(panel.close, int(idx[0]), int(idx[1]), m.corr_lookback, m.corr_min_obs)
+            fin = np.isfinite(rho)
+            first = fin & ~np.concatenate([[False], fin[:-1]])
+            upd = (recalibration_mask(panel.dates, m.recalibration) & fin) | first
+            rate = correlation_credit(hold_last(rho, upd), m.corr_min_rho, m.corr_max_rate)
+            rate = np.nan_to_num(rate, nan=0.0)  # no correlation history yet: no credit
+        else:
+            rate = np.full(T, float(sp["rate"]))
+        return {"idx": idx, "ratios": ratios, "rate": rate, "sides": np.asarray(sp["sides"], dtype=np.float64)}
+
+    # ----------------------------------------------------------- kernel
+    def _maintenance(self, ts: np.ndarray, coll: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """``(B, N)`` maintenance for dates ``ts`` and ``(N, A)`` holdings (no NaN logic)."""
+        e = coll + pos
+        m: ScenarioGrid = self.model  # type: ignore[assignment]
+        if m.scan == "joint":
+            loss = np.einsum("na,bas->bns", e, self._ra0[ts], optimize=True)
+            mm = np.maximum(loss.max(axis=-1), 0.0)
+            if self.contingency > 0:
+                gross = np.abs(coll).sum(axis=1) + np.abs(pos).sum(axis=1)
+                offset = 0.5 * (gross - np.abs(e.sum(axis=1)))
+                mm = mm + self.contingency * offset[None, :]
+        else:
+            hi = self._hi[ts][:, None, :]
+            lo = self._lo[ts][:, None, :]
+            scan = np.maximum(np.maximum(e * hi, e * lo), 0.0)  # (B, N, A)
+            if self._spreads:
+                scan = scan - self._credits(ts, e)
+                np.maximum(scan, 0.0, out=scan)
+            if self._groups:
+                scan[..., self._in_group] = 0.0
+            mm = scan.sum(axis=-1)
+            for idx, credit in self._groups:
+                leg = e[:, idx][None, :, :, None] * self._ra0[ts][:, None, idx, :]  # (B, N, K, S)
+                loss = np.maximum(leg, 0.0).sum(axis=2) - credit * np.maximum(-leg, 0.0).sum(axis=2)
+                mm = mm + np.maximum(loss.max(axis=-1), 0.0)
+        return mm + (coll @ self.haircut)[None, :]
+
+    def _credits(self, ts: np.ndarray, e: np.ndarray) -> np.ndarray:
+        """``(B, N, A)`` WPR inter-commodity credits, spreads in priority order."""
+        B, (N, A) = len(ts), e.shape
+        wpr = np.where(e > 0, self._wl[ts][:, None, :], self._ws[ts][:, None, :])
+        d = np.broadcast_to(e, (B, N, A)).copy()
+        credit = np.zeros((B, N, A))
+        for sp in self._spreads:
+            if sp is None:
+                continue
+            idx, sides = sp["idx"], sp["sides"]
+            r = sp["ratios"][ts][:, None, :]  # (B, 1, K)
+            dk = d[..., idx]
+            with np.errstate(invalid="ignore"):
+                per = dk / r
+                n_sp = np.maximum((sides * per).min(axis=-1), 0.0) + np.maximum((-sides * per).min(axis=-1), 0.0)
+            n_sp = np.nan_to_num(n_sp, nan=0.0)[..., None]  # (B, N, 1)
+            rate = sp["rate"][ts][:, None, None]
+            credit[..., idx] += np.nan_to_num(rate * n_sp * r * wpr[..., idx], nan=0.0)
+            d[..., idx] = dk - np.sign(dk) * np.nan_to_num(n_sp * r, nan=0.0)
+        return credit
+
+    def _chunk(self, n: int) -> int:
+        width = self.table.n if self.model.scan == "joint" else self.panel.n_assets * 3  # type: ignore[attr-defined]
+        for idx, _ in self._groups:
+            width += len(idx) * self.table.n * 3
+        return max(1, int(_CHUNK_BYTES // (8 * max(n, 1) * max(width, 1))))
+
+    # ------------------------------------------------------------ public
+    def requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:
+        coll = np.atleast_2d(np.asarray(collateral, dtype=np.float64))
+        pos = np.atleast_2d(np.asarray(positions, dtype=np.float64))
+        mm = self._maintenance(np.array([int(t)]), coll, pos)[0]
+        held = (coll != 0) | (pos != 0)
+        bad = (held & ~self.asset_ok[int(t)]).any(axis=1)
+        mm = np.where(bad, np.nan, mm)
+        return Requirement(self.model.im_multiplier * mm, mm)  # type: ignore[attr-defined]
+
+    def risk_array_frame(self, t: int) -> pd.DataFrame:
+        """The ``(A, S)`` risk arrays at date index t as a DataFrame (reports)."""
+        return pd.DataFrame(self.ra[t], index=list(self.panel.assets), columns=list(self.table.labels))
+
+    def path(self, book: Book, eligible: np.ndarray | None = None) -> MarginPath:
+        """All dates at once: ``(B, P, A)`` array blocks over date chunks.
+
+        Cross accounts use the same kernel as :meth:`requirement`; isolated
+        accounts sum the stand-alone requirements of unit holdings priced
+        for every date in one call (the model is positive homogeneous).
+        """
+        book = book.align(self.panel.assets)
+        if eligible is None:
+            eligible = account_eligibility(self.asset_ok, book)
+        T = self.panel.n_dates
+        P, A = book.n_accounts, book.n_assets
+        mm = np.empty((T, P))
+        step = self._chunk(P)
+        for t0 in range(0, T, step):
+            ts = np.arange(t0, min(T, t0 + step))
+            mm[ts] = self._maintenance(ts, book.collateral, book.positions)
+        iso = np.asarray(book.isolated, dtype=bool)
+        if iso.any():
+            eye, zero = np.eye(A), np.zeros((A, A))
+            units = np.empty((T, 3, A))
+            step_u = self._chunk(A)
+            for t0 in range(0, T, step_u):
+                ts = np.arange(t0, min(T, t0 + step_u))
+                units[ts, 0] = self._maintenance(ts, eye, zero)
+                units[ts, 1] = self._maintenance(ts, zero, eye)
+                units[ts, 2] = self._maintenance(ts, zero, -eye)
+            c, x = book.collateral[iso], book.positions[iso]
+            mm[:, iso] = (
+                units[:, 0] @ c.T + units[:, 1] @ np.maximum(x, 0.0).T + units[:, 2] @ np.maximum(-x, 0.0).T
+            )
+        mm = np.where(eligible, mm, np.nan)
+        im = self.model.im_multiplier * mm  # type: ignore[attr-defined]
+        return MarginPath(self.model.label, self.panel.dates, book.account_ids, im, mm, eligible)
