@@ -73,7 +73,7 @@ def _data_dir(args: argparse.Namespace, cfg: dict[str, Any], bar: ProgressBar) -
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from riskmodels.backtest.engine import run_backtest
+    from riskmodels.backtest.engine import build_models, run_backtest
     from riskmodels.backtest.report_tables import coverage_table, procyclicality_table
     from riskmodels.config import load_config
     from riskmodels.data.loaders import load_panel
@@ -85,6 +85,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     if args.start:
         overrides.setdefault("data", {})["start"] = args.start
     cfg = load_config(args.config, overrides)
+    build_models(cfg)  # an unknown model or bad parameter fails before any data is read
     bar = ProgressBar(args.quiet)
     data_dir = _data_dir(args, cfg, bar)
     bar.note(f"riskmodels {__version__}: loading prices from {data_dir}")
