@@ -1,0 +1,393 @@
+"""Procyclicality of margin paths and the netting (cross-margining) benefit.
+
+Procyclicality measures (Murphy, Vasios & Vause 2014, Bank of England
+Financial Stability Paper 29; METHODOLOGY.md section 4), for the total margin
+of a book (the sum over accounts of a (T, P) margin path, or one (T,) series):
+
+* **peak-to-trough ratio** ``max_t M_t / min_t M_t`` over the period (variation
+  across the cycle);
+* **largest n-day increase** ``max_t (M_{t+n} - M_t)`` for n = 1, 5, 30
+  (short-term liquidity strain; 30 days is MVV's liquidity-planning horizon),
+  absolute (USD), relative to the margin at the start ``/ M_t``, and as a
+  fraction of the notional at the start ``/ N_t``; 0 when margin never rose;
+* **margin volatility**: standard deviation of daily log changes of total
+  margin, annualised with ``sqrt(365)`` (crypto trades every calendar day).
+
+Each is reported for the whole sample and for each named stress window.
+
+Ragged panels (accounts that start or stop, NaN where absent) must not count
+an account's arrival as a margin increase. So changes are measured on the
+accounts present at both ends: ``Delta_n(t) = sum_{j valid at t and t+n}
+(m_{t+n,j} - m_{t,j})`` with relative base ``sum_{same j} m_{t,j}``; levels are
+chain-linked: ``I_t = I_{t-1} * S_t / S'_{t-1}`` with S, S' sums over accounts
+present on both dates, and the peak-to-trough ratio is ``max I / min I`` (equal
+to ``max M / min M`` when the set of accounts does not change). A step with no
+common account does not move the index. Dates on which no account has a margin
+are dropped; horizons count the remaining observations (daily dates assumed).
+A trough of zero gives an infinite ratio.
+
+Netting benefit: ``1 - cross / isolated`` per account and date, where
+``cross`` is the cross-margined requirement and ``isolated`` the sum of the same
+account's isolated per-position requirements; NaN where isolated is 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from riskmodels.backtest._testresult import Table
+
+__all__ = [
+    "HORIZONS",
+    "STRESS_WINDOWS",
+    "NettingSummary",
+    "ProcyclicalityReport",
+    "netting_benefit",
+    "netting_summary",
+    "procyclicality",
+]
+
+#: Named stress windows (inclusive calendar dates). Bounds chosen to contain the
+#: crash and the following re-margining, and to be longer than 30 days so the
+#: 30-day increase is defined inside each window (CRASH_DAYS.md for the days):
+#: * covid_mar2020: 1 Mar - 15 Apr 2020, the 12-13 Mar crash (BTC 7.9k -> 3.9k) and April rebound;
+#: * may2021: 1 May - 30 Jun 2021, the 19 May crash (BTC ~43k -> ~30k) and the June retest;
+#: * luna_may2022: 1 May - 30 Jun 2022, Terra/LUNA (7-12 May) and the June Celsius/3AC sell-off;
+#: * ftx_nov2022: 1 Nov - 15 Dec 2022, FTX collapse (6-11 Nov, BTC -> 15.8k) and aftermath.
+STRESS_WINDOWS: dict[str, tuple[str, str]] = {
+    "covid_mar2020": ("2020-03-01", "2020-04-15"),
+    "may2021": ("2021-05-01", "2021-06-30"),
+    "luna_may2022": ("2022-05-01", "2022-06-30"),
+    "ftx_nov2022": ("2022-11-01", "2022-12-15"),
+}
+
+#: n-day horizons of the largest-increase measure (MVV 2014: 1 and 30 days; 5 days in between)
+HORIZONS: tuple[int, ...] = (1, 5, 30)
+
+ArrayLike = Any
+
+
+def _as_dates(dates: ArrayLike, T: int) -> pd.DatetimeIndex:
+    idx = pd.DatetimeIndex(pd.to_datetime(np.asarray(dates)))
+    if len(idx) != T:
+        raise ValueError(f"dates has {len(idx)} entries but the margin path has {T} rows")
+    if T > 1 and not idx.is_monotonic_increasing:
+        raise ValueError("dates must be increasing")
+    return idx
+
+
+def _check_windows(windows: Mapping[str, tuple[str, str]] | None) -> dict[str, tuple[pd.Timestamp, pd.Timestamp]]:
+    out: dict[str, tuple[pd.Timestamp, pd.Timestamp]] = {}
+    for name, bounds in (windows or {}).items():
+        try:
+            a, b = (pd.Timestamp(x) for x in bounds)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"windows[{name!r}]={bounds!r}: expected (start, end) dates") from err
+        if b < a:
+            raise ValueError(f"windows[{name!r}]={bounds!r}: end is before start")
+        out[str(name)] = (a, b)
+    return out
+
+
+def _check_horizons(horizons: Sequence[int]) -> tuple[int, ...]:
+    hs = tuple(int(h) for h in horizons)
+    if not hs or any(h < 1 or h != h0 for h, h0 in zip(hs, horizons, strict=True)):
+        raise ValueError(f"horizons={tuple(horizons)!r}: expected positive integers")
+    return hs
+
+
+def _panel(a: ArrayLike, name: str) -> np.ndarray:
+    arr = a.to_numpy(dtype=np.float64, na_value=np.nan) if hasattr(a, "to_numpy") else np.asarray(a, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be (T,) or (T, P), got shape {arr.shape}")
+    return arr
+
+
+class ProcyclicalityReport(Table):
+    """Procyclicality measures, one row per period (``full`` and each stress window).
+
+    Columns: ``model`` (when named), ``period, start, end, n_obs, mean_margin,
+    max_margin, min_margin, peak_to_trough``, for each horizon n
+    ``inc_{n}d_abs`` (USD), ``inc_{n}d_rel`` (fraction of margin at the start),
+    ``inc_{n}d_notional`` (fraction of notional at the start; NaN without
+    notional), ``inc_{n}d_date`` (start date of the largest absolute increase),
+    and ``vol_annual`` (annualised std of daily log changes).
+    """
+
+    def period(self, name: str) -> dict[str, Any]:
+        """The row of one period as a dict."""
+        f = self._frame
+        rows = f[f["period"] == name]
+        if rows.empty:
+            raise KeyError(f"{name!r}: unknown period; valid periods are {sorted(set(f['period']))}")
+        return rows.iloc[0].to_dict()
+
+    @staticmethod
+    def combine(reports: Mapping[str, ProcyclicalityReport]) -> ProcyclicalityReport:
+        """Stack reports of several models (adds/overrides the ``model`` column)."""
+        frames = []
+        for model, rep in reports.items():
+            f = rep.to_frame()
+            f = f.drop(columns=["model"], errors="ignore")
+            f.insert(0, "model", str(model))
+            frames.append(f)
+        notes = next(iter(reports.values())).notes if reports else ()
+        return ProcyclicalityReport(pd.concat(frames, ignore_index=True), title="Procyclicality", notes=notes)
+
+
+def procyclicality(
+    margin: ArrayLike,
+    dates: ArrayLike | None = None,
+    notional: ArrayLike | None = None,
+    windows: Mapping[str, tuple[str, str]] | None = STRESS_WINDOWS,
+    horizons: Sequence[int] = HORIZONS,
+    periods_per_year: float = 365.0,
+    name: str | None = None,
+) -> ProcyclicalityReport:
+    """Murphy-Vasios-Vause (2014) procyclicality measures of a margin path.
+
+    Parameters
+    ----------
+    margin : array_like, (T,) or (T, P)
+        Margin requirement in USD per date (and account); NaN = account absent.
+        A pandas Series/DataFrame with a DatetimeIndex may omit ``dates``.
+    dates : array_like of dates, (T,)
+        Observation dates, increasing (daily).
+    notional : array_like, (T,) or (T, P), optional
+        Gross notional (USD, positive) for the "fraction of notional" measure;
+        a (T, P) panel is summed over the same accounts as the margin change, a
+        (T,) series is used as the book's total notional.
+    windows : mapping name -> (start, end), optional
+        Stress windows, inclusive; default :data:`STRESS_WINDOWS`. Windows
+        outside the data give a row of NaN with ``n_obs = 0``.
+    horizons : sequence of int
+        n of the largest n-day increase (default 1, 5, 30).
+    periods_per_year : float
+        Annualisation of the volatility (365: crypto trades every day).
+    name : str, optional
+        Model name, added as the first column.
+
+    Returns
+    -------
+    ProcyclicalityReport
+    """
+    if dates is None:
+        if not hasattr(margin, "index"):
+            raise ValueError("dates is required unless margin is a pandas object with a DatetimeIndex")
+        dates = margin.index
+    M = _panel(margin, "margin")
+    T, P = M.shape
+    idx = _as_dates(dates, T)
+    wins = _check_windows(windows)
+    hs = _check_horizons(horizons)
+    if not periods_per_year > 0:
+        raise ValueError(f"periods_per_year={periods_per_year!r} is outside its valid range (0, inf)")
+    N = None
+    if notional is not None:
+        N = _panel(notional, "notional")
+        if N.shape[0] != T or N.shape[1] not in (1, P):
+            raise ValueError(f"notional has shape {N.shape}; expected ({T},) or ({T}, {P})")
+
+    present = ~np.isnan(M)
+    keep = present.any(axis=1)
+    M, present, idx = M[keep], present[keep], idx[keep]
+    if N is not None:
+        N = N[keep]
+    Mz = np.where(present, M, 0.0)
+    level = Mz.sum(axis=1)
+
+    # chain-linked growth factors over accounts present on both dates
+    both = present[1:] & present[:-1]
+    s_prev = np.where(both, Mz[:-1], 0.0).sum(axis=1)
+    s_cur = np.where(both, Mz[1:], 0.0).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = np.where(s_prev > 0, s_cur / s_prev, np.where(s_cur > 0, np.inf, 1.0))
+    g[~both.any(axis=1)] = 1.0
+
+    # n-day changes over accounts present at both ends
+    inc: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for n in hs:
+        if n >= len(M):
+            inc[n] = (np.zeros(0), np.zeros(0), np.zeros(0))
+            continue
+        common = present[n:] & present[:-n]
+        delta = np.where(common, Mz[n:] - Mz[:-n], 0.0).sum(axis=1)
+        base = np.where(common, Mz[:-n], 0.0).sum(axis=1)
+        any_c = common.any(axis=1)
+        delta = np.where(any_c, delta, np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = np.where(base > 0, delta / base, np.nan)
+            if N is None:
+                frac = np.full_like(delta, np.nan)
+            else:
+                Nz = np.where(np.isnan(N), 0.0, N)
+                nb = (np.where(common, Nz[:-n], 0.0).sum(axis=1) if N.shape[1] == P and P > 1
+                      else Nz[:-n, 0])
+                frac = np.where(nb > 0, delta / nb, np.nan)
+        inc[n] = (delta, rel, frac)
+
+    periods: list[tuple[str, pd.Timestamp | None, pd.Timestamp | None]] = [("full", None, None)]
+    periods += [(k, a, b) for k, (a, b) in wins.items()]
+    rows = []
+    for pname, a, b in periods:
+        if a is None:
+            lo, hi = 0, len(M) - 1
+        else:
+            lo = int(idx.searchsorted(a, side="left"))
+            hi = int(idx.searchsorted(b + pd.Timedelta(days=1), side="left")) - 1
+        row: dict[str, Any] = {} if name is None else {"model": str(name)}
+        row.update({"period": pname,
+                    "start": a if a is not None else (idx[0] if len(idx) else pd.NaT),
+                    "end": b if b is not None else (idx[-1] if len(idx) else pd.NaT)})
+        n_obs = max(0, hi - lo + 1)
+        row["n_obs"] = n_obs
+        lv = level[lo:hi + 1] if n_obs else np.zeros(0)
+        row["mean_margin"] = float(lv.mean()) if n_obs else np.nan
+        row["max_margin"] = float(lv.max()) if n_obs else np.nan
+        row["min_margin"] = float(lv.min()) if n_obs else np.nan
+        row["peak_to_trough"] = _peak_to_trough(lv, g[lo:hi]) if n_obs else np.nan
+        for n in hs:
+            delta, rel, frac = inc[n]
+            sl = slice(lo, max(lo, hi - n + 1))  # start t with t >= lo and t + n <= hi
+            d, r, f = delta[sl], rel[sl], frac[sl]
+            row[f"inc_{n}d_abs"] = _largest(d)
+            row[f"inc_{n}d_rel"] = _largest(r)
+            row[f"inc_{n}d_notional"] = _largest(f)
+            row[f"inc_{n}d_date"] = (idx[lo + int(np.nanargmax(d))]
+                                     if d.size and not np.isnan(d).all() else pd.NaT)
+        row["vol_annual"] = _vol(g[lo:hi], periods_per_year) if n_obs > 2 else np.nan
+        rows.append(row)
+    notes = [
+        "Murphy, Vasios & Vause (2014, BoE FSP 29): peak-to-trough = max/min total margin "
+        "(chain-linked over accounts present on consecutive dates); inc_nd = largest n-day rise "
+        "(0 if none) in USD, as a fraction of margin and of notional at the start.",
+        f"vol_annual = std of daily log changes x sqrt({periods_per_year:g}).",
+    ]
+    title = "Procyclicality" + (f": {name}" if name else "")
+    return ProcyclicalityReport(pd.DataFrame(rows), title=title, notes=notes)
+
+
+def _largest(x: np.ndarray) -> float:
+    if x.size == 0 or np.isnan(x).all():
+        return float("nan")
+    return max(0.0, float(np.nanmax(x)))
+
+
+def _peak_to_trough(level: np.ndarray, growth: np.ndarray) -> float:
+    """max/min of the chain-linked index over a period (growth factors inside it)."""
+    if level.size == 0:
+        return float("nan")
+    if np.any(np.isinf(growth)) or np.any(growth == 0):
+        return float("inf")
+    if level[0] == 0:
+        return float("nan") if np.all(level == 0) else float("inf")
+    index = np.concatenate([[1.0], np.cumprod(growth)])
+    return float(index.max() / index.min())
+
+
+def _vol(growth: np.ndarray, periods_per_year: float) -> float:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lg = np.log(growth)
+    lg = lg[np.isfinite(lg)]
+    if lg.size < 2:
+        return float("nan")
+    return float(np.std(lg, ddof=1) * math.sqrt(periods_per_year))
+
+
+# ---------------------------------------------------------------------------
+# netting benefit
+# ---------------------------------------------------------------------------
+
+
+def netting_benefit(cross: ArrayLike, isolated_sum: ArrayLike) -> np.ndarray:
+    """Cross-margining benefit ``1 - cross / isolated_sum`` per date and account.
+
+    Parameters
+    ----------
+    cross : array_like (T, P)
+        Cross-margined requirement of each account.
+    isolated_sum : array_like (T, P)
+        Sum of the same account's isolated per-position requirements.
+
+    Returns
+    -------
+    ndarray (T, P)
+        0 = no netting, 1 = everything netted away; NaN where ``isolated_sum``
+        is 0 or either input is NaN.
+    """
+    c = np.asarray(cross, dtype=np.float64)
+    s = np.asarray(isolated_sum, dtype=np.float64)
+    if c.shape != s.shape:
+        raise ValueError(f"cross and isolated_sum must have the same shape, got {c.shape} and {s.shape}")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((s != 0) & ~np.isnan(s) & ~np.isnan(c), 1.0 - c / s, np.nan)
+
+
+class NettingSummary(Table):
+    """Distribution of the netting benefit across accounts, per period.
+
+    Columns: ``period, start, end, n_dates, n_accounts`` and, over the
+    per-account time-average benefit in the period, ``mean, p5, median, p95``;
+    ``worst_day_mean`` is the lowest cross-sectional mean benefit on any date
+    of the period and ``worst_day`` its date (netting that vanishes in a
+    crash shows here).
+    """
+
+
+def netting_summary(
+    benefit: ArrayLike,
+    dates: ArrayLike,
+    windows: Mapping[str, tuple[str, str]] | None = STRESS_WINDOWS,
+    name: str | None = None,
+) -> NettingSummary:
+    """Summarise a (T, P) netting-benefit panel for the full sample and each stress window."""
+    B = _panel(benefit, "benefit")
+    T, _ = B.shape
+    idx = _as_dates(dates, T)
+    wins = _check_windows(windows)
+    periods: list[tuple[str, pd.Timestamp | None, pd.Timestamp | None]] = [("full", None, None)]
+    periods += [(k, a, b) for k, (a, b) in wins.items()]
+    valid = ~np.isnan(B)
+    cnt_day = valid.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        day_mean = np.where(cnt_day > 0, np.where(valid, B, 0.0).sum(axis=1) / np.maximum(cnt_day, 1), np.nan)
+    rows = []
+    for pname, a, b in periods:
+        if a is None:
+            sel = np.ones(T, dtype=bool)
+        else:
+            sel = (idx >= a) & (idx < b + pd.Timedelta(days=1))
+        row: dict[str, Any] = {} if name is None else {"model": str(name)}
+        row.update({"period": pname,
+                    "start": a if a is not None else (idx[0] if T else pd.NaT),
+                    "end": b if b is not None else (idx[-1] if T else pd.NaT),
+                    "n_dates": int(sel.sum())})
+        sub, vsub = B[sel], valid[sel]
+        cnt = vsub.sum(axis=0)
+        has = cnt > 0
+        acc_mean = np.where(vsub, sub, 0.0).sum(axis=0)[has] / cnt[has]
+        row["n_accounts"] = int(has.sum())
+        if acc_mean.size:
+            row["mean"] = float(acc_mean.mean())
+            row["p5"], row["median"], row["p95"] = (float(v) for v in np.quantile(acc_mean, [0.05, 0.5, 0.95]))
+        else:
+            row.update({"mean": np.nan, "p5": np.nan, "median": np.nan, "p95": np.nan})
+        dm = day_mean[sel]
+        if dm.size and not np.isnan(dm).all():
+            k = int(np.nanargmin(dm))
+            row["worst_day_mean"] = float(dm[k])
+            row["worst_day"] = idx[sel][k]
+        else:
+            row["worst_day_mean"], row["worst_day"] = np.nan, pd.NaT
+        rows.append(row)
+    notes = ["benefit = 1 - cross-margined / sum of isolated requirements; distribution across "
+             "accounts of each account's mean benefit in the period."]
+    title = "Netting benefit" + (f": {name}" if name else "")
+    return NettingSummary(pd.DataFrame(rows), title=title, notes=notes)
