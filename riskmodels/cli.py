@@ -74,7 +74,12 @@ def _data_dir(args: argparse.Namespace, cfg: dict[str, Any], bar: ProgressBar) -
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     from riskmodels.backtest.engine import build_models, run_backtest
-    from riskmodels.backtest.report_tables import coverage_table, procyclicality_table
+    from riskmodels.backtest.report_tables import (
+        comparison_summary,
+        coverage_table,
+        pareto_png,
+        procyclicality_table,
+    )
     from riskmodels.config import load_config
     from riskmodels.data.loaders import load_panel
     from riskmodels.report.html import write_summary_html
@@ -103,7 +108,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     summary = result.summary()
     cov = coverage_table(result)
     pro = procyclicality_table(result)
+    comparison = comparison_summary(result, cov, pro)
     print(summary)
+    print()
+    print(comparison)
     print()
     print(cov)
     print()
@@ -127,6 +135,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         encoding="utf-8",
     )
     cov.to_frame().to_csv(out / "coverage.csv", float_format="%.10g")
+    comparison.to_frame().to_csv(out / "comparison.csv", index=False, float_format="%.10g")
+    pareto_png(comparison, out / "pareto.png")
     pro.to_frame().to_csv(out / "procyclicality.csv", float_format="%.10g")
     result.margin_paths().to_parquet(out / "margin_paths.parquet", compression="zstd", index=False)
     result.events().to_csv(out / "liquidations.csv", index=False, float_format="%.10g")
@@ -143,11 +153,16 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         "command": "riskmodels backtest" + (f" --config {args.config}" if args.config else ""),
     }
     write_summary_html(
-        result, out / "report.html", extra_tables=[cov, pro], provenance=provenance, config_text=config_text
+        result,
+        out / "report.html",
+        extra_tables=[comparison, cov, pro],
+        images={"Pareto: capital vs liquidations": out / "pareto.png"},
+        provenance=provenance,
+        config_text=config_text,
     )
     bar.note(
-        f"wrote {out}/summary.csv, summary.json, coverage.csv, procyclicality.csv, margin_paths.parquet, "
-        f"liquidations.csv, report.html ({elapsed:.1f} s)"
+        f"wrote {out}/summary.csv, summary.json, comparison.csv, coverage.csv, procyclicality.csv, "
+        f"margin_paths.parquet, liquidations.csv, pareto.png, report.html ({elapsed:.1f} s)"
     )
     return 0
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
+from riskmodels.backtest._testresult import ComparisonTable, comparison_table, pareto_chart
 from riskmodels.backtest.procyclicality import ProcyclicalityReport, procyclicality
 from riskmodels.backtest.result import BacktestResult
-from riskmodels.backtest.stats import CoverageReport, coverage_report
+from riskmodels.backtest.stats import CoverageReport, coverage_report, coverage_rows_for_comparison
 
 
 def exception_panels(result: BacktestResult) -> dict[str, dict[str, np.ndarray]]:
@@ -46,3 +49,52 @@ def procyclicality_table(result: BacktestResult) -> ProcyclicalityReport:
     rep = ProcyclicalityReport.combine(reports)
     rep.title = "Procyclicality of total initial margin (Murphy, Vasios & Vause 2014)"
     return rep
+
+
+def comparison_summary(
+    result: BacktestResult, coverage: CoverageReport, procyc: ProcyclicalityReport
+) -> ComparisonTable:
+    """One row per model: capital efficiency, liquidation frequency, coverage verdict, procyclicality.
+
+    Sort it with ``.sort("mean_im_per_notional")``; render with ``str``,
+    ``to_html`` or ``to_markdown``.
+    """
+    metrics = result.metrics_frame()
+    cov = {r["model"]: r for r in coverage_rows_for_comparison(coverage)}
+    pro = procyc.to_frame()
+    rows = []
+    for model in result.models:
+        m = metrics.loc[model]
+        full = pro[(pro["model"] == model) & (pro["period"] == "full")].iloc[0]
+        rows.append(
+            {
+                "model": model,
+                "mean_im_per_notional": m["mean_im_per_notional"],
+                "implied_max_leverage": m["implied_max_leverage"],
+                "liquidations_per_account_year": m["liquidations_per_account_year"],
+                "bad_debt_bp_per_year": m["bad_debt_per_notional"],
+                "breach_rate": m["breach_rate"],
+                "coverage_zone": cov.get(model, {}).get("tl_zone"),
+                "coverage_verdict": cov.get(model, {}).get("verdict"),
+                "peak_to_trough": full["peak_to_trough"],
+                "max_30d_increase_rel": full["inc_30d_rel"],
+            }
+        )
+    return comparison_table(
+        rows,
+        title="Comparison: capital efficiency vs liquidation frequency, coverage and procyclicality",
+        notes=["bad debt in basis points of perp notional held for a year; procyclicality over the full sample"],
+    )
+
+
+def pareto_png(table: ComparisonTable, path: str | Path) -> Path:
+    """Pareto chart of mean IM / notional vs liquidations per account-year (both minimised)."""
+    return pareto_chart(
+        table,
+        "mean_im_per_notional",
+        "liquidations_per_account_year",
+        path,
+        title="Capital vs liquidations (Pareto front: lower-left is better)",
+        xlabel="mean initial margin / gross notional",
+        ylabel="liquidations per account-year",
+    )

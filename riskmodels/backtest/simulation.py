@@ -39,7 +39,6 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from riskmodels.data.panel import PricePanel
 from riskmodels.margin.base import FittedMargin, account_eligibility
 from riskmodels.portfolio import Book
 

@@ -70,6 +70,7 @@ def render_summary_html(
     result: BacktestResult,
     *,
     extra_tables: list[Any] | None = None,
+    images: dict[str, str | Path] | None = None,
     provenance: dict[str, Any] | None = None,
     config_text: str = "",
     timestamp: bool = True,
@@ -90,6 +91,9 @@ def render_summary_html(
     for tab in extra_tables or []:
         parts.append(f"<h2>{esc(getattr(tab, 'title', ''))}</h2>")
         parts.append(tab.to_html())
+    for title, img in (images or {}).items():
+        data = base64.b64encode(Path(img).read_bytes()).decode()
+        parts.append(f"<h2>{esc(title)}</h2><img alt='{esc(title)}' src='data:image/png;base64,{data}'>")
     quality = getattr(result.panel, "quality", None)
     if quality is not None:
         parts.append("<h2>Data quality</h2>")
