@@ -12,13 +12,17 @@ from riskmodels.margin.base import (
     get,
     register,
 )
+from riskmodels.margin.garch import EwmaMargin, GarchEstimationWarning, GarchMargin
 from riskmodels.margin.haircut import FixedHaircut
 from riskmodels.margin.span import DeribitPM, ScenarioGrid
 
 __all__ = [
     "DeribitPM",
+    "EwmaMargin",
     "FittedMargin",
     "FixedHaircut",
+    "GarchEstimationWarning",
+    "GarchMargin",
     "MarginModel",
     "MarginPath",
     "Requirement",
