@@ -77,6 +77,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from riskmodels.backtest.report_tables import (
         comparison_summary,
         coverage_table,
+        netting_table,
         pareto_png,
         procyclicality_table,
     )
@@ -109,6 +110,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     cov = coverage_table(result)
     pro = procyclicality_table(result)
     comparison = comparison_summary(result, cov, pro)
+    netting = netting_table(result)
     print(summary)
     print()
     print(comparison)
@@ -116,6 +118,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     print(cov)
     print()
     print(pro)
+    if netting is not None:
+        print()
+        print(netting)
     frame = result.metrics_frame()
     frame.to_csv(out / "summary.csv", float_format="%.10g")
     (out / "summary.json").write_text(
@@ -137,6 +142,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     cov.to_frame().to_csv(out / "coverage.csv", float_format="%.10g")
     comparison.to_frame().to_csv(out / "comparison.csv", index=False, float_format="%.10g")
     pareto_png(comparison, out / "pareto.png")
+    if netting is not None:
+        netting.to_frame().to_csv(out / "netting.csv", index=False, float_format="%.10g")
     pro.to_frame().to_csv(out / "procyclicality.csv", float_format="%.10g")
     result.margin_paths().to_parquet(out / "margin_paths.parquet", compression="zstd", index=False)
     result.events().to_csv(out / "liquidations.csv", index=False, float_format="%.10g")
@@ -155,14 +162,16 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     write_summary_html(
         result,
         out / "report.html",
-        extra_tables=[comparison, cov, pro],
+        extra_tables=[t for t in (comparison, cov, pro, netting) if t is not None],
         images={"Pareto: capital vs liquidations": out / "pareto.png"},
         provenance=provenance,
         config_text=config_text,
     )
+    for name, r in result.results.items():
+        bar.note(f"  {name}: " + ", ".join(f"{k} {v:.1f} s" for k, v in r.timings.items()))
     bar.note(
         f"wrote {out}/summary.csv, summary.json, comparison.csv, coverage.csv, procyclicality.csv, "
-        f"margin_paths.parquet, liquidations.csv, pareto.png, report.html ({elapsed:.1f} s)"
+        f"netting.csv, margin_paths.parquet, liquidations.csv, pareto.png, report.html ({elapsed:.1f} s)"
     )
     return 0
 

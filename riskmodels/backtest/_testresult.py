@@ -177,10 +177,18 @@ class Table:
 
     title: str = ""
 
-    def __init__(self, frame: pd.DataFrame, title: str = "", notes: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        title: str = "",
+        notes: Sequence[str] = (),
+        formats: Mapping[str, str] | None = None,
+    ) -> None:
         self._frame = frame.reset_index(drop=True)
         self.title = title
         self.notes = tuple(notes)
+        #: optional ``{column: "{:.2%}"}`` display formats (numbers stay raw in ``to_frame``)
+        self.formats = dict(formats or {})
 
     def to_frame(self) -> pd.DataFrame:
         """A copy of the underlying data (numbers unformatted)."""
@@ -194,7 +202,17 @@ class Table:
         return [str(c) for c in self._frame.columns]
 
     def _formatted(self) -> list[list[str]]:
-        return [[format_value(v) for v in row] for row in self._frame.itertuples(index=False)]
+        fmts = [self.formats.get(c) for c in self.columns]
+
+        def cell(v: Any, fmt: str | None) -> str:
+            if fmt is None or isinstance(v, str) or v is None or (isinstance(v, float) and math.isnan(v)):
+                return format_value(v)
+            try:
+                return fmt.format(v)
+            except (TypeError, ValueError):
+                return format_value(v)
+
+        return [[cell(v, f) for v, f in zip(row, fmts, strict=True)] for row in self._frame.itertuples(index=False)]
 
     def __str__(self) -> str:
         cols = self.columns
@@ -255,7 +273,7 @@ class ComparisonTable(Table):
         if missing:
             raise KeyError(f"by={missing!r}: unknown column(s); valid columns are {self.columns}")
         frame = self._frame.sort_values(keys, ascending=ascending, na_position="last", kind="mergesort")
-        return ComparisonTable(frame, title=self.title, notes=self.notes)
+        return ComparisonTable(frame, title=self.title, notes=self.notes, formats=self.formats)
 
     def column(self, name: str) -> np.ndarray:
         """One column as a numpy array."""

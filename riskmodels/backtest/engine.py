@@ -79,6 +79,7 @@ def run_models(
     coverage_on: str = "initial",
     config: dict[str, Any] | None = None,
     progress: Progress | None = None,
+    netting: bool = True,
 ) -> BacktestResult:
     """Run every model on the same panel, book and window.
 
@@ -95,6 +96,9 @@ def run_models(
         effective value is the largest of this and every model's own need.
     start, end
         Evaluation window (date indices, inclusive).
+    netting
+        Also price every account in isolation, for the cross-margining
+        (netting) benefit per model and date.
     """
     end = panel.n_dates - 1 if end is None else end
     policy = policy or LiquidationPolicy()
@@ -122,13 +126,20 @@ def run_models(
         t0 = time.perf_counter()
         path = fitted.path(book, eligible)
         timings["path"] = time.perf_counter() - t0
+        iso_path = None
+        if netting:
+            t0 = time.perf_counter()
+            iso_book = Book(book.assets, book.collateral, book.positions, book.cash,
+                            np.ones(book.n_accounts, dtype=bool), book.account_ids)
+            iso_path = fitted.path(iso_book, eligible & ~book.isolated[None, :])
+            timings["isolated_path"] = time.perf_counter() - t0
         cov = coverage_backtest(panel, book, path, mpor, on=coverage_on)
         if progress:
             progress(f"{model.label}: accounts", i, n)
         t0 = time.perf_counter()
         sim = simulate_accounts(fitted, book, policy, start=start, end=end, asset_ok=asset_ok)
         timings["simulation"] = time.perf_counter() - t0
-        results[model.label] = ModelResult(model, path, cov, sim, gross, timings)
+        results[model.label] = ModelResult(model, path, cov, sim, gross, timings, iso_path)
     if progress:
         progress("done", n, n)
     cfg = config or {"backtest": {"mpor": mpor, "min_history": need, "coverage_on": coverage_on}}
@@ -160,4 +171,5 @@ def run_backtest(
         coverage_on=bt.get("coverage_on", "initial"),
         config=cfg,
         progress=progress,
+        netting=bool(bt.get("netting", True)),
     )

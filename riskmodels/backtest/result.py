@@ -9,13 +9,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from riskmodels.backtest._testresult import ComparisonTable
 from riskmodels.backtest.coverage import CoverageResult
 from riskmodels.backtest.metrics import METRICS, Metric, metrics_with
 from riskmodels.backtest.simulation import SimulationResult
 from riskmodels.data.panel import PricePanel
 from riskmodels.margin.base import MarginModel, MarginPath
 from riskmodels.portfolio import Book
-from riskmodels.report.table import Table
 
 
 @dataclass(eq=False)
@@ -28,6 +28,21 @@ class ModelResult:
     simulation: SimulationResult
     gross_notional: np.ndarray  # (P,)
     timings: dict[str, float] = field(default_factory=dict)
+    #: the same book with every account margined in isolation (for the netting benefit)
+    isolated_path: MarginPath | None = None
+
+    @cached_property
+    def netting_benefit(self) -> np.ndarray | None:
+        """``(T, P)``: 1 - cross-margined IM / sum of the isolated per-holding IMs.
+
+        The share of capital cross-margining saves (Issue 11); NaN where not
+        priced, and for accounts the book margins in isolation anyway.
+        """
+        if self.isolated_path is None:
+            return None
+        from riskmodels.backtest.procyclicality import netting_benefit
+
+        return netting_benefit(self.path.initial, self.isolated_path.initial)
 
     @property
     def label(self) -> str:
@@ -60,7 +75,7 @@ class BacktestResult:
         data = {m.name: [self.results[k].metrics[m.name] for k in self.results] for m in ms}
         return pd.DataFrame(data, index=pd.Index(self.models, name="model"))
 
-    def summary(self, tag: str | None = None) -> Table:
+    def summary(self, tag: str | None = None) -> ComparisonTable:
         """The models x metrics table for the terminal, notebooks and reports."""
         ms: list[Metric] = metrics_with(tag)
         df = self.metrics_frame(tag)
@@ -70,7 +85,7 @@ class BacktestResult:
             f"{self.book.n_accounts} accounts, {self.panel.n_assets} assets, {d0}..{d1}, "
             f"MPOR {self.config.get('backtest', {}).get('mpor', '?')} days"
         )
-        return Table(df, title, {m.label: m.fmt for m in ms})
+        return ComparisonTable(df.reset_index(), title, formats={m.label: m.fmt for m in ms})
 
     def _repr_html_(self) -> str:
         return self.summary().to_html()
