@@ -187,6 +187,11 @@ def simulate_accounts(
     q_pos = np.zeros((P, A))
     entry = np.zeros((P, A))
     cash = np.zeros(P)
+    # derived state kept in step with the quantities (updated only on events)
+    q_net = np.zeros((P, A))  # collateral + perp quantity
+    pos_cost = np.zeros(P)  # sum of perp quantity x entry price
+    long_m = np.zeros((P, A))  # 1 where the account is net long the asset
+    short_m = np.zeros((P, A))  # 1 where net short
     is_open = np.zeros(P, dtype=bool)
     reopen_at = np.full(P, start, dtype=np.int64)  # first attempt at start
 
@@ -198,6 +203,17 @@ def simulate_accounts(
     out_not = np.full((T, P), nan32, dtype=np.float32)
     events: list[np.ndarray] = []
     openings: list[tuple[np.ndarray, int, np.ndarray]] = []
+
+    def set_holdings(rows: np.ndarray, qc: np.ndarray, qp: np.ndarray, en: np.ndarray) -> None:
+        q_coll[rows], q_pos[rows], entry[rows] = qc, qp, en
+        q_net[rows] = qc + qp
+        pos_cost[rows] = (qp * en).sum(1)
+        long_m[rows] = q_net[rows] > 0
+        short_m[rows] = q_net[rows] < 0
+
+    def equity(px: np.ndarray) -> np.ndarray:
+        """``(P,)`` equity of every account at prices ``px`` (A,) or (P, A); 0 when closed."""
+        return cash - pos_cost + np.einsum("pa,pa->p", q_net, np.broadcast_to(px, (P, A)))
 
     def close_out(rows: np.ndarray, t: int, px: np.ndarray, trigger: int, mm: np.ndarray) -> None:
         """Liquidate ``rows`` at prices ``px`` (len(rows), A) and record events."""
@@ -219,8 +235,8 @@ def simulate_accounts(
         rec["slippage"], rec["penalty"], rec["bad_debt"], rec["returned"] = slip, penalty, bad, returned
         events.append(rec)
         is_open[rows] = False
-        q_coll[rows] = 0.0
-        q_pos[rows] = 0.0
+        zero = np.zeros((len(rows), A))
+        set_holdings(rows, zero, zero, zero)
         cash[rows] = 0.0
         if trigger == 2 or policy.reentry_days is None:
             reopen_at[rows] = -1
@@ -229,52 +245,53 @@ def simulate_accounts(
 
     for t in range(start, end + 1):
         c = C[t]
+        finite = np.isfinite(c)
+        cz = np.where(finite, c, 0.0)
         # -- a held asset stopped trading: close at its last close, no penalty
-        if is_open.any():
-            gone = is_open & ((held & ~np.isfinite(c)).any(axis=1))
+        if is_open.any() and not finite.all():
+            gone = is_open & (held & ~finite).any(axis=1)
             if gone.any():
                 rows = np.flatnonzero(gone)
                 last = np.where(np.isfinite(C[t - 1]), C[t - 1], 0.0)
                 close_out(rows, t, np.broadcast_to(last, (len(rows), A)), 2, np.full(len(rows), np.nan))
-        # -- intraday adverse extreme, margin state of t-1
+        # -- intraday adverse extreme (low where net long, high where net short), margin state of t-1
         if policy.intraday and t > start and is_open.any():
+            lo = np.where(np.isfinite(L[t]), L[t], cz)
+            hi = np.where(np.isfinite(H[t]), H[t], cz)
+            px = cz + long_m * (lo - cz) + short_m * (hi - cz)
+            eq = equity(px)
             rows = np.flatnonzero(is_open)
-            net = q_coll[rows] + q_pos[rows]
-            px = np.where(net > 0, L[t], np.where(net < 0, H[t], c))
-            px = np.where(np.isfinite(px), px, c)
-            eq = cash[rows] + (q_coll[rows] * px).sum(1) + (q_pos[rows] * (px - entry[rows])).sum(1)
-            mm = fitted.account_requirement(t - 1, q_coll[rows] * px, q_pos[rows] * px, iso[rows]).maintenance
-            hit = eq < mm
+            pxr = px[rows]
+            mm = fitted.account_requirement(t - 1, q_coll[rows] * pxr, q_pos[rows] * pxr, iso[rows]).maintenance
+            hit = eq[rows] < mm
             if hit.any():
-                close_out(rows[hit], t, px[hit], 0, mm[hit])
+                close_out(rows[hit], t, pxr[hit], 0, mm[hit])
         # -- re-openings at today's close
         want = (~is_open) & (reopen_at >= 0) & (reopen_at <= t) & ok[t]
         # -- close: requirement for open accounts and for those opening today
         rows = np.flatnonzero(is_open | want)
         if len(rows):
             new = want[rows]
-            qc = np.where(new[:, None], coll_t[rows] / np.where(held[rows], c, 1.0), q_coll[rows])
-            qp = np.where(new[:, None], pos_t[rows] / np.where(held[rows], c, 1.0), q_pos[rows])
-            cx = np.where(held[rows], qc * c, 0.0)
-            px_ = np.where(held[rows], qp * c, 0.0)
-            req = fitted.account_requirement(t, cx, px_, iso[rows])
-            # open the new accounts
+            cx = q_coll[rows] * cz
+            px_ = q_pos[rows] * cz
             nr = rows[new]
             if len(nr):
-                q_coll[nr] = qc[new]
-                q_pos[nr] = qp[new]
-                entry[nr] = np.where(held[nr], c, 0.0)
+                cx[new] = coll_t[nr]
+                px_[new] = pos_t[nr]
+            req = fitted.account_requirement(t, cx, px_, iso[rows])
+            # close check for accounts open before today, with the margin set today
+            old = rows[~new]
+            if len(old):
+                hit = equity(cz)[old] < req.maintenance[~new]
+                if hit.any():
+                    close_out(old[hit], t, np.broadcast_to(cz, (int(hit.sum()), A)), 1, req.maintenance[~new][hit])
+            # open the new accounts: equity = IM x (1 + cushion)
+            if len(nr):
+                safe = np.where(held[nr], cz, 1.0)
+                set_holdings(nr, coll_t[nr] / safe, pos_t[nr] / safe, np.where(held[nr], cz, 0.0))
                 cash[nr] = (1.0 + k) * req.initial[new] - cx[new].sum(1)
                 is_open[nr] = True
                 openings.append((nr, t, np.abs(px_[new]).sum(1)))
-            # close check for accounts open before today
-            old = rows[~new]
-            if len(old):
-                cc = np.where(held[old], c, 0.0)
-                eq_old = cash[old] + (q_coll[old] * cc).sum(1) + (q_pos[old] * (cc - entry[old])).sum(1)
-                hit = eq_old < req.maintenance[~new]
-                if hit.any():
-                    close_out(old[hit], t, np.broadcast_to(cc, (len(old), A))[hit], 1, req.maintenance[~new][hit])
             still = is_open[rows]
             r_open = rows[still]
             out_im[t, r_open] = req.initial[still]
@@ -282,10 +299,8 @@ def simulate_accounts(
             out_not[t, r_open] = np.abs(px_[still]).sum(1)
         # -- record the state at the close
         if is_open.any():
-            r = np.flatnonzero(is_open)
-            cc = np.where(held[r], c, 0.0)
-            out_eq[t, r] = cash[r] + (q_coll[r] * cc).sum(1) + (q_pos[r] * (cc - entry[r])).sum(1)
-            out_open[t, r] = True
+            out_eq[t, is_open] = equity(cz)[is_open]
+            out_open[t] = is_open
 
     ev = np.concatenate(events) if events else np.empty(0, dtype=EVENT_DTYPE)
     ev = ev[np.lexsort((ev["account"], ev["t"]))]
