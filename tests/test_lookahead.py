@@ -12,6 +12,7 @@ from riskmodels.data.panel import PricePanel
 from riskmodels.margin import available, get
 from riskmodels.portfolio import generate_book
 
+_INNER = {"name": "historical_var", "window": 60, "min_history": 60}
 # small, fast parameters for every registered model; a new model must be added here
 SPECS: dict[str, list[dict]] = {
     "fixed_haircut": [{}, {"position_tiers": {"default": [[0, 0.05, 0.03], [50_000, 0.1, 0.05]]}}],
@@ -20,6 +21,12 @@ SPECS: dict[str, list[dict]] = {
     "historical_var": [{"window": 60, "min_history": 60}],
     "garch": [{"refit_every": 40, "window_length": 150, "min_history": 120, "n_jobs": 1}],
     "ewma": [{}],
+    "filtered_hs": [{"window": 60, "min_history": 100}],
+    "age_weighted_hs": [{"window": 60, "min_history": 60, "brw_decay": 0.97}],
+    "apc_buffer": [{"inner": _INNER, "history": 60}],
+    "apc_speed_limit": [{"inner": _INNER, "n_days": 10, "max_increase": 0.3, "history": 60}],
+    "apc_floor": [{"inner": _INNER, "lookback_days": 250}],
+    "apc_stress_weight": [{"inner": _INNER, "stress_windows": [["2020-02-01", "2020-03-01"]]}],
 }
 
 

@@ -14,9 +14,18 @@ from riskmodels.margin.base import (
 )
 from riskmodels.margin.garch import EwmaMargin, GarchEstimationWarning, GarchMargin
 from riskmodels.margin.haircut import FixedHaircut
+from riskmodels.margin.historical import AgeWeightedHS, FilteredHS, HistoricalVaR
+from riskmodels.margin.apc import Buffer25, LookbackFloor, SpeedLimit, StressWeight25
 from riskmodels.margin.span import DeribitPM, ScenarioGrid
 
 __all__ = [
+    "AgeWeightedHS",
+    "Buffer25",
+    "FilteredHS",
+    "HistoricalVaR",
+    "LookbackFloor",
+    "SpeedLimit",
+    "StressWeight25",
     "DeribitPM",
     "EwmaMargin",
     "FittedMargin",

@@ -126,9 +126,19 @@ class FittedMargin(ABC):
             un = self.requirement(t, zero, -eye)
             long = np.maximum(positions, 0.0)
             short = np.maximum(-positions, 0.0)
-            im = collateral @ uc.initial + long @ up.initial + short @ un.initial
-            mm = collateral @ uc.maintenance + long @ up.maintenance + short @ un.maintenance
-            return Requirement(im, mm)
+
+            def total(u_c: np.ndarray, u_p: np.ndarray, u_n: np.ndarray) -> np.ndarray:
+                # 0 x NaN must stay 0: an asset without a requirement yet only
+                # poisons the accounts that hold it
+                out = np.zeros(collateral.shape[0])
+                for amt, unit in ((collateral, u_c), (long, u_p), (short, u_n)):
+                    out += np.where(amt != 0, amt * unit, 0.0).sum(axis=1)
+                return out
+
+            return Requirement(
+                total(uc.initial, up.initial, un.initial),
+                total(uc.maintenance, up.maintenance, un.maintenance),
+            )
         N = collateral.shape[0]
         rows_c = np.zeros((N * A, A))
         rows_p = np.zeros((N * A, A))

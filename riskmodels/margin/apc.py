@@ -1,0 +1,441 @@
+"""Anti-procyclicality (APC) tools as wrappers around any margin model.
+
+EMIR RTS 153/2013 Art. 28(1) asks a CCP to apply at least one of: (a) a
+margin buffer of at least 25%, "which it allows to be temporarily exhausted
+in periods where calculated margin requirements are rising significantly";
+(b) at least 25% weight on stressed observations in the look-back period;
+(c) margins not lower than those computed with volatility estimated over a
+10-year look-back. Murphy, Vasios & Vause (2016, BoE Staff Working Paper 597)
+add a *speed limit* on margin increases. Each tool here is one small class:
+
+=========================  ====================  =================================
+class                      registry name         rule on the base margin ``b_t``
+=========================  ====================  =================================
+:class:`Buffer25`          ``apc_buffer``        ``m_t = max(b_t, min((1+B) b_t, m_{t-1}))``
+:class:`StressWeight25`    ``apc_stress_weight`` HS scenarios, stressed weight >= 25%
+:class:`LookbackFloor`     ``apc_floor``         ``m_t = max(b_t, f_t)``, ``f`` = 10-year HS
+:class:`SpeedLimit`        ``apc_speed_limit``   ``m_t = min(b_t, (1+x) min_{t-n<=s<t} m_s)``
+=========================  ====================  =================================
+
+Every rule uses the base margins up to t only (no look-ahead). The rules act
+on a whole path (:meth:`~APCWrapper.apply` takes a ``(T, P)`` array or a
+:class:`~riskmodels.margin.base.MarginPath`), and the wrappers are margin
+models themselves: ``Buffer25(HistoricalVaR())`` or
+``get("apc_buffer", inner="historical_var")``. Initial and maintenance are
+transformed separately by the same rule (the rules are positively
+homogeneous, so ``IM = k x MM`` survives).
+
+Path-dependent rules and ``requirement()``
+------------------------------------------
+The buffer and the speed limit depend on the past margins of the same
+holdings. :meth:`path` applies them to the full path. ``requirement(t, ...)``
+replays the rule over the inner requirements of the given holdings on the
+last ``history`` dates (default 250), starting fresh at the first of them;
+it equals the path value whenever the account's path starts within that
+span. A NaN base margin (ineligible account) restarts the rule. The replay
+uses the inner model's ``requirement_history(t0, t1, collateral, positions)``
+when it has one (plain HS: one rolling-kernel pass), else ``history`` calls
+of ``requirement``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numba
+import numpy as np
+
+from riskmodels.data.panel import PricePanel
+from riskmodels.margin.base import (
+    FittedMargin,
+    MarginModel,
+    MarginPath,
+    Requirement,
+    check_range,
+    get,
+    register,
+)
+from riskmodels.margin.historical import DEFAULT_STRESS_WINDOWS, HistoricalVaR
+from riskmodels.portfolio import Book
+
+ModelSpec = MarginModel | str | Mapping[str, Any]
+
+
+def resolve_model(spec: ModelSpec, what: str = "inner") -> MarginModel:
+    """A MarginModel from an instance, a registry name or ``{"name": ..., **params}``."""
+    if isinstance(spec, MarginModel):
+        return spec
+    if isinstance(spec, str):
+        return get(spec)
+    if isinstance(spec, Mapping):
+        params = dict(spec)
+        try:
+            name = params.pop("name")
+        except KeyError:
+            raise ValueError(f"{what} given as a mapping needs a 'name' key, got {sorted(spec)}") from None
+        return get(name, **params)
+    raise TypeError(f"{what} must be a MarginModel, a registered name or a mapping, got {spec!r}")
+
+
+# ------------------------------------------------------------------ rules
+def buffer_rule_reference(base: np.ndarray, buffer: float = 0.25) -> np.ndarray:
+    """Plain-numpy :func:`buffer_rule`, a loop over dates (parity tests)."""
+    b = np.asarray(base, dtype=np.float64)
+    out = np.full_like(b, np.nan)
+    prev = np.full(b.shape[1:], np.nan)
+    for t in range(b.shape[0]):
+        full = (1.0 + buffer) * b[t]
+        cur = np.where(np.isnan(prev), full, np.maximum(b[t], np.minimum(full, prev)))
+        cur = np.where(np.isnan(b[t]), np.nan, cur)
+        out[t] = cur
+        prev = cur
+    return out
+
+
+def speed_limit_rule_reference(base: np.ndarray, n_days: int = 20, max_increase: float = 0.5) -> np.ndarray:
+    """Plain-numpy :func:`speed_limit_rule`, a loop over dates (parity tests)."""
+    b = np.asarray(base, dtype=np.float64)
+    out = np.full_like(b, np.nan)
+    work = np.full_like(b, np.inf)  # the capped margins, +inf where NaN (ignored by min)
+    for t in range(b.shape[0]):
+        bt = b[t]
+        if t > 0:
+            ref = work[max(0, t - n_days) : t].min(axis=0)
+            cur = np.where(np.isinf(ref), bt, np.minimum(bt, (1.0 + max_increase) * ref))
+        else:
+            cur = bt
+        out[t] = cur
+        work[t] = np.where(np.isnan(cur), np.inf, cur)
+    return out
+
+
+@numba.njit(cache=True)
+def _buffer_kernel(b: np.ndarray, buffer: float, out: np.ndarray) -> None:
+    T, N = b.shape
+    for p in range(N):
+        prev = np.nan
+        for t in range(T):
+            bt = b[t, p]
+            if np.isnan(bt):
+                out[t, p] = np.nan
+                prev = np.nan
+                continue
+            full = (1.0 + buffer) * bt
+            cur = full if np.isnan(prev) else max(bt, min(full, prev))
+            out[t, p] = cur
+            prev = cur
+
+
+def buffer_rule(base: np.ndarray, buffer: float = 0.25) -> np.ndarray:
+    """EMIR Art. 28(1)(a) buffer, released when margins rise (numba).
+
+    ``m_t = max(b_t, min((1 + B) b_t, m_{t-1}))`` with ``m = (1 + B) b`` on
+    the first date (and after a NaN). In calm markets the collected margin is
+    ``(1 + B) b``; when ``b`` rises the previous collected margin is kept
+    (the buffer is consumed) until ``b`` exceeds it; when ``b`` falls the
+    collected margin stays put unless it exceeds ``(1 + B) b``.
+
+    Parameters
+    ----------
+    base : numpy.ndarray
+        ``(T, ...)`` base margins, NaN where not computed.
+    buffer : float
+        ``B`` (0.25 in EMIR).
+    """
+    b = np.asarray(base, dtype=np.float64)
+    b2 = np.ascontiguousarray(b.reshape(b.shape[0], -1))
+    out = np.empty_like(b2)
+    _buffer_kernel(b2, float(buffer), out)
+    return out.reshape(b.shape)
+
+
+@numba.njit(cache=True)
+def _speed_kernel(b: np.ndarray, n_days: int, max_increase: float, out: np.ndarray) -> None:
+    T, N = b.shape
+    for p in range(N):
+        for t in range(T):
+            bt = b[t, p]
+            ref = np.inf
+            for s in range(max(0, t - n_days), t):
+                v = out[s, p]
+                if not np.isnan(v) and v < ref:
+                    ref = v
+            if np.isinf(ref) or np.isnan(bt):
+                out[t, p] = bt
+            else:
+                out[t, p] = min(bt, (1.0 + max_increase) * ref)
+
+
+def speed_limit_rule(base: np.ndarray, n_days: int = 20, max_increase: float = 0.5) -> np.ndarray:
+    """Speed limit on margin increases (Murphy, Vasios & Vause 2016, BoE SWP 597), numba.
+
+    The margin may not rise by more than ``x = max_increase`` over any
+    ``n`` days: ``m_t = min(b_t, (1 + x) min_{t-n <= s < t} m_s)`` (minimum
+    over the finite ``m_s``; ``m_t = b_t`` when there are none). Decreases pass
+    through at once. The capped margin can sit below the base margin for a
+    while: the trade-off the paper studies.
+    """
+    b = np.asarray(base, dtype=np.float64)
+    b2 = np.ascontiguousarray(b.reshape(b.shape[0], -1))
+    out = np.empty_like(b2)
+    _speed_kernel(b2, int(n_days), float(max_increase), out)
+    return out.reshape(b.shape)
+
+
+def floor_rule(base: np.ndarray, floor: np.ndarray) -> np.ndarray:
+    """``max(base, floor)``; a NaN floor lets the base through, a NaN base stays NaN."""
+    b = np.asarray(base, dtype=np.float64)
+    f = np.asarray(floor, dtype=np.float64)
+    return np.where(np.isfinite(f), np.maximum(b, f), b)
+
+
+# ---------------------------------------------------------------- wrappers
+class APCWrapper(MarginModel):
+    """Base of the APC wrappers: holds the inner model."""
+
+    def __init__(self, inner: ModelSpec, *, label: str | None = None) -> None:
+        self.inner = resolve_model(inner)
+        super().__init__(label=label or f"{self.inner.label}+{self.name}")
+
+    @property
+    def min_history(self) -> int:
+        return self.inner.min_history
+
+    def _rule(self, base: np.ndarray) -> np.ndarray:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def apply(self, base: np.ndarray | MarginPath) -> np.ndarray | MarginPath:
+        """The rule on a ``(T, P)`` array or on both sides of a MarginPath."""
+        if isinstance(base, MarginPath):
+            return MarginPath(
+                self.label, base.dates, base.account_ids, self._rule(base.initial), self._rule(base.maintenance), base.eligible
+            )
+        return self._rule(base)
+
+    def fit(self, panel: PricePanel) -> FittedMargin:
+        return _FittedRule(self, panel, self.inner.fit(panel))
+
+
+class _FittedRule(FittedMargin):
+    """A path-dependent rule on the inner model's margins."""
+
+    def __init__(self, model: APCWrapper, panel: PricePanel, inner: FittedMargin) -> None:
+        super().__init__(model, panel)
+        self.inner = inner
+        self.homogeneous = inner.homogeneous  # type: ignore[misc]
+
+    def requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:
+        model: APCWrapper = self.model  # type: ignore[assignment]
+        s0 = max(0, int(t) - int(getattr(model, "history", 1)) + 1)
+        batch = getattr(self.inner, "requirement_history", None)
+        if batch is not None:
+            hist = batch(s0, int(t), collateral, positions)
+            ims, mms = hist.initial, hist.maintenance
+        else:
+            reqs = [self.inner.requirement(s, collateral, positions) for s in range(s0, int(t) + 1)]
+            ims = np.array([r.initial for r in reqs])
+            mms = np.array([r.maintenance for r in reqs])
+        return Requirement(model._rule(ims)[-1], model._rule(mms)[-1])
+
+    def path(self, book: Book, eligible: np.ndarray | None = None) -> MarginPath:
+        return self.model.apply(self.inner.path(book, eligible))  # type: ignore[attr-defined,return-value]
+
+
+@register
+class Buffer25(APCWrapper):
+    """EMIR 25% margin buffer, exhausted when margins rise (RTS 153/2013 Art. 28(1)(a)).
+
+    Parameters
+    ----------
+    inner : MarginModel, str or mapping
+        The base model.
+    buffer : float
+        Buffer fraction ``B`` in [0.25, 10]; EMIR's minimum is 0.25.
+    history : int
+        Dates replayed by ``requirement()`` (>= 1); default 250.
+    """
+
+    name: ClassVar[str] = "apc_buffer"
+    summary: ClassVar[str] = "EMIR Art. 28(1)(a) 25% buffer, released when margins rise"
+
+    def __init__(self, inner: ModelSpec, buffer: float = 0.25, history: int = 250, *, label: str | None = None) -> None:
+        self.buffer = check_range("buffer", buffer, 0.25, 10.0)
+        self.history = int(check_range("history", history, 1))
+        super().__init__(inner, label=label)
+
+    def _rule(self, base: np.ndarray) -> np.ndarray:
+        return buffer_rule(base, self.buffer)
+
+
+@register
+class SpeedLimit(APCWrapper):
+    """Cap on margin increases over any ``n_days`` (Murphy, Vasios & Vause 2016, BoE SWP 597).
+
+    Parameters
+    ----------
+    inner : MarginModel, str or mapping
+        The base model.
+    n_days : int
+        Window of the cap, 1..250; default 20 (no regulatory value: an
+        illustrative choice, as in public replications of the paper).
+    max_increase : float
+        Largest allowed relative increase over ``n_days``, in (0, 10];
+        default 0.5 (+50%).
+    history : int
+        Dates replayed by ``requirement()``; default 250.
+    """
+
+    name: ClassVar[str] = "apc_speed_limit"
+    summary: ClassVar[str] = "speed limit on n-day margin increases (Murphy-Vasios-Vause 2016)"
+
+    def __init__(
+        self, inner: ModelSpec, n_days: int = 20, max_increase: float = 0.5, history: int = 250, *, label: str | None = None
+    ) -> None:
+        n = check_range("n_days", n_days, 1, 250)
+        if n != int(n):
+            raise ValueError(f"n_days={n_days!r} must be a whole number in [1, 250]")
+        self.n_days = int(n)
+        self.max_increase = check_range("max_increase", max_increase, 0.0, 10.0, lo_open=True)
+        self.history = int(check_range("history", history, 1))
+        super().__init__(inner, label=label)
+
+    def _rule(self, base: np.ndarray) -> np.ndarray:
+        return speed_limit_rule(base, self.n_days, self.max_increase)
+
+
+@register
+class LookbackFloor(APCWrapper):
+    """Margin floored at a long-look-back model (EMIR RTS 153/2013 Art. 28(1)(c)).
+
+    Parameters
+    ----------
+    inner : MarginModel, str or mapping
+        The base model.
+    floor_model : MarginModel, str or mapping, optional
+        The floor. Default (only for :class:`HistoricalVaR` inners): plain HS
+        with the inner's confidence, horizon, measure and scaling, window
+        ``lookback_days`` and the inner's ``min_window`` (a growing window
+        until ``lookback_days`` of history exist).
+    lookback_days : int
+        Default floor window, >= 250; default 3650 (10 years x 365 days).
+    """
+
+    name: ClassVar[str] = "apc_floor"
+    summary: ClassVar[str] = "EMIR Art. 28(1)(c) floor at a 10-year look-back margin"
+
+    def __init__(
+        self, inner: ModelSpec, floor_model: ModelSpec | None = None, lookback_days: int = 3650, *, label: str | None = None
+    ) -> None:
+        lb = check_range("lookback_days", lookback_days, 250)
+        if lb != int(lb):
+            raise ValueError(f"lookback_days={lookback_days!r} must be a whole number >= 250")
+        self.lookback_days = int(lb)
+        super().__init__(inner, label=label)
+        if floor_model is not None:
+            self.floor_model = resolve_model(floor_model, "floor_model")
+        elif isinstance(self.inner, HistoricalVaR):
+            m = self.inner
+            self.floor_model = HistoricalVaR(
+                confidence=m.confidence,
+                horizon=m.horizon,
+                window=max(self.lookback_days, m.window),
+                measure=m.measure,
+                scaling=m.scaling,
+                method="hs",
+                im_multiplier=m.im_multiplier,
+                min_window=m.min_window,
+                label=f"{m.label}-{self.lookback_days}d",
+            )
+        else:
+            raise ValueError(
+                f"floor_model is needed for a {type(self.inner).__name__} inner "
+                "(the default floor is only defined for HistoricalVaR)"
+            )
+
+    def fit(self, panel: PricePanel) -> FittedMargin:
+        return _FittedFloor(self, panel, self.inner.fit(panel), self.floor_model.fit(panel))
+
+    def apply(self, base: np.ndarray | MarginPath, floor: np.ndarray | MarginPath | None = None) -> np.ndarray | MarginPath:  # type: ignore[override]
+        """``max(base, floor)`` on arrays or MarginPaths (``floor`` is required)."""
+        if floor is None:
+            raise ValueError("LookbackFloor.apply needs the floor path")
+        if isinstance(base, MarginPath):
+            fi = floor.initial if isinstance(floor, MarginPath) else floor
+            fm = floor.maintenance if isinstance(floor, MarginPath) else floor
+            return MarginPath(
+                self.label, base.dates, base.account_ids, floor_rule(base.initial, fi), floor_rule(base.maintenance, fm), base.eligible
+            )
+        return floor_rule(base, floor.maintenance if isinstance(floor, MarginPath) else floor)
+
+
+class _FittedFloor(FittedMargin):
+    def __init__(self, model: LookbackFloor, panel: PricePanel, inner: FittedMargin, floor: FittedMargin) -> None:
+        super().__init__(model, panel)
+        self.inner = inner
+        self.floor = floor
+        self.homogeneous = inner.homogeneous and floor.homogeneous  # type: ignore[misc]
+
+    def requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:
+        b = self.inner.requirement(t, collateral, positions)
+        f = self.floor.requirement(t, collateral, positions)
+        return Requirement(floor_rule(b.initial, f.initial), floor_rule(b.maintenance, f.maintenance))
+
+    def path(self, book: Book, eligible: np.ndarray | None = None) -> MarginPath:
+        base = self.inner.path(book, eligible)
+        floor = self.floor.path(book, base.eligible)
+        return self.model.apply(base, floor)  # type: ignore[attr-defined,return-value]
+
+
+@register
+class StressWeight25(APCWrapper):
+    """At least ``weight`` of scenario mass on stressed observations (EMIR Art. 28(1)(b)).
+
+    Only meaningful for historical simulation: the wrapper returns the inner
+    :class:`HistoricalVaR` with ``stress_weight = max(weight, inner's)`` and
+    ``stress_windows`` = the inner's, or ``stress_windows`` given here, or
+    :data:`~riskmodels.margin.historical.DEFAULT_STRESS_WINDOWS`.
+
+    Parameters
+    ----------
+    inner : HistoricalVaR, str or mapping
+        A historical-simulation model (plain, FHS or BRW).
+    weight : float
+        Minimum stressed share in [0.25, 1); default 0.25.
+    stress_windows : sequence of (str, str), optional
+        Stressed periods to use when the inner has none.
+    """
+
+    name: ClassVar[str] = "apc_stress_weight"
+    summary: ClassVar[str] = "EMIR Art. 28(1)(b) >= 25% weight on stressed scenarios (HS only)"
+
+    def __init__(
+        self,
+        inner: ModelSpec,
+        weight: float = 0.25,
+        stress_windows: Any = None,
+        *,
+        label: str | None = None,
+    ) -> None:
+        self.weight = check_range("weight", weight, 0.25, 1.0, hi_open=True)
+        self.stress_windows = stress_windows
+        super().__init__(inner, label=label)
+        if not isinstance(self.inner, HistoricalVaR):
+            raise TypeError(
+                f"inner must be a HistoricalVaR model for apc_stress_weight, got {type(self.inner).__name__}"
+            )
+        params = self.inner.params()
+        params["stress_windows"] = self.inner.stress_windows or stress_windows or DEFAULT_STRESS_WINDOWS
+        params["stress_weight"] = max(self.weight, self.inner.stress_weight or 0.0)
+        params["method"] = self.inner.method
+        self.effective = type(self.inner)(**params, label=self.label)
+
+    @property
+    def min_history(self) -> int:
+        return self.effective.min_history
+
+    def fit(self, panel: PricePanel) -> FittedMargin:
+        return self.effective.fit(panel)
+
+    def apply(self, base: np.ndarray | MarginPath) -> np.ndarray | MarginPath:
+        raise TypeError("the stressed-weight tool changes the scenario weights: it cannot act on a finished path")

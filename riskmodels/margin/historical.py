@@ -1,0 +1,490 @@
+"""Historical-simulation VaR / ES margin: plain, filtered (FHS) and age-weighted (BRW).
+
+The margin method of most CCPs (Eurex Prisma, LCH PAIRS; METHODOLOGY.md s.3):
+the requirement is a tail quantile (VaR) or tail mean (ES) of the account's
+P&L over the margin period of risk ``h`` days, computed from historical
+scenarios.
+
+Scenarios
+---------
+At date t the scenario set is the last ``W`` dates ``s = t-W+1 .. t`` (only
+data up to t's close). Each scenario is a vector of log returns ``r_s``:
+
+* ``scaling="overlapping"``: the h-day return ending at s,
+  ``r_s = ln(C_s / C_{s-h})`` (overlapping windows);
+* ``scaling="sqrt"``: the 1-day return scaled, ``r_s = sqrt(h) ln(C_s / C_{s-1})``.
+
+Applied to the account's current holdings (collateral and perps together,
+the USD exposure ``x_a = collateral_a + positions_a``)::
+
+    P&L_s = sum_a x_a (exp(r_{s,a}) - 1),   loss_s = -P&L_s.
+
+``measure="var"``: the empirical quantile of the losses at ``confidence``;
+``measure="es"``: the tail mean. The quantile convention (k-th largest loss,
+``k = ceil(W (1 - c))``, and the Acerbi-Tasche empirical ES) is documented in
+:mod:`riskmodels.margin._quantile`. The requirement is floored at 0;
+maintenance = that number, initial = ``im_multiplier`` x maintenance.
+
+Variants (``method``)
+---------------------
+* ``"hs"``: plain historical simulation, equal weights.
+* ``"fhs"``: filtered HS (Barone-Adesi, Giannopoulos & Vosper 1999; Hull &
+  White 1998, "Incorporating volatility updating into the historical
+  simulation method for VaR"): each asset's scenario return is rescaled by
+  the ratio of today's volatility forecast to the one in force when the
+  scenario happened, ``r*_s = r_s sigma_t / sigma_{s-h}`` (``sigma_{s-1}``
+  with sqrt scaling), where ``sigma_u`` is the 1-day volatility forecast for
+  day ``u+1`` made with returns up to ``u``. Default source: EWMA,
+  ``v_u = lambda v_{u-1} + (1 - lambda) r_u^2`` (RiskMetrics 1996,
+  lambda = 0.94), seeded with the mean of the asset's first
+  :data:`EWMA_WARMUP` squared returns (NaN before, so no future data is
+  used). Another source (e.g. GARCH) plugs in as ``volatility=callable``
+  returning that ``(T, A)`` array.
+* ``"brw"``: age-weighted HS (Boudoukh, Richardson & Whitelaw 1998, "The best
+  of both worlds"): the scenario ``i = t - s`` days old has weight
+  ``proportional to brw_decay**i``; the weighted quantile / ES.
+
+Stress-period floor
+-------------------
+``stress_windows = [(start, end), ...]`` (inclusive dates; a scenario belongs
+to a window when the date its return ends on does). Every stressed scenario
+dated ``<= t`` that has left the window stays in the set with mass 1 on top of
+the window, so adding a stressed window can never lower the margin. The
+stressed scenarios are the raw historical moves (not volatility-filtered: a
+floor must not be scaled away by today's calm). With ``stress_weight = w``
+the stressed scenarios (in and outside the window) get at least the share
+``w`` of the total mass (EMIR RTS 153/2013 Art. 28(1)(b): "at least 25%
+weight to stressed observations"); that weighted quantile can fall when
+calm scenarios are added, unlike the inclusion rule.
+
+Speed
+-----
+:meth:`FittedHistorical.path` for ``method="hs"`` without ``stress_weight``:
+a constant-notional book's scenario P&L does not depend on t, so each
+account's loss series is ONE matrix product ``X (P, A) @ expm1(R).T (A, T)``
+and the margin is a sliding-window order statistic of that series
+(:func:`~riskmodels.margin._quantile.rolling_tail`, numba, BLAS kept to one
+thread around it). FHS rescales every scenario by ``sigma_t / sigma_s``, which
+changes with t, and BRW weights change with t, so those use one ``(W, A) @
+(A, P)`` product per date, vectorised over accounts, with the tail kernel over
+columns (the base-class date loop).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from riskmodels.data.panel import PricePanel
+from riskmodels.margin._quantile import MEASURES, rolling_tail, tail_columns
+from riskmodels.margin.base import (
+    FittedMargin,
+    MarginModel,
+    MarginPath,
+    Requirement,
+    check_range,
+    register,
+)
+from riskmodels.portfolio import Book
+
+#: Crypto stress periods (METHODOLOGY.md s.6.2, CRASH_DAYS.md): Covid crash,
+#: May 2021 crash, LUNA/UST, FTX.
+DEFAULT_STRESS_WINDOWS: tuple[tuple[str, str], ...] = (
+    ("2020-03-01", "2020-04-15"),
+    ("2021-05-10", "2021-06-30"),
+    ("2022-05-01", "2022-06-30"),
+    ("2022-11-01", "2022-12-15"),
+)
+#: Squared returns averaged to seed the EWMA variance (no value before).
+EWMA_WARMUP = 20
+METHODS = ("hs", "fhs", "brw")
+SCALINGS = ("overlapping", "sqrt")
+
+VolatilitySource = Callable[[PricePanel], np.ndarray]
+
+
+def ewma_volatility(returns: np.ndarray, lam: float = 0.94, warmup: int = EWMA_WARMUP) -> np.ndarray:
+    """EWMA 1-day volatility forecasts, ``(T, A)``; row t uses returns up to t.
+
+    ``v_t = lambda v_{t-1} + (1 - lambda) r_t^2`` (RiskMetrics Technical
+    Document 1996, s.5.2), seeded at an asset's ``warmup``-th return with the
+    mean of its first ``warmup`` squared returns; NaN before and where the
+    return is missing. ``sigma[t] = sqrt(v_t)`` is the forecast for day t+1.
+    """
+    r = np.asarray(returns, dtype=np.float64)
+    T, A = r.shape
+    out = np.full((T, A), np.nan)
+    v = np.full(A, np.nan)
+    count = np.zeros(A, dtype=np.int64)
+    sumsq = np.zeros(A)
+    for t in range(T):
+        rt = r[t]
+        fin = np.isfinite(rt)
+        r2 = np.where(fin, rt * rt, 0.0)
+        count += fin
+        sumsq += r2
+        seed = fin & (count == warmup)
+        upd = fin & (count > warmup)
+        v = np.where(seed, sumsq / warmup, v)
+        v = np.where(upd, lam * v + (1.0 - lam) * r2, v)
+        out[t] = np.where(fin & (count >= warmup), np.sqrt(v), np.nan)
+    return out
+
+
+def _check_windows(windows: Sequence[Sequence[str]] | None) -> tuple[tuple[str, str], ...]:
+    if not windows:
+        return ()
+    out = []
+    for w in windows:
+        if len(w) != 2:
+            raise ValueError(f"stress_windows entries must be (start, end) date pairs, got {w!r}")
+        try:
+            a, b = pd.Timestamp(w[0]), pd.Timestamp(w[1])
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"stress_windows entry {w!r} is not a pair of dates: {exc}") from None
+        if b < a:
+            raise ValueError(f"stress_windows entry {w!r}: end is before start")
+        out.append((str(a.date()), str(b.date())))
+    return tuple(out)
+
+
+def _whole(name: str, value: Any, lo: int, hi: float = np.inf) -> int:
+    try:
+        ok = int(value) == value
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or not (lo <= value <= hi):
+        raise ValueError(f"{name}={value!r} must be a whole number in [{lo}, {hi}]")
+    return int(value)
+
+
+@register
+class HistoricalVaR(MarginModel):
+    """Historical-simulation VaR / ES margin (plain, filtered or age-weighted).
+
+    Parameters
+    ----------
+    confidence : float
+        VaR level in (0.5, 1); default 0.99 (EMIR RTS 153/2013 Art. 24).
+    horizon : int
+        Margin period of risk h in days, 1..10; default 2 (EMIR Art. 26).
+    window : int
+        Look-back W in dates (>= 20); default 500.
+    measure : {"var", "es"}
+        Quantile or tail mean.
+    scaling : {"overlapping", "sqrt"}
+        Overlapping h-day returns, or 1-day returns x sqrt(h).
+    method : {"hs", "fhs", "brw"}
+        Plain, filtered (EWMA / pluggable volatility) or age-weighted.
+        Default: ``"hs"`` (``"fhs"`` for :class:`FilteredHS`, ``"brw"`` for
+        :class:`AgeWeightedHS`).
+    ewma_lambda : float
+        EWMA decay for FHS in (0, 1); default 0.94.
+    brw_decay : float
+        BRW decay in (0, 1]; default 0.99 (1 = equal weights).
+    stress_windows : sequence of (str, str), optional
+        Stressed periods whose scenarios always stay in the set
+        (:data:`DEFAULT_STRESS_WINDOWS` is a ready list).
+    stress_weight : float, optional
+        Minimum total weight of stressed scenarios in (0, 1) (EMIR Art.
+        28(1)(b) uses 0.25); needs ``stress_windows``.
+    im_multiplier : float
+        Initial = multiplier x maintenance, >= 1; default 1.
+    min_window : int, optional
+        Fewest scenarios to price an account (20..window); default ``window``.
+        A smaller value gives a growing window for young assets.
+    min_history : int, optional
+        1-day returns an asset needs (default: what ``min_window`` scenarios
+        need: ``min_window + h - 1`` overlapping / ``min_window`` sqrt, plus
+        :data:`EWMA_WARMUP` for FHS). Given without ``min_window``, it sets
+        ``min_window = min(window, min_history - those extra days)`` (a
+        growing window); given with it, it may not be smaller than they need.
+    volatility : "ewma" or callable
+        FHS volatility source: a callable ``f(panel) -> (T, A)`` array whose
+        row t is the 1-day volatility forecast for t+1 using data up to t.
+    """
+
+    name: ClassVar[str] = "historical_var"
+    summary: ClassVar[str] = "historical-simulation VaR/ES of account P&L (CCP style: Prisma, PAIRS)"
+    default_method: ClassVar[str] = "hs"
+
+    def __init__(
+        self,
+        confidence: float = 0.99,
+        horizon: int = 2,
+        window: int = 500,
+        measure: str = "var",
+        scaling: str = "overlapping",
+        method: str | None = None,
+        ewma_lambda: float = 0.94,
+        brw_decay: float = 0.99,
+        stress_windows: Sequence[Sequence[str]] | None = None,
+        stress_weight: float | None = None,
+        im_multiplier: float = 1.0,
+        min_window: int | None = None,
+        min_history: int | None = None,
+        volatility: str | VolatilitySource = "ewma",
+        *,
+        label: str | None = None,
+    ) -> None:
+        super().__init__(label=label)
+        self.confidence = check_range("confidence", confidence, 0.5, 1.0, lo_open=True, hi_open=True)
+        self.horizon = _whole("horizon", horizon, 1, 10)
+        self.window = _whole("window", window, 20)
+        if measure not in MEASURES:
+            raise ValueError(f"measure={measure!r} must be one of {MEASURES}")
+        self.measure = measure
+        if scaling not in SCALINGS:
+            raise ValueError(f"scaling={scaling!r} must be one of {SCALINGS}")
+        self.scaling = scaling
+        method = method or self.default_method
+        if method not in METHODS:
+            raise ValueError(f"method={method!r} must be one of {METHODS}")
+        self.method = method
+        self.ewma_lambda = check_range("ewma_lambda", ewma_lambda, 0.0, 1.0, lo_open=True, hi_open=True)
+        self.brw_decay = check_range("brw_decay", brw_decay, 0.0, 1.0, lo_open=True)
+        self.stress_windows = _check_windows(stress_windows)
+        if stress_weight is not None:
+            stress_weight = check_range("stress_weight", stress_weight, 0.0, 1.0, lo_open=True, hi_open=True)
+            if not self.stress_windows:
+                raise ValueError("stress_weight needs stress_windows (e.g. DEFAULT_STRESS_WINDOWS)")
+        self.stress_weight = stress_weight
+        self.im_multiplier = check_range("im_multiplier", im_multiplier, 1.0)
+        extra = (self.horizon - 1 if scaling == "overlapping" else 0) + (EWMA_WARMUP if method == "fhs" else 0)
+        self._min_history = None if min_history is None else _whole("min_history", min_history, 20 + extra)
+        if min_window is not None:
+            self.min_window = _whole("min_window", min_window, 20, self.window)
+            if self._min_history is not None and self._min_history < self.min_window + extra:
+                raise ValueError(
+                    f"min_history={min_history} is below the {self.min_window + extra} returns that "
+                    f"min_window={self.min_window} scenarios need; raise min_history or lower min_window"
+                )
+        elif self._min_history is not None:
+            # a shorter history than the window: margin on a growing window from min_history on
+            self.min_window = min(self.window, self._min_history - extra)
+        else:
+            self.min_window = self.window
+        if not (volatility == "ewma" or callable(volatility)):
+            raise ValueError(f"volatility={volatility!r} must be 'ewma' or a callable panel -> (T, A) array")
+        self.volatility = volatility
+
+    @property
+    def min_history(self) -> int:
+        if self._min_history is not None:
+            return self._min_history
+        n = self.min_window + (self.horizon - 1 if self.scaling == "overlapping" else 0)
+        return n + (EWMA_WARMUP if self.method == "fhs" else 0)
+
+    def fit(self, panel: PricePanel) -> FittedHistorical:
+        return FittedHistorical(self, panel)
+
+
+@register
+class FilteredHS(HistoricalVaR):
+    """:class:`HistoricalVaR` with ``method="fhs"`` (filtered historical simulation)."""
+
+    name: ClassVar[str] = "filtered_hs"
+    summary: ClassVar[str] = "filtered historical simulation (EWMA-devolatilised, Hull-White)"
+    default_method: ClassVar[str] = "fhs"
+
+
+@register
+class AgeWeightedHS(HistoricalVaR):
+    """:class:`HistoricalVaR` with ``method="brw"`` (age-weighted, Boudoukh-Richardson-Whitelaw)."""
+
+    name: ClassVar[str] = "age_weighted_hs"
+    summary: ClassVar[str] = "age-weighted historical simulation (BRW 1998)"
+    default_method: ClassVar[str] = "brw"
+
+
+class FittedHistorical(FittedMargin):
+    """Scenario returns, volatilities and stress flags of a panel (no look-ahead)."""
+
+    homogeneous = True
+
+    def __init__(self, model: HistoricalVaR, panel: PricePanel) -> None:
+        super().__init__(model, panel)
+        m = model
+        h = m.horizon
+        r1 = panel.returns(1)
+        if m.scaling == "overlapping":
+            self.R = panel.returns(h)
+            lag = h
+        else:
+            self.R = np.sqrt(h) * r1
+            lag = 1
+        T, A = self.R.shape
+        if m.method == "fhs":
+            if m.volatility == "ewma":
+                sigma = ewma_volatility(r1, m.ewma_lambda)
+            else:
+                sigma = np.asarray(m.volatility(panel), dtype=np.float64)  # type: ignore[operator]
+                if sigma.shape != (T, A):
+                    raise ValueError(f"volatility source returned shape {sigma.shape}, expected {(T, A)}")
+            with np.errstate(invalid="ignore"):
+                sigma = np.where(sigma > 0, sigma, np.nan)
+            self.sigma = sigma
+            self.sigma_then = np.full((T, A), np.nan)
+            self.sigma_then[lag:] = sigma[:-lag]
+            self.G = None
+        else:
+            self.G = np.expm1(self.R)
+        dates = panel.dates
+        stress = np.zeros(T, dtype=bool)
+        for a, b in m.stress_windows:
+            stress |= (dates >= pd.Timestamp(a)) & (dates <= pd.Timestamp(b))
+        self.stress = stress
+        self.asset_ok = panel.eligible(m.min_history)
+
+    # --------------------------------------------------------- scenarios
+    def scenarios(self, t: int) -> tuple[np.ndarray, int, np.ndarray | None, np.ndarray]:
+        """Scenario simple returns at t: ``(rows, A)``, number of window rows, weights, stressed flags.
+
+        Rows ``0..n_window-1`` are dates ``t-W+1..t``; then stressed dates
+        that have left the window (raw returns).
+        """
+        m: HistoricalVaR = self.model  # type: ignore[assignment]
+        lo = max(0, t - m.window + 1)
+        if m.method == "fhs":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                gw = np.expm1(self.R[lo : t + 1] * (self.sigma[t] / self.sigma_then[lo : t + 1]))
+        else:
+            gw = self.G[lo : t + 1]  # type: ignore[index]
+        n_window = t + 1 - lo
+        weights = None
+        if m.method == "brw":
+            weights = m.brw_decay ** np.arange(n_window - 1, -1, -1, dtype=np.float64)
+        flags = self.stress[lo : t + 1]
+        if self.stress[:lo].any():
+            ext = np.flatnonzero(self.stress[:lo])
+            graw = np.expm1(self.R[ext])
+            gw = np.vstack([gw, graw])
+            flags = np.concatenate([flags, np.ones(ext.size, dtype=bool)])
+        return gw, n_window, weights, flags
+
+    def _losses(self, g: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """``(rows, N)`` losses of exposures ``X`` (N, A); NaN where a held asset has no return.
+
+        Returned as the transpose of a C-ordered ``(N, rows)`` array, the layout
+        the column kernels read without a copy.
+        """
+        nan = ~np.isfinite(g)
+        cols = np.flatnonzero(nan.any(axis=0))
+        if cols.size:
+            g = np.where(nan, 0.0, g)
+        loss = -(X @ g.T)  # (N, rows)
+        if cols.size:
+            bad = (X[:, cols] != 0).astype(np.float64) @ nan[:, cols].T.astype(np.float64)
+            loss[bad > 0] = np.nan
+        return loss.T
+
+    def _measure(self, var: np.ndarray, es: np.ndarray) -> np.ndarray:
+        out = var if self.model.measure == "var" else es  # type: ignore[attr-defined]
+        with np.errstate(invalid="ignore"):
+            out[out < 0.0] = 0.0  # floor at 0; NaN stays NaN
+        return out
+
+    # ------------------------------------------------------- requirement
+    def requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:
+        m: HistoricalVaR = self.model  # type: ignore[assignment]
+        X = np.atleast_2d(np.asarray(collateral, dtype=np.float64)) + np.atleast_2d(
+            np.asarray(positions, dtype=np.float64)
+        )
+        g, n_window, weights, flags = self.scenarios(int(t))
+        losses = self._losses(g, X)
+        var, es = tail_columns(
+            losses, n_window, m.confidence, m.min_window, weights, flags, m.stress_weight
+        )
+        mm = self._measure(var, es)
+        ineligible = ((X != 0) & ~self.asset_ok[t]).any(axis=1)
+        mm = np.where(ineligible, np.nan, mm)
+        return Requirement(m.im_multiplier * mm, mm)
+
+    def requirement_history(self, t0: int, t1: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:
+        """``requirement(s, collateral, positions)`` for every ``s`` in ``t0..t1``, as ``(L, N)`` arrays.
+
+        For plain HS one rolling-kernel pass over dates ``0..t1`` (used by the
+        path-dependent APC wrappers); otherwise a loop over the dates.
+        """
+        m: HistoricalVaR = self.model  # type: ignore[assignment]
+        if m.method != "hs" or m.stress_weight is not None:
+            reqs = [self.requirement(s, collateral, positions) for s in range(t0, t1 + 1)]
+            return Requirement(np.array([r.initial for r in reqs]), np.array([r.maintenance for r in reqs]))
+        X = np.atleast_2d(np.asarray(collateral, dtype=np.float64)) + np.atleast_2d(
+            np.asarray(positions, dtype=np.float64)
+        )
+        losses = np.ascontiguousarray(self._losses(self.G[: t1 + 1], X).T)  # type: ignore[index]
+        stress = self.stress[: t1 + 1]
+        var, es = rolling_tail(losses, m.window, m.confidence, m.min_window, stress if stress.any() else None)
+        mm = self._measure(var, es).T[t0:]
+        bad = ((X != 0)[None, :, :] & ~self.asset_ok[t0 : t1 + 1, None, :]).any(axis=2)
+        mm = np.where(bad, np.nan, mm)
+        return Requirement(m.im_multiplier * mm, mm)
+
+    def isolated_requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:
+        """Sum of stand-alone requirements; NaN only if a *held* asset cannot be priced."""
+        collateral = np.atleast_2d(np.asarray(collateral, dtype=np.float64))
+        positions = np.atleast_2d(np.asarray(positions, dtype=np.float64))
+        A = collateral.shape[1]
+        units = self.requirement(t, np.vstack([np.eye(A), np.zeros((A, A))]), np.vstack([np.zeros((A, A)), -np.eye(A)]))
+        up, un = units.maintenance[:A], units.maintenance[A:]
+        mm = _combine_units(collateral, positions, up[None, :], un[None, :])[0]
+        return Requirement(self.model.im_multiplier * mm, mm)  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------- path
+    def path(self, book: Book, eligible: np.ndarray | None = None) -> MarginPath:
+        """Margin path of a constant-notional book.
+
+        ``method="hs"`` without ``stress_weight``: one loss series per account
+        (``X @ expm1(R).T``) and the numba sliding-window tail kernel; the
+        isolated accounts use the unit portfolios ``+-1 USD`` per asset
+        (positive homogeneity). Otherwise the per-date loop of the base class.
+        """
+        m: HistoricalVaR = self.model  # type: ignore[assignment]
+        book = book.align(self.panel.assets)
+        held = book.held().astype(np.float64)
+        with threadpool_limits(1):
+            asset_bad = (~self.asset_ok).astype(np.float64) @ held.T  # (T, P) held assets not priceable
+        if eligible is None:
+            eligible = asset_bad == 0
+        if m.method != "hs" or m.stress_weight is not None:
+            with threadpool_limits(1):  # small BLAS products in a loop: threads only cost
+                base = super().path(book, eligible & (asset_bad == 0))
+            ok = eligible & np.isfinite(base.maintenance)
+            return MarginPath(base.model, base.dates, base.account_ids, base.initial, base.maintenance, ok)
+        A = book.n_assets
+        X = book.exposure
+        iso = np.asarray(book.isolated, dtype=bool)
+        units = np.vstack([np.eye(A), -np.eye(A)]) if iso.any() else np.zeros((0, A))
+        Xall = np.vstack([X, units])
+        losses = np.ascontiguousarray(self._losses(self.G, Xall).T)  # type: ignore[arg-type]
+        with threadpool_limits(1):
+            var, es = rolling_tail(
+                losses, m.window, m.confidence, m.min_window, self.stress if self.stress.any() else None
+            )
+        val = self._measure(var, es).T  # (T, P + 2A)
+        P = X.shape[0]
+        mm = val[:, :P].copy()
+        if iso.any():
+            up, un = val[:, P : P + A], val[:, P + A :]
+            mm[:, iso] = _combine_units(book.collateral[iso], book.positions[iso], up, un)
+        ok = eligible & (asset_bad == 0) & np.isfinite(mm)
+        mm = np.where(ok, mm, np.nan)
+        return MarginPath(m.label, self.panel.dates, book.account_ids, m.im_multiplier * mm, mm, ok)
+
+
+def _combine_units(collateral: np.ndarray, positions: np.ndarray, up: np.ndarray, un: np.ndarray) -> np.ndarray:
+    """Isolated margin from unit requirements: ``(N, A)`` holdings, ``(T, A)`` units -> ``(T, N)``.
+
+    ``sum_a (collateral_a + long_a) U+_a + short_a U-_a``; NaN where a held
+    asset's unit requirement is NaN (non-held NaN units do not propagate).
+    """
+    longish = collateral + np.maximum(positions, 0.0)
+    short = np.maximum(-positions, 0.0)
+    out = np.nan_to_num(up) @ longish.T + np.nan_to_num(un) @ short.T
+    bad = (~np.isfinite(up)).astype(np.float64) @ (longish > 0).T + (~np.isfinite(un)).astype(np.float64) @ (short > 0).T
+    return np.where(bad > 0, np.nan, out)
