@@ -230,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:  # pragma: no cover - fetch is optional at import time
         pass
 
+    from riskmodels.cascade.cli import add_cascade_parser
+
+    add_cascade_parser(sub)
+
     m = sub.add_parser("models", help="list the registered margin methods")
     m.set_defaults(func=cmd_models)
     c = sub.add_parser("config", help="print the default config (TOML)")

@@ -17,7 +17,7 @@ from typing import Any
 
 from riskmodels.backtest.simulation import LiquidationPolicy
 
-SECTIONS = ("data", "book", "backtest", "liquidation", "models")
+SECTIONS = ("data", "book", "backtest", "liquidation", "models", "cascade", "calibrate", "sweep", "report")
 
 
 def default_config() -> dict[str, Any]:

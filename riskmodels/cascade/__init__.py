@@ -1,0 +1,44 @@
+"""Cross-margin liquidation cascades with price impact, replayed on real days.
+
+* :mod:`~riskmodels.cascade.impact` -- price-impact plug-ins;
+* :mod:`~riskmodels.cascade.engine` -- the one-window cascade engine;
+* :mod:`~riskmodels.cascade.population` -- the account population seeder;
+* :mod:`~riskmodels.cascade.replay` -- replay variants A/B/C, calibration,
+  the crash-day suite, cross vs isolated, comparison across margin methods.
+"""
+
+from riskmodels.cascade.engine import (
+    CascadeParams,
+    CascadeResult,
+    Population,
+    fixed_points,
+    run_cascade,
+)
+from riskmodels.cascade.impact import (
+    AssetState,
+    DepthImpact,
+    ImpactModel,
+    LinearImpact,
+    NoImpact,
+    SquareRootImpact,
+    build_impact,
+)
+from riskmodels.cascade.population import LeverageMixture, isolate, seed_population
+
+__all__ = [
+    "AssetState",
+    "CascadeParams",
+    "CascadeResult",
+    "DepthImpact",
+    "ImpactModel",
+    "LeverageMixture",
+    "LinearImpact",
+    "NoImpact",
+    "Population",
+    "SquareRootImpact",
+    "build_impact",
+    "fixed_points",
+    "isolate",
+    "run_cascade",
+    "seed_population",
+]

@@ -1,0 +1,178 @@
+"""``riskmodels cascade``: replay a crash day (or the whole crash-day suite).
+
+Wiring (in :mod:`riskmodels.cli`)::
+
+    from riskmodels.cascade.cli import add_cascade_parser
+    add_cascade_parser(sub)          # sets func=run_cascade
+
+Configuration: the backtest TOML (``[data]``, ``[[models]]``, ``[liquidation]``
+for slippage and penalty) plus an optional ``[cascade]`` table whose keys and
+defaults are :data:`CASCADE_DEFAULTS`. The ``[cascade]`` table is split off
+before the rest goes through :func:`riskmodels.config.load_config`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+CASCADE_DEFAULTS: dict[str, Any] = {
+    "accounts": 5000,  # seeded accounts per day (each stands for many traders)
+    "seed": 11,
+    "substeps": 12,  # sub-steps per day
+    "path": "ohlc",  # "ohlc" (open -> extreme -> extreme -> close) or "bridge"
+    "impact": "sqrt",  # none | sqrt | depth | linear
+    "impact_params": {"Y": 0.7},
+    "close_factor": 1.0,
+    "permanent": 0.5,
+    "insurance_fund_share": 0.001,  # insurance fund at the open = share x total open interest
+    "oi_to_volume": 0.5,  # OI = k x trailing 30-day mean daily USD volume
+    "lookback": 30,
+    "calm_days": 30,  # ordinary days of the one global leverage calibration
+    "calibration_accounts": 2000,
+    "universe": ["BTC", "ETH", "BNB", "XRP", "ADA", "DOGE", "SOL", "LINK", "LTC"],
+    "start": "2019-01-01",  # first date loaded (calibration and history)
+}
+
+
+def add_cascade_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    """Add the ``cascade`` sub-command to ``riskmodels``' sub-parsers."""
+    c = subparsers.add_parser("cascade", help="liquidation cascades with price impact on a real crash day")
+    c.add_argument("--day", help="day to replay, YYYY-MM-DD (default 2021-05-19)")
+    c.add_argument("--suite", action="store_true", help="every crash day of CRASH_DAYS inside the data's range")
+    c.add_argument("--config", help="TOML config (backtest sections + optional [cascade])")
+    c.add_argument("--data", help="price data directory (else $RISKMODELS_DATA, else the fetch cache)")
+    c.add_argument("--out", default="riskmodels-cascade", help="output directory (default ./riskmodels-cascade)")
+    c.add_argument("--accounts", type=int, help="accounts per day (overrides [cascade].accounts)")
+    c.add_argument("--offline", action="store_true", help="never download data")
+    c.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    c.set_defaults(func=run_cascade)
+    return c
+
+
+def load_cascade_config(path: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(backtest config, cascade settings)`` from an optional TOML file."""
+    from riskmodels.config import load_config
+
+    user: dict[str, Any] = {}
+    if path:
+        p = Path(path)
+        if not p.exists():
+            raise FileNotFoundError(f"config file not found: {p}")
+        try:
+            with p.open("rb") as fh:
+                user = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{p}: not valid TOML: {exc}") from None
+    casc = copy.deepcopy(CASCADE_DEFAULTS)
+    extra = user.pop("cascade", {})
+    unknown = set(extra) - set(casc)
+    if unknown:
+        raise ValueError(f"[cascade] has unknown key(s) {sorted(unknown)}; valid: {sorted(casc)}")
+    casc.update(extra)
+    return load_config(None, user), casc
+
+
+def _say(quiet: bool, msg: str) -> None:
+    if not quiet:
+        sys.stderr.write(msg + "\n")
+        sys.stderr.flush()
+
+
+def run_cascade(args: argparse.Namespace) -> int:
+    """Entry point of ``riskmodels cascade``."""
+    import warnings
+
+    from riskmodels.backtest.engine import build_models
+    from riskmodels.cascade.engine import CascadeParams
+    from riskmodels.cascade.impact import build_impact
+    from riskmodels.cascade.population import market_assets, seed_population
+    from riskmodels.cascade.replay import (
+        CRASH_DAYS,
+        calibrate_mixture,
+        calm_days,
+        compare_methods,
+        crash_suite,
+        cross_vs_isolated,
+        replay_day,
+    )
+    from riskmodels.config import liquidation_policy
+    from riskmodels.data.loaders import load_panel
+    from riskmodels.data.resolve import resolve_data_dir
+
+    cfg, casc = load_cascade_config(args.config)
+    if args.accounts:
+        casc["accounts"] = int(args.accounts)
+    models = build_models(cfg)
+    impact = build_impact(casc["impact"], **casc["impact_params"])
+    quiet = bool(getattr(args, "quiet", False))
+    data_dir = resolve_data_dir(args.data or cfg["data"].get("dir") or None, offline=bool(args.offline),
+                                fetch_if_missing=True, progress=lambda m: _say(quiet, m))
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        panel = load_panel(data_dir, assets=casc["universe"] or cfg["data"]["universe"] or None,
+                           policy=cfg["data"].get("policy", "truncate"), start=casc["start"] or None)
+    fitted = [m.fit(panel) for m in models]
+    ref = fitted[0]
+    policy = liquidation_policy(cfg)
+    seed_kw = {"oi_to_volume": float(casc["oi_to_volume"]), "lookback": int(casc["lookback"])}
+    first = max(int(casc["lookback"]) + 1, int(ref.model.min_history) + 1)
+    days = calm_days(panel.dates, first, int(casc["calm_days"]), seed=int(casc["seed"]))
+    _say(quiet, f"calibrating leverage on {len(days)} ordinary days with {ref.model.label} ...")
+    cal = calibrate_mixture(ref, days, n_accounts=int(casc["calibration_accounts"]), seed=int(casc["seed"]), **seed_kw)
+    _say(quiet, f"  high-leverage weight long {cal.mixture.high_long:.4f} short {cal.mixture.high_short:.4f}: "
+                f"calm-day rates {cal.rate_long:.4f} / {cal.rate_short:.4f} (targets {cal.target_long} / {cal.target_short})"
+                + ("  [AT BOUND: target not reachable]" if cal.at_bound else ""))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def params_for(t: int, f: Any) -> CascadeParams:
+        ok = market_assets(f, t, int(casc["lookback"]))
+        oi = float(casc["oi_to_volume"]) * np.nansum(np.nanmean(panel.volume[t - int(casc["lookback"]) : t], 0)[ok])
+        return CascadeParams.from_policy(policy, close_factor=float(casc["close_factor"]),
+                                         permanent=float(casc["permanent"]),
+                                         insurance_fund=float(casc["insurance_fund_share"]) * 2 * oi)
+
+    common = {"n_substeps": int(casc["substeps"]), "path": casc["path"], "seed": int(casc["seed"])}
+    if args.suite:
+        for f in fitted:
+            tab, _ = crash_suite(f, cal.mixture, impact=impact, params=params_for(len(panel.dates) - 1, f),
+                                 n_accounts=int(casc["accounts"]), **common, **seed_kw)
+            print(tab)
+            print()
+            tab.to_frame().to_csv(out / f"validation_{f.model.label.replace(' ', '_')}.csv", index=False)
+    else:
+        day = pd.Timestamp(args.day or "2021-05-19")
+        t = panel.date_index(day)
+        if t >= len(panel.dates) or panel.dates[t] != day:
+            raise ValueError(f"--day {day.date()} is not in the data ({panel.dates[0].date()} .. {panel.dates[-1].date()})")
+        obs = next((d for d in CRASH_DAYS if pd.Timestamp(d.date) == day), None)
+        params = params_for(t, ref)
+        pop = seed_population(ref, t, n_accounts=int(casc["accounts"]), mixture=cal.mixture, seed=int(casc["seed"]), **seed_kw)
+        rep = replay_day(ref, pop, t, impact=impact, params=params, day=obs, **common)
+        print(f"{day.date()} with {ref.model.label}: variants A (price-taker), B (feedback), C (de-cascaded)")
+        print(rep.table().to_string(index=False))
+        rep.table().to_csv(out / "variants.csv", index=False)
+        rep.B.rounds_frame().to_csv(out / "rounds_B.csv", index=False)
+        iso, mats = cross_vs_isolated(ref, pop, t, impact=impact, params=params, **common)
+        print("\ncross vs isolated (variant B):")
+        print(iso.to_string(index=False))
+        iso.to_csv(out / "cross_vs_isolated.csv", index=False)
+        for mode, m in mats.items():
+            m.to_csv(out / f"transmission_{mode}.csv")
+        comp = compare_methods(fitted, t, cal.mixture, impact=impact, params=params,
+                               n_accounts=int(casc["accounts"]), day=obs, **common, **seed_kw)
+        print()
+        print(comp)
+        comp.to_frame().to_csv(out / "methods.csv", index=False)
+    _say(quiet, f"done in {time.perf_counter() - t0:.1f} s; outputs in {out}")
+    return 0
