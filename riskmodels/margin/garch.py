@@ -52,7 +52,16 @@ the ``k`` largest; both floored at 0.
 
 Look-ahead: every quantity at date t uses returns up to t only; refit dates
 depend only on each asset's listing date. An asset is eligible from its
-first fit (``min_history`` returns) while it is live.
+first fit (``min_history`` returns) while it is live; an account holding an
+asset that is not eligible gets NaN.
+
+Estimation outcomes (details in :mod:`riskmodels.margin.garch_fit`): an
+estimate with persistence at its bound (integrated-GARCH-like, common on
+crypto) is accepted and flagged ``at_bound`` in ``fit_log``; a real failure
+(non-convergence, too little history, ``nu <= 2.1``, non-finite likelihood)
+falls back to the previous accepted parameters if at most ``max_param_age``
+days old, else to EWMA(0.94) with normal innovations. One
+:class:`GarchEstimationWarning` per asset summarises both.
 """
 
 from __future__ import annotations
@@ -80,6 +89,7 @@ from riskmodels.margin.garch_fit import (
     AssetResult,
     FitSpec,
     GarchEstimationWarning,
+    first_gap,
     run_all,
 )
 from riskmodels.portfolio import Book
@@ -88,6 +98,10 @@ __all__ = ["EwmaMargin", "FittedGarch", "GarchEstimationWarning", "GarchMargin"]
 
 VOLS = ("garch", "gjr", "egarch", "ewma")
 DISTS = ("normal", "t", "skewt")
+LOG_COLUMNS = (
+    "asset", "date", "n_obs", "vol", "dist", "params", "persistence", "loglik",
+    "converged", "at_bound", "bound", "failure", "fallback",
+)
 
 
 def _choice(name: str, value: str, valid: tuple[str, ...]) -> str:
@@ -126,14 +140,20 @@ class GarchMargin(MarginModel):
     corr_lambda : float
         EWMA decay of the dynamic correlation, in (0, 1) (default 0.94).
     refit_every : int
-        Days between re-estimations, >= 1 (default 20).
+        Days between re-estimations, >= 1 (default 20, as issue 5 asks: the
+        default 18-asset universe over 2,661 days is 1,925 fits, about 24 s
+        of CPU in all, ~13 s wall on 2 idle cores; see
+        :mod:`riskmodels.margin.garch_fit`).
     window : {"rolling", "expanding"}
         Estimation window (default "rolling").
     window_length : int
         Rolling window in days, >= min_history (default 1000).
     min_history : int
-        Returns an asset needs before it is margined, >= 2 (default 250).
-        Fewer than 100 returns in a fit window gives a fallback with a warning.
+        Daily returns an asset needs before its first margin, >= 2 (default
+        250): the first fit is on the date the asset has ``min_history``
+        returns, so ``asset_ok`` equals ``PricePanel.eligible(min_history)``,
+        the rule the backtest engine applies. Fewer than 100 returns in a fit
+        window gives the EWMA fallback with a warning.
     fhs_window : int, optional
         Scenario days of FHS, 20..min_history (default ``min(250, min_history)``).
     im_multiplier : float
@@ -147,6 +167,12 @@ class GarchMargin(MarginModel):
     n_jobs : int or None
         Processes for the per-asset fits; None = all cores, 1 = serial.
         Results do not depend on it.
+    max_param_age : int
+        After a failed fit the asset keeps its previous accepted parameters
+        only while they are at most this many rows (days for a daily panel)
+        old on every date they are used; otherwise it falls back to EWMA
+        (lambda 0.94, normal), >= 0 (default 250, about one trading year;
+        0 = always EWMA after a failure).
     """
 
     name: ClassVar[str] = "garch"
@@ -172,6 +198,7 @@ class GarchMargin(MarginModel):
         n_sim: int = 2000,
         seed: int = 0,
         n_jobs: int | None = None,
+        max_param_age: int = 250,
         *,
         label: str | None = None,
     ) -> None:
@@ -195,6 +222,7 @@ class GarchMargin(MarginModel):
         self.n_sim = _whole("n_sim", n_sim, 100)
         self.seed = _whole("seed", seed, 0)
         self.n_jobs = None if n_jobs is None else _whole("n_jobs", n_jobs, 1)
+        self.max_param_age = _whole("max_param_age", max_param_age, 0)
 
     @property
     def min_history(self) -> int:
@@ -213,6 +241,7 @@ class GarchMargin(MarginModel):
             min_history=self._min_history,
             n_sim=self.n_sim,
             seed=self.seed,
+            max_param_age=self.max_param_age,
         )
 
     def fit(self, panel: PricePanel) -> FittedGarch:
@@ -250,6 +279,7 @@ class EwmaMargin(GarchMargin):
         fhs_window: int | None = None,
         im_multiplier: float = 1.1,
         n_jobs: int | None = None,
+        max_param_age: int = 250,
         *,
         label: str | None = None,
     ) -> None:
@@ -270,6 +300,7 @@ class EwmaMargin(GarchMargin):
             im_multiplier=im_multiplier,
             ewma_lambda=ewma_lambda,
             n_jobs=n_jobs,
+            max_param_age=max_param_age,
             label=label,
         )
 
@@ -347,8 +378,9 @@ class FittedGarch(FittedMargin):
     z : (T, A) standardised returns ``r_t / sigma_t`` (sigma_t known at t - 1).
     corr : (T, A, A) correlation of ``z`` up to t (parametric method).
     asset_ok : (T, A) bool, the asset can be margined at t.
-    fit_log : DataFrame, one row per (asset, refit date): params, loglik,
-        converged, failure, fallback.
+    fit_log : DataFrame, one row per (asset, refit date): params (as used),
+        persistence, loglik, converged, at_bound (accepted with a parameter at
+        its bound), bound, failure, fallback.
     fit_seconds : wall time of the estimation.
     """
 
@@ -358,6 +390,7 @@ class FittedGarch(FittedMargin):
         super().__init__(model, panel)
         m = model
         r_pct = panel.returns(1, "log") * SCALE
+        self._check_gaps(panel, r_pct)
         t0 = time.perf_counter()
         results: list[AssetResult] = run_all(panel.assets, r_pct, m.spec(), m.n_jobs)
         self.fit_seconds = time.perf_counter() - t0
@@ -385,9 +418,22 @@ class FittedGarch(FittedMargin):
         self._qpos = self.quantiles[:, :, col]
         self._qneg = self.quantiles[:, :, col + 1]
 
+    @staticmethod
+    def _check_gaps(panel: PricePanel, r_pct: np.ndarray) -> None:
+        """Refuse a panel with a missing return inside an asset's live range (names asset and date)."""
+        for j, asset in enumerate(panel.assets):
+            hole = first_gap(r_pct[:, j])
+            if hole >= 0:
+                raise ValueError(
+                    f"GARCH margin: {asset} has no return on {panel.dates[hole].date()} (date index {hole}), "
+                    "inside its live range; the variance recursion needs a gap-free series. Load the "
+                    "panel with load_panel(..., policy='truncate') to keep each asset's clean tail, or "
+                    "max_fill=k to forward-fill gaps of at most k bars (flagged in the quality report)."
+                )
+
     def _log_frame(self, results: list[AssetResult]) -> pd.DataFrame:
         rows = [rec for r in results for rec in r.log]
-        cols = ["asset", "date", "n_obs", "vol", "dist", "params", "loglik", "converged", "failure", "fallback"]
+        cols = list(LOG_COLUMNS)
         if not rows:
             return pd.DataFrame(columns=cols)
         df = pd.DataFrame(rows)
@@ -396,10 +442,30 @@ class FittedGarch(FittedMargin):
 
     @staticmethod
     def _warn(log: pd.DataFrame) -> None:
-        for rec in log[log["failure"] != ""].itertuples():
+        """At most one :class:`GarchEstimationWarning` per asset, summarising its refits."""
+        for asset, g in log.groupby("asset", sort=False):
+            n = len(g)
+            nb, failed = int(g["at_bound"].sum()), g[g["failure"] != ""]
+            if nb == 0 and failed.empty:
+                continue
+            parts = []
+            if nb:
+                d = g.loc[g["at_bound"], "date"]
+                parts.append(
+                    f"{nb} of {n} refits ({pd.Timestamp(d.iloc[0]).date()} .. {pd.Timestamp(d.iloc[-1]).date()}) "
+                    "hit a parameter bound (persistence >= 0.9999 or omega ~0: integrated-GARCH-like) "
+                    "and were accepted as estimated (fit_log.at_bound, fit_log.bound)"
+                )
+            if not failed.empty:
+                first = failed.iloc[0]
+                fb = failed["fallback"].str.startswith("EWMA")
+                parts.append(
+                    f"{len(failed)} of {n} refits failed (first on {pd.Timestamp(first.date).date()}: "
+                    f"{first.failure}; fallback: {first.fallback}); fallbacks used: previous parameters "
+                    f"{int((~fb).sum())}x, EWMA {int(fb.sum())}x"
+                )
             warnings.warn(
-                f"GARCH fit failed for {rec.asset} on {pd.Timestamp(rec.date).date()}: {rec.failure}; "
-                f"fallback: {rec.fallback}",
+                f"GARCH estimation for {asset}: " + "; ".join(parts) + ". Details in fit_log.",
                 GarchEstimationWarning,
                 stacklevel=4,
             )
