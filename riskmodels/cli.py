@@ -231,8 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
         pass
 
     from riskmodels.cascade.cli import add_cascade_parser
+    from riskmodels.report.cli import add_report_parser
 
     add_cascade_parser(sub)
+    add_report_parser(sub)
 
     m = sub.add_parser("models", help="list the registered margin methods")
     m.set_defaults(func=cmd_models)

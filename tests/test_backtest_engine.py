@@ -148,3 +148,16 @@ def test_policy_validation():
         LiquidationPolicy(penalty=0.7)
     with pytest.raises(ValueError, match="reentry_days"):
         LiquidationPolicy(reentry_days=0)
+
+
+def test_models_in_parallel_processes_give_the_same_numbers():
+    """n_jobs=2 runs models in worker processes; every number must equal the serial run."""
+    panel = random_walk_panel(300, 3, seed=8, vol=0.04)
+    book = generate_book(panel.assets, 25, seed=5)
+    models = [FixedHaircut(label="a"), FixedHaircut(imf=0.1, mmf=0.05, label="b")]
+    pol = LiquidationPolicy(reentry_days=3)
+    serial = run_models(panel, book, models, start=30, min_history=20, policy=pol)
+    parallel = run_models(panel, book, models, start=30, min_history=20, policy=pol, n_jobs=2)
+    assert list(parallel.results) == ["a", "b"]
+    pd.testing.assert_frame_equal(serial.metrics_frame(), parallel.metrics_frame())
+    np.testing.assert_array_equal(serial.results["b"].simulation.events, parallel.results["b"].simulation.events)
