@@ -233,8 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
     from riskmodels.cascade.cli import add_cascade_parser
     from riskmodels.report.cli import add_report_parser
 
+    from riskmodels.calibrate import add_calibrate_parser
+    from riskmodels.sweep import add_sweep_parser
+
     add_cascade_parser(sub)
     add_report_parser(sub)
+    add_calibrate_parser(sub)
+    add_sweep_parser(sub)
 
     m = sub.add_parser("models", help="list the registered margin methods")
     m.set_defaults(func=cmd_models)
