@@ -165,14 +165,14 @@ class FittedHaircut(FittedMargin):
     # -- charges on non-negative USD amounts, (N, A) -> (N, A)
     def _collateral_charge(self, amount: np.ndarray, maintenance: bool) -> np.ndarray:
         out = amount * (self.h_mm if maintenance else self.h)
-        for j, tab in self.coll_tiers.items():
-            out[:, j] = bracket_charge(amount[:, j], tab[:, 0], tab[:, 1])
+        for cols, tab in self.coll_tiers:
+            out[:, cols] = bracket_charge(amount[:, cols], tab[:, 0], tab[:, 1])
         return out
 
     def _position_charge(self, notional: np.ndarray, maintenance: bool) -> np.ndarray:
         out = notional * (self.mmf if maintenance else self.imf)
-        for j, tab in self.pos_tiers.items():
-            out[:, j] = bracket_charge(notional[:, j], tab[:, 0], tab[:, 2 if maintenance else 1])
+        for cols, tab in self.pos_tiers:
+            out[:, cols] = bracket_charge(notional[:, cols], tab[:, 0], tab[:, 2 if maintenance else 1])
         return out
 
     def _charges(self, collateral: np.ndarray, positions: np.ndarray, netting: bool) -> Requirement:
@@ -206,13 +206,13 @@ class FittedHaircut(FittedMargin):
         return MarginPath(self.model.label, self.panel.dates, book.account_ids, im, mm, eligible)
 
 
-def _tier_table(tiers: dict[str, np.ndarray] | None, assets: Sequence[str]) -> dict[int, np.ndarray]:
+def _tier_table(tiers: dict[str, np.ndarray] | None, assets: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``[(asset columns, table)]``: assets sharing one tier table are charged in one call."""
     if not tiers:
-        return {}
-    out = {}
+        return []
+    groups: dict[bytes, tuple[list[int], np.ndarray]] = {}
     for j, a in enumerate(assets):
         tab = tiers.get(a, tiers.get("default"))
         if tab is not None:
-            out[j] = tab
-    return out
-
+            groups.setdefault(tab.tobytes() + bytes(str(tab.shape), "ascii"), ([], tab))[0].append(j)
+    return [(np.array(cols, dtype=np.intp), tab) for cols, tab in groups.values()]
