@@ -81,7 +81,6 @@ import json
 import math
 import sys
 import time
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -658,16 +657,10 @@ CALIBRATE_KEYS = {
 
 def read_toml(path: str | Path, section: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(base config, section)``: the backtest sections merged over the default config, and ``[section]``."""
-    from riskmodels.config import SECTIONS, default_config, merge, validate_config
+    from riskmodels.config import SECTIONS, default_config, merge, read_toml, validate_config
 
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"config file not found: {p}")
-    try:
-        doc = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{p}: not valid TOML: {exc}") from None
-    return parse_doc(doc, section, SECTIONS, default_config, merge, validate_config, str(p))
+    doc = read_toml(path)
+    return parse_doc(doc, section, SECTIONS, default_config, merge, validate_config, str(path))
 
 
 def parse_doc(doc: dict[str, Any], section: str, sections: Sequence[str], default_config: Callable[[], dict],

@@ -41,18 +41,23 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A TOML file as a dict; a missing file or bad TOML raises naming the file."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"config file not found: {p}")
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{p}: not valid TOML: {exc}") from None
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Default config, merged with the TOML file at ``path`` and ``overrides``."""
     cfg = default_config()
     if path is not None:
         p = Path(path)
-        if not p.exists():
-            raise FileNotFoundError(f"config file not found: {p}")
-        try:
-            with p.open("rb") as fh:
-                user = tomllib.load(fh)
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"{p}: not valid TOML: {exc}") from None
+        user = read_toml(p)
         unknown = set(user) - set(SECTIONS)
         if unknown:
             raise ValueError(f"{p}: unknown section(s) {sorted(unknown)}; valid sections: {list(SECTIONS)}")

@@ -102,7 +102,6 @@ import math
 import os
 import sys
 import time
-import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -640,14 +639,9 @@ def sweep(
         interrupt a sweep).
     """
     if isinstance(config, str | Path):
-        p = Path(config)
-        if not p.exists():
-            raise FileNotFoundError(f"config file not found: {p}")
-        try:
-            doc = tomllib.loads(p.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"{p}: not valid TOML: {exc}") from None
-        spec = parse_sweep(doc, str(p))
+        from riskmodels.config import read_toml
+
+        spec = parse_sweep(read_toml(config), str(config))
     else:
         spec = parse_sweep(config)
     say = note or (lambda _m: None)
@@ -738,7 +732,9 @@ def run_sweep(args: argparse.Namespace) -> int:
     res.table.to_csv(out / "sweep.csv", index=False, float_format="%.10g")
     res.frontier().to_csv(out / "frontier.csv", index=False, float_format="%.10g")
     res.frontier_chart(out / "frontier.png")
-    doc = tomllib.loads(Path(args.config).read_text(encoding="utf-8"))
+    from riskmodels.config import read_toml
+
+    doc = read_toml(args.config)
     hm = dict(doc.get("sweep", {}).get("heatmap", {}))
     res.heatmap(out / "heatmap.png", metric=hm.get("metric", Y_METRIC), x=hm.get("x"), y=hm.get("y"))
     print(res)

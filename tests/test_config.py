@@ -50,5 +50,5 @@ def test_bad_configs_are_named(tmp_path: Path, text: str, match: str):
 
 
 def test_missing_config_file(tmp_path: Path):
-    with pytest.raises(FileNotFoundError, match="nope.toml"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.toml"):
         load_config(tmp_path / "nope.toml")

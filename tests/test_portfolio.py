@@ -69,7 +69,7 @@ def test_align_refuses_to_drop_held_assets():
 
 
 def test_missing_book_file_is_named(tmp_path: Path):
-    with pytest.raises(FileNotFoundError, match="nope.csv"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.csv"):
         Book.read(tmp_path / "nope.csv")
     bad = tmp_path / "b.csv"
     bad.write_text("account,asset,usd\nx,BTC,1\n")

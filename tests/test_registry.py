@@ -35,7 +35,7 @@ def test_register_get_and_unknown_names():
     register(Toy)
     assert "toy_for_tests" in available()
     assert isinstance(get("toy_for_tests"), Toy)
-    with pytest.raises(KeyError, match="valid names: .*fixed_haircut"):
+    with pytest.raises(KeyError, match=r"valid names: .*fixed_haircut"):
         get("no_such_model")
     with pytest.raises(TypeError, match="valid parameters"):
         get("fixed_haircut", imff=0.1)

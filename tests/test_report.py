@@ -16,13 +16,14 @@ import pytest
 from riskmodels.backtest.engine import run_backtest, run_models
 from riskmodels.backtest.report_tables import coverage_table
 from riskmodels.backtest.simulation import LiquidationPolicy
+from riskmodels.cli import main
 from riskmodels.config import default_config, merge, validate_config
 from riskmodels.data.panel import PricePanel
 from riskmodels.margin.haircut import FixedHaircut
 from riskmodels.portfolio import Book
 from riskmodels.report import charts
 from riskmodels.report import governance as gov
-from riskmodels.report.cli import load_report_config, main
+from riskmodels.report.cli import load_report_config
 
 ASSETS = ("BTC", "ETH", "SOL")
 

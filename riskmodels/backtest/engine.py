@@ -166,24 +166,12 @@ def _run_one(
     took 28 ms with 2 threads, 3 ms with 1).
     """
     with threadpool_limits(1, user_api="blas"):
-        return _run_one_inner(model, panel, book, eligible, asset_ok, gross, mpor, coverage_on, policy,
-                              start, end, netting)
+        return _run_one_unlimited(model, panel, book, eligible, asset_ok, gross, mpor, coverage_on, policy,
+                                  start, end, netting)
 
 
-def _run_one_inner(
-    model: MarginModel,
-    panel: PricePanel,
-    book: Book,
-    eligible: np.ndarray,
-    asset_ok: np.ndarray,
-    gross: np.ndarray,
-    mpor: int,
-    coverage_on: str,
-    policy: LiquidationPolicy,
-    start: int,
-    end: int,
-    netting: bool,
-) -> ModelResult:
+def _run_one_unlimited(model: MarginModel, panel: PricePanel, book: Book, *rest: Any) -> ModelResult:
+    eligible, asset_ok, gross, mpor, coverage_on, policy, start, end, netting = rest
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     fitted = model.fit(panel)

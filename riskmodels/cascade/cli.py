@@ -17,7 +17,6 @@ import argparse
 import copy
 import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -60,18 +59,9 @@ def add_cascade_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
 
 def load_cascade_config(path: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(backtest config, cascade settings)`` from an optional TOML file."""
-    from riskmodels.config import load_config
+    from riskmodels.config import load_config, read_toml
 
-    user: dict[str, Any] = {}
-    if path:
-        p = Path(path)
-        if not p.exists():
-            raise FileNotFoundError(f"config file not found: {p}")
-        try:
-            with p.open("rb") as fh:
-                user = tomllib.load(fh)
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"{p}: not valid TOML: {exc}") from None
+    user: dict[str, Any] = read_toml(path) if path else {}
     casc = copy.deepcopy(CASCADE_DEFAULTS)
     extra = user.pop("cascade", {})
     unknown = set(extra) - set(casc)

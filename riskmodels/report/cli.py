@@ -35,17 +35,12 @@ def load_report_config(path: str | Path | None, overrides: dict[str, Any] | None
 
     if path is None:
         text = rmcfg.default_config_text()
+        user = tomllib.loads(text)
         where = "the default config"
     else:
-        p = Path(path)
-        if not p.exists():
-            raise FileNotFoundError(f"config file not found: {p}")
-        text = p.read_text(encoding="utf-8")
-        where = str(p)
-    try:
-        user = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{where}: not valid TOML: {exc}") from None
+        user = rmcfg.read_toml(path)
+        text = Path(path).read_text(encoding="utf-8")
+        where = str(path)
     report = user.pop("report", {})
     unknown = sorted(set(user) - set(rmcfg.SECTIONS))
     if unknown:
@@ -131,21 +126,3 @@ def run_report(args: argparse.Namespace) -> int:
     note(f"wrote {paths['html']}, {paths['markdown']}, {Path(args.out) / 'figures'}/, "
          f"{Path(args.out) / 'tables'}/ ({time.perf_counter() - t0:.1f} s)")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m riskmodels.report.cli``) until the main CLI wires the sub-command."""
-    p = argparse.ArgumentParser(prog="riskmodels")
-    sub = p.add_subparsers(dest="command", required=True)
-    add_report_parser(sub)
-    args = p.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except (FileNotFoundError, KeyError, ValueError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"riskmodels: error: {msg}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
