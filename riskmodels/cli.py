@@ -18,6 +18,11 @@ from typing import Any
 import numpy as np
 
 from riskmodels import __version__
+from riskmodels.calibrate import add_calibrate_parser
+from riskmodels.cascade.cli import add_cascade_parser
+from riskmodels.data.fetch import add_fetch_parser
+from riskmodels.report.cli import add_report_parser
+from riskmodels.sweep import add_sweep_parser
 
 
 class ProgressBar:
@@ -223,18 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("dir", help="directory of OHLCV files (or one with crypto-daily/)")
     v.add_argument("--strict", action="store_true", help="exit 1 when any error-severity defect is found")
     v.set_defaults(func=cmd_validate)
-    try:
-        from riskmodels.data.fetch import add_fetch_parser
-
-        add_fetch_parser(dsub)
-    except ImportError:  # pragma: no cover - fetch is optional at import time
-        pass
-
-    from riskmodels.cascade.cli import add_cascade_parser
-    from riskmodels.report.cli import add_report_parser
-
-    from riskmodels.calibrate import add_calibrate_parser
-    from riskmodels.sweep import add_sweep_parser
+    add_fetch_parser(dsub)
 
     add_cascade_parser(sub)
     add_report_parser(sub)

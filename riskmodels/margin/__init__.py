@@ -3,6 +3,7 @@
 ``get(name, **params)`` builds a registered model; ``available()`` lists them.
 """
 
+from riskmodels.margin.apc import Buffer25, LookbackFloor, SpeedLimit, StressWeight25
 from riskmodels.margin.base import (
     FittedMargin,
     MarginModel,
@@ -15,27 +16,26 @@ from riskmodels.margin.base import (
 from riskmodels.margin.garch import EwmaMargin, GarchEstimationWarning, GarchMargin
 from riskmodels.margin.haircut import FixedHaircut
 from riskmodels.margin.historical import AgeWeightedHS, FilteredHS, HistoricalVaR
-from riskmodels.margin.apc import Buffer25, LookbackFloor, SpeedLimit, StressWeight25
 from riskmodels.margin.span import DeribitPM, ScenarioGrid
 
 __all__ = [
     "AgeWeightedHS",
     "Buffer25",
-    "FilteredHS",
-    "HistoricalVaR",
-    "LookbackFloor",
-    "SpeedLimit",
-    "StressWeight25",
     "DeribitPM",
     "EwmaMargin",
+    "FilteredHS",
     "FittedMargin",
     "FixedHaircut",
     "GarchEstimationWarning",
     "GarchMargin",
+    "HistoricalVaR",
+    "LookbackFloor",
     "MarginModel",
     "MarginPath",
     "Requirement",
     "ScenarioGrid",
+    "SpeedLimit",
+    "StressWeight25",
     "available",
     "get",
     "register",
