@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,11 @@ from riskmodels.cascade.cli import add_cascade_parser
 from riskmodels.data.fetch import add_fetch_parser
 from riskmodels.report.cli import add_report_parser
 from riskmodels.sweep import add_sweep_parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings on the terminal as one line each: the message names asset, dates and remedy."""
+    sys.stderr.write(f"warning [{category.__name__}]: {message}\n")
 
 
 class ProgressBar:
@@ -245,12 +251,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = warnings.showwarning
+    warnings.showwarning = _show_warning
     try:
         return int(args.func(args) or 0)
     except (FileNotFoundError, KeyError, ValueError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"riskmodels: error: {msg}", file=sys.stderr)
         return 2
+    finally:
+        warnings.showwarning = previous
 
 
 if __name__ == "__main__":

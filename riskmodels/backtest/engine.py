@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
@@ -128,7 +129,7 @@ def run_models(
             futures = {pool.submit(_run_one, m, *args): m.label for m in models}
             done = 0
             for fut in as_completed(futures):
-                results[futures[fut]] = fut.result()
+                results[futures[fut]] = _reissue(fut.result())
                 done += 1
                 if progress:
                     progress(f"{futures[fut]}: done", done, n)
@@ -137,7 +138,7 @@ def run_models(
         for i, model in enumerate(models):
             if progress:
                 progress(model.label, i, n)
-            results[model.label] = _run_one(model, *args)
+            results[model.label] = _reissue(_run_one(model, *args))
     if progress:
         progress("done", n, n)
     cfg = config or {"backtest": {"mpor": mpor, "min_history": need, "coverage_on": coverage_on}}
@@ -165,9 +166,19 @@ def _run_one(
     on them was 5-10x slower on a 2-core machine (measured: 200x18 @ 18x500
     took 28 ms with 2 threads, 3 ms with 1).
     """
-    with threadpool_limits(1, user_api="blas"):
-        return _run_one_unlimited(model, panel, book, eligible, asset_ok, gross, mpor, coverage_on, policy,
-                                  start, end, netting)
+    with threadpool_limits(1, user_api="blas"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = _run_one_unlimited(model, panel, book, eligible, asset_ok, gross, mpor, coverage_on, policy,
+                                    start, end, netting)
+    # carried back (also out of worker processes) and re-issued by the caller
+    result.warnings = [(w.category, str(w.message)) for w in caught]
+    return result
+
+
+def _reissue(result: ModelResult) -> ModelResult:
+    for category, message in result.warnings:
+        warnings.warn(message, category, stacklevel=3)
+    return result
 
 
 def _run_one_unlimited(model: MarginModel, panel: PricePanel, book: Book, *rest: Any) -> ModelResult:

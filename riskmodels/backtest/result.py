@@ -30,6 +30,8 @@ class ModelResult:
     timings: dict[str, float] = field(default_factory=dict)
     #: the same book with every account margined in isolation (for the netting benefit)
     isolated_path: MarginPath | None = None
+    #: warnings raised while this model ran: (category, message)
+    warnings: list[tuple[type[Warning], str]] = field(default_factory=list)
 
     @cached_property
     def netting_benefit(self) -> np.ndarray | None:
