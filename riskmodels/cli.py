@@ -26,9 +26,9 @@ from riskmodels.report.cli import add_report_parser
 from riskmodels.sweep import add_sweep_parser
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+def _format_warning(message, category, filename, lineno, line=None) -> str:
     """Warnings on the terminal as one line each: the message names asset, dates and remedy."""
-    sys.stderr.write(f"warning [{category.__name__}]: {message}\n")
+    return f"warning [{category.__name__}]: {message}\n"
 
 
 class ProgressBar:
@@ -251,8 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    previous = warnings.showwarning
-    warnings.showwarning = _show_warning
+    previous = warnings.formatwarning
+    warnings.formatwarning = _format_warning
     try:
         return int(args.func(args) or 0)
     except (FileNotFoundError, KeyError, ValueError) as exc:
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"riskmodels: error: {msg}", file=sys.stderr)
         return 2
     finally:
-        warnings.showwarning = previous
+        warnings.formatwarning = previous
 
 
 if __name__ == "__main__":
