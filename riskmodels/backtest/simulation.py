@@ -36,6 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -146,6 +147,38 @@ class SimulationResult:
         )
 
 
+def _intraday_safe(
+    lip: np.ndarray,
+    eq: np.ndarray,
+    mm_prev: np.ndarray,
+    qc: np.ndarray,
+    qp: np.ndarray,
+    px: np.ndarray,
+    px_prev: np.ndarray,
+) -> np.ndarray:
+    """``(n,)`` bool: equity is provably >= the intraday maintenance (no need to compute it).
+
+    ``mm_prev`` is the maintenance of the same holdings at the previous close
+    (prices ``px_prev``, the same model state); moving the holdings to the
+    adverse prices ``px`` changes each USD amount by ``|q| |px - px_prev|``,
+    so with the model's per-asset bound ``L`` (``maintenance_lipschitz``)::
+
+        MM(px) <= mm_prev + sum_a L_a (|qc_a| + |qp_a|) |px_a - px_prev_a| = ub
+
+    An account with ``eq >= ub`` (plus a 1e-9 relative guard for rounding)
+    cannot be liquidated intraday; where ``ub`` is not finite the requirement
+    is computed as before.
+    """
+    lip = np.where(np.isfinite(lip), lip, np.inf)
+    gross = np.abs(qc) + np.abs(qp)
+    held = gross > 0
+    with np.errstate(invalid="ignore"):
+        move = np.where(held, gross * np.abs(px - px_prev) * lip, 0.0).sum(axis=1)
+        scale = np.where(held, gross * px * lip, 0.0).sum(axis=1)
+        ub = mm_prev + move + 1e-9 * (np.abs(mm_prev) + move + scale)
+        return np.isfinite(ub) & (eq >= ub)
+
+
 def simulate_accounts(
     fitted: FittedMargin,
     book: Book,
@@ -169,6 +202,25 @@ def simulate_accounts(
     asset_ok : numpy.ndarray, optional
         ``(T, A)`` bool of assets a new account may hold (default: live).
     """
+    # one requirement per date on at most a few thousand accounts: numba's thread
+    # pool only adds overhead there (measured on 2 cores: the HS tail kernel on
+    # 1,000 x 500 losses took 8 ms with the parallel kernel, 0.7 ms on one thread)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        return _simulate(fitted, book, policy, start, end, asset_ok)
+    finally:
+        numba.set_num_threads(threads)
+
+
+def _simulate(
+    fitted: FittedMargin,
+    book: Book,
+    policy: LiquidationPolicy,
+    start: int,
+    end: int | None,
+    asset_ok: np.ndarray | None,
+) -> SimulationResult:
     panel = fitted.panel
     book = book.align(panel.assets)
     T, A = panel.n_dates, panel.n_assets
@@ -193,6 +245,10 @@ def simulate_accounts(
     long_m = np.zeros((P, A))  # 1 where the account is net long the asset
     short_m = np.zeros((P, A))  # 1 where net short
     is_open = np.zeros(P, dtype=bool)
+    mm_last = np.full(P, np.nan)  # maintenance at the previous close (open accounts), float64
+    # models that bound how fast their maintenance moves with the holdings let the
+    # intraday check skip accounts whose equity is provably above it (exact)
+    lipschitz = getattr(fitted, "maintenance_lipschitz", None)
     reopen_at = np.full(P, start, dtype=np.int64)  # first attempt at start
 
     nan32 = np.float32(np.nan)
@@ -261,11 +317,16 @@ def simulate_accounts(
             px = cz + long_m * (lo - cz) + short_m * (hi - cz)
             eq = equity(px)
             rows = np.flatnonzero(is_open)
-            pxr = px[rows]
-            mm = fitted.account_requirement(t - 1, q_coll[rows] * pxr, q_pos[rows] * pxr, iso[rows]).maintenance
-            hit = eq[rows] < mm
-            if hit.any():
-                close_out(rows[hit], t, pxr[hit], 0, mm[hit])
+            lip = lipschitz(t - 1) if lipschitz is not None else None
+            if lip is not None:
+                rows = rows[~_intraday_safe(lip, eq[rows], mm_last[rows], q_coll[rows], q_pos[rows], px[rows],
+                                            np.where(np.isfinite(C[t - 1]), C[t - 1], 0.0))]
+            if len(rows):
+                pxr = px[rows]
+                mm = fitted.account_requirement(t - 1, q_coll[rows] * pxr, q_pos[rows] * pxr, iso[rows]).maintenance
+                hit = eq[rows] < mm
+                if hit.any():
+                    close_out(rows[hit], t, pxr[hit], 0, mm[hit])
         # -- re-openings at today's close
         want = (~is_open) & (reopen_at >= 0) & (reopen_at <= t) & ok[t]
         # -- close: requirement for open accounts and for those opening today
@@ -296,6 +357,7 @@ def simulate_accounts(
             r_open = rows[still]
             out_im[t, r_open] = req.initial[still]
             out_mm[t, r_open] = req.maintenance[still]
+            mm_last[r_open] = req.maintenance[still]
             out_not[t, r_open] = np.abs(px_[still]).sum(1)
         # -- record the state at the close
         if is_open.any():

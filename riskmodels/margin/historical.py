@@ -72,6 +72,7 @@ columns (the base-class date loop).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -376,10 +377,17 @@ class FittedHistorical(FittedMargin):
         cols = np.flatnonzero(nan.any(axis=0))
         if cols.size:
             g = np.where(nan, 0.0, g)
-        loss = -(X @ g.T)  # (N, rows)
-        if cols.size:
-            bad = (X[:, cols] != 0).astype(np.float64) @ nan[:, cols].T.astype(np.float64)
-            loss[bad > 0] = np.nan
+        # (A, rows) C-contiguous: BLAS is ~3x faster on it than on the transposed view
+        loss = X @ np.ascontiguousarray(g.T)  # (N, rows)
+        np.negative(loss, out=loss)
+        for j in cols:  # only the accounts holding an asset lose the rows where it has no return
+            held = np.flatnonzero(X[:, j] != 0)
+            if held.size:
+                rows = np.flatnonzero(nan[:, j])
+                if rows[-1] - rows[0] + 1 == rows.size:  # one block (before a listing): a slice
+                    loss[held, rows[0] : rows[-1] + 1] = np.nan
+                else:
+                    loss[np.ix_(held, rows)] = np.nan
         return loss.T
 
     def _measure(self, var: np.ndarray, es: np.ndarray) -> np.ndarray:
@@ -403,6 +411,38 @@ class FittedHistorical(FittedMargin):
         ineligible = ((X != 0) & ~self.asset_ok[t]).any(axis=1)
         mm = np.where(ineligible, np.nan, mm)
         return Requirement(m.im_multiplier * mm, mm)
+
+    def maintenance_lipschitz(self, t: int) -> np.ndarray | None:
+        """Per-asset bound ``L_a`` on how fast the maintenance margin at t can change.
+
+        For any two holdings ``(c, p)`` and ``(c', p')`` of the same assets,
+        cross-margined or isolated::
+
+            |MM(t, c', p') - MM(t, c, p)| <= sum_a L_a (|c'_a - c_a| + |p'_a - p_a|),
+            L_a = max_s |g_{s,a}|
+
+        over the scenario simple returns ``g`` of date t (window and stressed
+        extras). Proof: every scenario loss ``-sum_a x_a g_{s,a}`` moves by at
+        most ``sum_a |x'_a - x_a| L_a``, and an order statistic, a tail mean
+        (any fixed masses) and the floor at 0 move by at most the largest
+        pointwise move; isolated margins are sums of unit requirements (each
+        ``<= L_a``) times amounts whose changes total ``|dc_a| + |dp_a|``.
+        The account simulation uses it to skip the intraday requirement of
+        accounts whose equity is provably above it (exact). NaN where an
+        asset has no scenario return; ``None`` for subclasses that override
+        the requirement (the bound would not be theirs).
+        """
+        cls = type(self)
+        if (
+            cls.requirement is not FittedHistorical.requirement
+            or cls.isolated_requirement is not FittedHistorical.isolated_requirement
+            or cls.account_requirement is not FittedMargin.account_requirement
+        ):
+            return None
+        g = self.scenarios(int(t))[0]
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN
+            return np.nanmax(np.abs(g), axis=0) if g.shape[0] else np.full(g.shape[1], np.nan)
 
     def requirement_history(self, t0: int, t1: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:
         """``requirement(s, collateral, positions)`` for every ``s`` in ``t0..t1``, as ``(L, N)`` arrays.
