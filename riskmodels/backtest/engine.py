@@ -126,7 +126,8 @@ def run_models(
     if n_jobs > 1 and n > 1:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=min(n_jobs, n), mp_context=ctx) as pool:
-            futures = {pool.submit(_run_one, m, *args): m.label for m in models}
+            longest_first = sorted(models, key=lambda m: -m.relative_cost)
+            futures = {pool.submit(_run_one, m, *args): m.label for m in longest_first}
             done = 0
             for fut in as_completed(futures):
                 results[futures[fut]] = _reissue(fut.result())

@@ -211,6 +211,8 @@ class MarginModel(ABC):
     name: ClassVar[str] = ""
     #: a one-line description shown in reports
     summary: ClassVar[str] = ""
+    #: rough run time relative to FixedHaircut; the engine starts costly models first
+    relative_cost: ClassVar[float] = 1.0
 
     def __init__(self, *, label: str | None = None) -> None:
         self.label = label or self.name

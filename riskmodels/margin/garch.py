@@ -175,6 +175,7 @@ class GarchMargin(MarginModel):
         0 = always EWMA after a failure).
     """
 
+    relative_cost: ClassVar[float] = 20.0
     name: ClassVar[str] = "garch"
     summary: ClassVar[str] = "GARCH conditional-volatility VaR/ES (parametric correlation or FHS)"
 

@@ -209,6 +209,7 @@ class HistoricalVaR(MarginModel):
         row t is the 1-day volatility forecast for t+1 using data up to t.
     """
 
+    relative_cost: ClassVar[float] = 5.0
     name: ClassVar[str] = "historical_var"
     summary: ClassVar[str] = "historical-simulation VaR/ES of account P&L (CCP style: Prisma, PAIRS)"
     default_method: ClassVar[str] = "hs"

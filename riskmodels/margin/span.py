@@ -171,6 +171,7 @@ class ScenarioGrid(MarginModel):
         ``corr_max_rate`` in [0, 1] (default 0.8).
     """
 
+    relative_cost: ClassVar[float] = 2.0
     name: ClassVar[str] = "scenario_grid"
     summary: ClassVar[str] = "SPAN-like 16-scenario grid, per-asset scan with WPR inter-commodity credits"
 
