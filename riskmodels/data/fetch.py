@@ -69,6 +69,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from riskmodels.data.loaders import DEFAULT_UNIVERSE
+
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_UNIVERSE",
@@ -88,14 +90,11 @@ __all__ = [
     "run_fetch",
 ]
 
-DEFAULT_UNIVERSE: tuple[str, ...] = (
-    "BTC", "ETH", "BNB", "XRP", "ADA", "DOGE", "SOL", "LINK", "LTC",
-    "BCH", "ETC", "XLM", "XMR", "TRX", "DOT", "AVAX", "NEAR", "AAVE",
-)  # fmt: skip
 DEFAULT_BASE_URL = "https://data.binance.vision"
 ENV_FETCH_URL = "RISKMODELS_FETCH_URL"
 INTERVALS: dict[str, timedelta] = {"1d": timedelta(days=1), "1h": timedelta(hours=1)}
 FIELDS = ("open", "high", "low", "close", "volume")
+
 
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,20}$")
 _MICROS_THRESHOLD = 10**14  # ms epochs are < 1e14 until year 5138; µs epochs are > 1e14 after 1973

@@ -9,20 +9,14 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from riskmodels.backtest.procyclicality import STRESS_WINDOWS
 from riskmodels.backtest.result import BacktestResult
-
-STRESS_SHADES = {
-    "COVID Mar 2020": ("2020-03-01", "2020-04-15"),
-    "May 2021": ("2021-05-01", "2021-06-30"),
-    "LUNA May 2022": ("2022-05-01", "2022-06-30"),
-    "FTX Nov 2022": ("2022-11-01", "2022-12-15"),
-}
+from riskmodels.report.charts import margin_over_time_png
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;color:#111;padding:0 1em}
@@ -38,32 +32,8 @@ img{max-width:100%} footer{font-size:.75em;color:#555;margin-top:2em}
 
 
 def margin_chart_png(result: BacktestResult) -> bytes:
-    """Margin over time (IM / gross notional) per model, stress windows shaded."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pandas as pd
-
-    df = result.margin_over_time("initial")
-    fig, ax = plt.subplots(figsize=(10, 4.2), dpi=110)
-    styles = ["-", "--", "-.", ":"]
-    for i, col in enumerate(df.columns):
-        ax.plot(df.index, df[col] * 100, linestyle=styles[i % 4], color=str(0.1 + 0.6 * (i % 5) / 4), lw=1.3, label=col)
-    for name, (a, b) in STRESS_SHADES.items():
-        a_, b_ = pd.Timestamp(a), pd.Timestamp(b)
-        if a_ <= df.index[-1] and b_ >= df.index[0]:
-            ax.axvspan(a_, b_, color="0.85", zorder=0)
-            ax.text(a_, ax.get_ylim()[1], name, fontsize=7, va="top", rotation=90, color="0.3")
-    ax.set_ylabel("initial margin / gross notional (%)")
-    ax.set_title("Margin over time (stress windows shaded)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", ncol=2)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+    """Margin over time (IM / gross notional) per model, the stress windows of the statistics shaded."""
+    return margin_over_time_png(result.margin_over_time("initial"), STRESS_WINDOWS)
 
 
 def render_summary_html(
