@@ -12,7 +12,9 @@ account simulation with liquidations; then the statistics tables
 path (``netting``) is not part of the workload.
 
 Every configuration runs in its own subprocess, which reports wall times
-and its peak resident memory (``ru_maxrss``, including worker processes):
+and its peak resident memory: for the engine runs the peak of the summed
+RSS of the process and its model workers (sampled every 0.1 s, what the
+machine must hold at once), for the others ``ru_maxrss``:
 
 * ``stages``: riskmodels, one model after another in one process (BLAS on 1
   thread, as the engine runs each model), timed per stage;
@@ -68,6 +70,60 @@ def _rss_bytes() -> int:
     return max(own, kids) * 1024
 
 
+class TreeRSS:
+    """Peak of the summed RSS of this process and all its descendants, sampled every ``every`` s.
+
+    ``ru_maxrss`` gives each process's own peak; while the model processes
+    run, the parent and both workers hold memory at once, so the machine needs
+    the sum. Pages shared between processes (libraries) count once per
+    process: an upper bound. Linux ``/proc`` only (0 elsewhere).
+    """
+
+    def __init__(self, every: float = 0.1) -> None:
+        import threading
+
+        self.peak = 0
+        self._every = every
+        self._stop = threading.Event()
+        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _tree_rss(self) -> int:
+        parents: dict[int, int] = {}
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    stat = Path(f"/proc/{d}/stat").read_text()
+                    parents[int(d)] = int(stat[stat.rindex(")") + 2 :].split()[1])
+                except (OSError, ValueError, IndexError):
+                    continue
+        tree, frontier = {os.getpid()}, [os.getpid()]
+        while frontier:
+            kids = [p for p, pp in parents.items() if pp in frontier and p not in tree]
+            tree.update(kids)
+            frontier = kids
+        total = 0
+        for pid in tree:
+            try:
+                total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * self._page
+            except (OSError, ValueError, IndexError):
+                continue
+        return total
+
+    def _run(self) -> None:
+        if not Path("/proc/self/statm").exists():
+            return
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._tree_rss())
+            self._stop.wait(self._every)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
 def _setup(data: str, accounts: int) -> tuple[Any, Any, dict[str, Any], int, int, float]:
     from riskmodels.backtest.engine import backtest_window, build_book
     from riskmodels.config import load_config
@@ -93,7 +149,7 @@ def worker_stages(data: str, accounts: int) -> dict[str, Any]:
     import numpy as np
     from threadpoolctl import threadpool_limits
 
-    from riskmodels.backtest.coverage import coverage_backtest
+    from riskmodels.backtest.coverage import coverage_backtest, realised_loss
     from riskmodels.backtest.engine import build_models
     from riskmodels.backtest.report_tables import coverage_table, procyclicality_table
     from riskmodels.backtest.result import BacktestResult, ModelResult
@@ -115,6 +171,9 @@ def worker_stages(data: str, accounts: int) -> dict[str, Any]:
     memory = {"load": _rss_bytes()}
     per_model: dict[str, dict[str, float]] = {}
     results = {}
+    t0 = time.perf_counter()
+    loss = realised_loss(panel, book, int(bt["mpor"]))  # shared by the models, as in the engine
+    stages["coverage"] += time.perf_counter() - t0
     for m in models:
         tm: dict[str, float] = {}
         with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"):
@@ -124,9 +183,10 @@ def worker_stages(data: str, accounts: int) -> dict[str, Any]:
                 if stage == "fit":
                     fitted = m.fit(panel)
                 elif stage == "path":
-                    path = fitted.path(book, eligible)
+                    path = fitted.path(book, eligible).window(start, end)  # as the engine keeps it
                 elif stage == "coverage":
-                    cov = coverage_backtest(panel, book, path, int(bt["mpor"]), on=bt.get("coverage_on", "initial"))
+                    cov = coverage_backtest(panel, book, path, int(bt["mpor"]), on=bt.get("coverage_on", "initial"),
+                                            loss=loss)
                 else:
                     sim = simulate_accounts(fitted, book, policy, start=start, end=end, asset_ok=asset_ok)
                 tm[stage] = time.perf_counter() - t0
@@ -152,6 +212,7 @@ def worker_engine(data: str, accounts: int, n_jobs: int) -> dict[str, Any]:
     from riskmodels.backtest.report_tables import coverage_table, procyclicality_table
     from riskmodels.config import liquidation_policy
 
+    sampler = TreeRSS()
     t_all = time.perf_counter()
     panel, book, cfg, start, end, load = _setup(data, accounts)
     bt = cfg["backtest"]
@@ -167,8 +228,9 @@ def worker_engine(data: str, accounts: int, n_jobs: int) -> dict[str, Any]:
     procyclicality_table(result)
     result.metrics_frame()
     stats = time.perf_counter() - t0
+    total = time.perf_counter() - t_all
     return {"kind": "engine", "accounts": accounts, "n_jobs": n_jobs, "load": load, "models": run,
-            "statistics": stats, "total": time.perf_counter() - t_all, "peak_rss": _rss_bytes(),
+            "statistics": stats, "total": total, "peak_rss_process": _rss_bytes(), "peak_rss": sampler.stop(),
             "liquidations": {k: len(r.simulation.liquidations) for k, r in result.results.items()}}
 
 

@@ -161,3 +161,50 @@ def test_models_in_parallel_processes_give_the_same_numbers():
     assert list(parallel.results) == ["a", "b"]
     pd.testing.assert_frame_equal(serial.metrics_frame(), parallel.metrics_frame())
     np.testing.assert_array_equal(serial.results["b"].simulation.events, parallel.results["b"].simulation.events)
+
+
+def test_accounts_split_between_processes_give_the_same_numbers(monkeypatch: pytest.MonkeyPatch):
+    """A cheap-fit model's accounts are split between the processes (engine.account_splits);
+    the merged result must equal the serial run array for array (accounts are independent)."""
+    import riskmodels.margin as rm
+    from riskmodels.backtest import engine
+
+    monkeypatch.setattr(engine, "MIN_CHUNK", 10)
+    panel = random_walk_panel(330, 3, seed=9, vol=0.05)
+    book = generate_book(panel.assets, 64, seed=6, isolated_share=0.2)
+    models = [
+        FixedHaircut(imf=0.05, mmf=0.03, label="hc"),
+        rm.get("historical_var", confidence=0.99, horizon=2, window=100, label="hs"),
+        rm.get("scenario_grid", psr_lookback=100, recalibration="weekly", label="span"),
+    ]
+    assert [len(engine.account_splits(m, 2, 64)) for m in models] == [2, 2, 2]
+    assert len(engine.account_splits(rm.get("garch"), 2, 64)) == 1  # the fit dominates: one process
+    assert len(engine.account_splits(models[0], 2, 15)) == 1  # too few accounts to split
+    pol = LiquidationPolicy(reentry_days=3, cushion=0.05)
+    kw = {"start": 120, "min_history": 100, "policy": pol, "netting": True}
+    serial = run_models(panel, book, models, **kw)
+    split = run_models(panel, book, models, n_jobs=2, **kw)
+    for name in ("hc", "hs", "span"):
+        a, b = serial.results[name], split.results[name]
+        assert len(a.simulation.liquidations) > 0  # not vacuous
+        for x, y in ((a.path, b.path), (a.isolated_path, b.isolated_path)):
+            np.testing.assert_array_equal(x.initial, y.initial)
+            np.testing.assert_array_equal(x.maintenance, y.maintenance)
+            np.testing.assert_array_equal(x.eligible, y.eligible)
+            assert x.account_ids == y.account_ids
+        np.testing.assert_array_equal(a.coverage.exceptions, b.coverage.exceptions)
+        np.testing.assert_array_equal(a.coverage.loss, b.coverage.loss)
+        np.testing.assert_array_equal(a.coverage.side, b.coverage.side)
+        # the same events and open accounts; amounts equal up to the last bit of a BLAS product
+        # (the intraday requirement is a GEMM over whichever accounts are checked that day, and
+        # its rounding can depend on how many rows it has)
+        ea, eb = a.simulation.events, b.simulation.events
+        for f in ("account", "t", "trigger"):
+            np.testing.assert_array_equal(ea[f], eb[f])
+        for f in ("equity", "maintenance", "notional", "slippage", "penalty", "bad_debt", "returned"):
+            np.testing.assert_allclose(ea[f], eb[f], rtol=1e-12, atol=0, equal_nan=True)
+        np.testing.assert_array_equal(a.simulation.openings, b.simulation.openings)
+        np.testing.assert_array_equal(a.simulation.is_open, b.simulation.is_open)
+        for f in ("equity", "maintenance", "notional"):
+            np.testing.assert_allclose(getattr(a.simulation, f), getattr(b.simulation, f), rtol=1e-6, equal_nan=True)
+    pd.testing.assert_frame_equal(serial.metrics_frame(), split.metrics_frame(), rtol=1e-12)

@@ -68,8 +68,11 @@ def both(daily_dir: Path) -> dict:
 
 @pytest.mark.parametrize("model", ["haircut", "span", "hs", "garch"])
 def test_margin_path_agrees(both: dict, model: str) -> None:
-    a = both["rm"].results[model].path.initial
-    b = both["ref"][model]["initial"]
+    rm_res = both["rm"]
+    a = rm_res.results[model].path.initial  # the evaluation window's rows
+    full = both["ref"][model]["initial"]  # every date of the panel
+    b = full[rm_res.start : rm_res.end + 1]
+    assert np.isnan(full[: rm_res.start]).all()  # nothing priced before the window was dropped
     assert np.array_equal(np.isnan(a), np.isnan(b))
     assert np.isfinite(a).sum() > 1000  # the comparison is not vacuous
     np.testing.assert_allclose(a, b, rtol=EXACT[model], atol=1e-9, equal_nan=True)
@@ -97,7 +100,10 @@ def test_liquidation_events_agree(both: dict, model: str) -> None:
 @pytest.mark.parametrize("model", ["haircut", "span", "hs", "garch"])
 def test_daily_maintenance_agrees(both: dict, model: str) -> None:
     """The simulation's recorded maintenance (float32 in riskmodels) on every open (date, account)."""
-    a = both["rm"].results[model].simulation.maintenance.astype(np.float64)
-    b = both["ref"][model]["simulation"].maintenance
+    sim = both["rm"].results[model].simulation
+    a = sim.maintenance.astype(np.float64)  # rows: the simulated dates
+    full = both["ref"][model]["simulation"].maintenance
+    b = full[sim.start : sim.end + 1]
+    assert np.isnan(full[: sim.start]).all()
     assert np.array_equal(np.isnan(a), np.isnan(b))
     np.testing.assert_allclose(a, b, rtol=max(EXACT[model], 1e-6), atol=1e-3, equal_nan=True)

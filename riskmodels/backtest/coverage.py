@@ -34,7 +34,11 @@ from riskmodels.portfolio import Book
 
 @dataclass(frozen=True, eq=False)
 class CoverageResult:
-    """Losses, margins and exceptions of one model on one book, ``(T, P)``."""
+    """Losses, margins and exceptions of one model on one book, ``(T, P)``.
+
+    Row ``i`` is the panel's date index ``offset + i`` (the rows of the
+    margin path, see :class:`~riskmodels.margin.base.MarginPath`).
+    """
 
     model: str
     horizon: int
@@ -43,6 +47,11 @@ class CoverageResult:
     margin: np.ndarray
     valid: np.ndarray
     side: np.ndarray  # (P,) +1 long, -1 short, 0 neutral
+    offset: int = 0
+
+    def rows(self, start: int, end: int) -> slice:
+        """The row slice of panel date indices ``start..end`` (inclusive)."""
+        return slice(start - self.offset, end + 1 - self.offset)
 
     @cached_property
     def exceptions(self) -> np.ndarray:
@@ -72,12 +81,18 @@ class CoverageResult:
             return self.side < 0
         raise ValueError(f"side must be combined, long or short, got {side!r}")
 
+    @cached_property
+    def per_account(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(observations, exceptions)`` per account, ``(P,)`` each."""
+        return self.valid.sum(axis=0), self.exceptions.sum(axis=0)
+
     def by_side(self) -> dict[str, tuple[int, int]]:
         """``{side: (observations, exceptions)}``."""
+        n_acc, x_acc = self.per_account
         out = {}
         for s in ("combined", "long", "short"):
             m = self.side_mask(s)
-            out[s] = (int(self.valid[:, m].sum()), int(self.exceptions[:, m].sum()))
+            out[s] = (int(n_acc[m].sum()), int(x_acc[m].sum()))
         return out
 
     def shortfall(self) -> np.ndarray:
@@ -102,16 +117,31 @@ def realised_loss(panel: PricePanel, book: Book, h: int) -> np.ndarray:
 
 
 def coverage_backtest(
-    panel: PricePanel, book: Book, path: MarginPath, h: int, *, on: str = "initial"
+    panel: PricePanel,
+    book: Book,
+    path: MarginPath,
+    h: int,
+    *,
+    on: str = "initial",
+    loss: np.ndarray | None = None,
 ) -> CoverageResult:
-    """Compare ``path`` (margin at t) with the realised h-day loss of ``book``."""
+    """Compare ``path`` (margin at t) with the realised h-day loss of ``book``.
+
+    ``loss`` is :func:`realised_loss` of the book over the whole panel when
+    the caller already has it (it does not depend on the model: the backtest
+    computes it once for all models); only the path's rows are kept.
+    """
     if on not in ("initial", "maintenance"):
         raise ValueError(f"on must be 'initial' or 'maintenance', got {on!r}")
     if h < 1:
         raise ValueError(f"the margin period of risk h must be >= 1 day, got {h}")
     book = book.align(panel.assets)
-    loss = realised_loss(panel, book, h)
+    full = realised_loss(panel, book, h) if loss is None else loss
+    if full.shape != (panel.n_dates, book.n_accounts):
+        raise ValueError(f"loss must be (dates, accounts) = {(panel.n_dates, book.n_accounts)}, got {full.shape}")
+    rows = slice(path.offset, path.offset + len(path.dates))
+    loss_rows = full[rows] if (rows.start, rows.stop) != (0, panel.n_dates) else full
     margin = getattr(path, on)
-    valid = path.eligible & np.isfinite(loss) & np.isfinite(margin)
+    valid = path.eligible & np.isfinite(loss_rows) & np.isfinite(margin)
     side = np.sign(book.net_notional).astype(np.int8)
-    return CoverageResult(path.model, h, on, loss, margin, valid, side)
+    return CoverageResult(path.model, h, on, loss_rows, margin, valid, side, path.offset)

@@ -22,6 +22,7 @@ Definitions (all amounts USD, years of 365 days):
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -67,26 +68,30 @@ def metrics_with(tag: str | None = None) -> list[Metric]:
     return [m for m in METRICS.values() if tag is None or tag in m.tags]
 
 
-def _im_ratio(r: ModelResult) -> np.ndarray:
-    valid = r.coverage.valid
-    g = r.gross_notional[None, :]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = r.path.initial / g
-    return ratio[valid & (g > 0)]
+#: (mean, P95) of IM / gross notional per result, computed once (three metrics use it)
+_IM_RATIO: weakref.WeakKeyDictionary[ModelResult, tuple[float, float]] = weakref.WeakKeyDictionary()
+
+
+def _im_ratio(r: ModelResult) -> tuple[float, float]:
+    """Mean and 95th percentile of IM / gross notional over the coverage cells."""
+    if r not in _IM_RATIO:
+        g = r.gross_notional
+        cells = r.coverage.valid & (g > 0)[None, :]
+        x = r.path.initial[cells] / np.broadcast_to(g, cells.shape)[cells]
+        _IM_RATIO[r] = (float(x.mean()), float(np.percentile(x, 95))) if x.size else (float("nan"), float("nan"))
+    return _IM_RATIO[r]
 
 
 @metric("mean_im_per_notional", "IM / notional (mean)", tags=("capital",), fmt="{:.2%}", better="lower")
 def mean_im_per_notional(r: ModelResult) -> float:
     """Mean initial margin per unit of gross notional."""
-    x = _im_ratio(r)
-    return float(x.mean()) if x.size else float("nan")
+    return _im_ratio(r)[0]
 
 
 @metric("p95_im_per_notional", "IM / notional (P95)", tags=("capital",), fmt="{:.2%}", better="lower")
 def p95_im_per_notional(r: ModelResult) -> float:
     """95th percentile of initial margin per unit of gross notional."""
-    x = _im_ratio(r)
-    return float(np.percentile(x, 95)) if x.size else float("nan")
+    return _im_ratio(r)[1]
 
 
 @metric("implied_max_leverage", "max leverage (x)", tags=("capital",), fmt="{:.1f}", better="higher")

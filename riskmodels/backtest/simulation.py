@@ -104,16 +104,22 @@ class SimulationResult:
     model: str
     dates: pd.DatetimeIndex
     account_ids: tuple[str, ...]
-    events: np.ndarray  # EVENT_DTYPE records
-    is_open: np.ndarray  # (T, P) bool, open at the close of t
-    equity: np.ndarray  # (T, P) float32, NaN when closed
-    maintenance: np.ndarray  # (T, P) float32, NaN when closed
-    initial: np.ndarray  # (T, P) float32, NaN when closed
-    notional: np.ndarray  # (T, P) float32 gross perp notional, NaN when closed
+    events: np.ndarray  # EVENT_DTYPE records; "t" is the panel's date index
+    # daily state, rows = the simulated dates start..end (row i = date index start + i):
+    is_open: np.ndarray  # (n, P) bool, open at the close
+    equity: np.ndarray  # (n, P) float32, NaN when closed
+    maintenance: np.ndarray  # (n, P) float32, NaN when closed
+    notional: np.ndarray  # (n, P) float32 gross perp notional, NaN when closed
     openings: np.ndarray  # (n_open,) records: account, t, notional
     start: int
     end: int
     policy: LiquidationPolicy = field(default_factory=LiquidationPolicy)
+
+    def row(self, t: int) -> int:
+        """Row of the daily state arrays for the panel's date index ``t``."""
+        if not self.start <= t <= self.end:
+            raise IndexError(f"date index {t} is outside the simulated dates {self.start}..{self.end}")
+        return t - self.start
 
     @cached_property
     def liquidations(self) -> np.ndarray:
@@ -252,11 +258,11 @@ def _simulate(
     reopen_at = np.full(P, start, dtype=np.int64)  # first attempt at start
 
     nan32 = np.float32(np.nan)
-    out_open = np.zeros((T, P), dtype=bool)
-    out_eq = np.full((T, P), nan32, dtype=np.float32)
-    out_mm = np.full((T, P), nan32, dtype=np.float32)
-    out_im = np.full((T, P), nan32, dtype=np.float32)
-    out_not = np.full((T, P), nan32, dtype=np.float32)
+    n_rows = end - start + 1  # the daily state is kept for the simulated dates only
+    out_open = np.zeros((n_rows, P), dtype=bool)
+    out_eq = np.full((n_rows, P), nan32, dtype=np.float32)
+    out_mm = np.full((n_rows, P), nan32, dtype=np.float32)
+    out_not = np.full((n_rows, P), nan32, dtype=np.float32)
     events: list[np.ndarray] = []
     openings: list[tuple[np.ndarray, int, np.ndarray]] = []
 
@@ -355,14 +361,13 @@ def _simulate(
                 openings.append((nr, t, np.abs(px_[new]).sum(1)))
             still = is_open[rows]
             r_open = rows[still]
-            out_im[t, r_open] = req.initial[still]
-            out_mm[t, r_open] = req.maintenance[still]
+            out_mm[t - start, r_open] = req.maintenance[still]
             mm_last[r_open] = req.maintenance[still]
-            out_not[t, r_open] = np.abs(px_[still]).sum(1)
+            out_not[t - start, r_open] = np.abs(px_[still]).sum(1)
         # -- record the state at the close
         if is_open.any():
-            out_eq[t, is_open] = equity(cz)[is_open]
-            out_open[t] = is_open
+            out_eq[t - start, is_open] = equity(cz)[is_open]
+            out_open[t - start] = is_open
 
     ev = np.concatenate(events) if events else np.empty(0, dtype=EVENT_DTYPE)
     ev = ev[np.lexsort((ev["account"], ev["t"]))]
@@ -379,7 +384,6 @@ def _simulate(
         out_open,
         out_eq,
         out_mm,
-        out_im,
         out_not,
         np.asarray(op),
         start,

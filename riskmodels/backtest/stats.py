@@ -152,6 +152,12 @@ def as_exceptions(exceptions: ArrayLike, valid: ArrayLike | None = None) -> tupl
     exc, valid : ndarray of bool
         ``exc`` is False wherever ``valid`` is False.
     """
+    if isinstance(exceptions, np.ma.MaskedArray) and exceptions.dtype == bool:
+        # boolean panels (the backtest's) skip the float copy: 8x less memory
+        ok = ~np.ma.getmaskarray(exceptions)
+        if valid is not None:
+            ok &= np.broadcast_to(np.asarray(valid, dtype=bool), ok.shape)
+        return np.asarray(exceptions.data, dtype=bool) & ok, ok
     data, masked = _to_float_array(exceptions)
     ok = ~np.isnan(data) & ~masked
     if valid is not None:

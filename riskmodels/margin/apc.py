@@ -202,6 +202,10 @@ class APCWrapper(MarginModel):
     def min_history(self) -> int:
         return self.inner.min_history
 
+    @property
+    def split_accounts(self) -> bool:  # type: ignore[override]
+        return bool(getattr(self.inner, "split_accounts", False))
+
     def _rule(self, base: np.ndarray) -> np.ndarray:  # pragma: no cover - overridden
         raise NotImplementedError
 

@@ -176,6 +176,8 @@ class GarchMargin(MarginModel):
     """
 
     relative_cost: ClassVar[float] = 20.0
+    #: the fit (hundreds of likelihood maximisations) dominates: never fitted twice
+    split_accounts: ClassVar[bool] = False
     name: ClassVar[str] = "garch"
     summary: ClassVar[str] = "GARCH conditional-volatility VaR/ES (parametric correlation or FHS)"
 
@@ -262,6 +264,12 @@ class EwmaMargin(GarchMargin):
 
     name: ClassVar[str] = "ewma"
     summary: ClassVar[str] = "RiskMetrics EWMA volatility VaR/ES"
+    relative_cost: ClassVar[float] = 4.0
+
+    @property
+    def split_accounts(self) -> bool:  # type: ignore[override]
+        """Normal innovations: nothing is estimated, so the fit is cheap to repeat."""
+        return self.dist == "normal"
 
     def __init__(
         self,

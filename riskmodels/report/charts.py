@@ -137,7 +137,7 @@ def distance_to_liquidation(sim: SimulationResult, start: int, end: int) -> np.n
     Flattened over (date, account) cells where the account is open and its
     maintenance requirement is positive; 0 means at the liquidation line.
     """
-    sl = slice(start, end + 1)
+    sl = slice(sim.row(start), sim.row(end) + 1)
     eq = sim.equity[sl].astype(np.float64)
     mm = sim.maintenance[sl].astype(np.float64)
     ok = sim.is_open[sl] & np.isfinite(eq) & np.isfinite(mm) & (mm > 0)

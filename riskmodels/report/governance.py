@@ -540,7 +540,7 @@ def scale_factor(result: BacktestResult, label: str, p: float) -> float:
     the target; k < 1: it can come down.
     """
     cov = result.results[label].coverage
-    sl = slice(result.start, result.end + 1)
+    sl = cov.rows(result.start, result.end)
     L, M, ok = cov.loss[sl], cov.margin[sl], cov.valid[sl]
     ok = ok & (M > 0)
     if not ok.any():
@@ -664,7 +664,8 @@ def holdings_at(result: BacktestResult, label: str, t: int) -> dict[str, np.ndar
     """
     sim = result.results[label].simulation
     book = result.book.align(result.panel.assets)
-    rows = np.flatnonzero(sim.is_open[t])
+    r = sim.row(t)
+    rows = np.flatnonzero(sim.is_open[r])
     op = sim.openings
     op = op[op["t"] <= t]
     last = np.full(book.n_accounts, -1, dtype=np.int64)
@@ -680,9 +681,9 @@ def holdings_at(result: BacktestResult, label: str, t: int) -> dict[str, np.ndar
         "collateral": book.collateral[rows] * ratio,
         "positions": book.positions[rows] * ratio,
         "isolated": book.isolated[rows],
-        "equity": sim.equity[t, rows].astype(np.float64),
-        "maintenance": sim.maintenance[t, rows].astype(np.float64),
-        "notional": sim.notional[t, rows].astype(np.float64),
+        "equity": sim.equity[r, rows].astype(np.float64),
+        "maintenance": sim.maintenance[r, rows].astype(np.float64),
+        "notional": sim.notional[r, rows].astype(np.float64),
     }
 
 
@@ -892,7 +893,7 @@ def crash_day_table(result: BacktestResult) -> Table | None:
         for label in result.models:
             sim = result.results[label].simulation
             ev = sim.liquidations[sim.liquidations["t"] == t]
-            n_open = int(sim.is_open[t - 1].sum())
+            n_open = int(sim.is_open[sim.row(t - 1)].sum())
             rows.append({"date": day, "model": label, "liquidations": len(ev),
                          "share_of_open": len(ev) / n_open if n_open else float("nan"),
                          "notional_liquidated": float(ev["notional"].sum()),
