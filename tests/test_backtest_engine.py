@@ -207,7 +207,7 @@ def test_accounts_split_between_processes_give_the_same_numbers(monkeypatch: pyt
             np.testing.assert_allclose(ea[f], eb[f], rtol=1e-12, atol=0, equal_nan=True)
         np.testing.assert_array_equal(a.simulation.openings, b.simulation.openings)
         np.testing.assert_array_equal(a.simulation.is_open, b.simulation.is_open)
-        for f in ("equity", "maintenance", "notional"):
+        for f in ("equity", "maintenance", "notional_total"):
             np.testing.assert_allclose(getattr(a.simulation, f), getattr(b.simulation, f), rtol=1e-6, equal_nan=True)
         for k, v in a.metrics.items():
             assert v == pytest.approx(b.metrics[k], rel=1e-12, nan_ok=True), k

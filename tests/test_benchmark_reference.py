@@ -75,7 +75,10 @@ def test_margin_path_agrees(both: dict, model: str) -> None:
     assert np.isnan(full[: rm_res.start]).all()  # nothing priced before the window was dropped
     assert np.array_equal(np.isnan(a), np.isnan(b))
     assert np.isfinite(a).sum() > 1000  # the comparison is not vacuous
-    np.testing.assert_allclose(a, b, rtol=EXACT[model], atol=1e-9, equal_nan=True)
+    # a result stores margins in float32 (MarginPath.stored: relative rounding <= 2**-24 = 6e-8);
+    # the float64 margins behind it are compared at EXACT by the coverage counts and events below
+    assert a.dtype == np.float32
+    np.testing.assert_allclose(a, b, rtol=max(EXACT[model], 1.2e-7), atol=1e-9, equal_nan=True)
 
 
 @pytest.mark.parametrize("model", ["haircut", "span", "hs", "garch"])

@@ -47,17 +47,14 @@ class CoverageResult:
     margin: np.ndarray
     valid: np.ndarray
     side: np.ndarray  # (P,) +1 long, -1 short, 0 neutral
+    #: ``(T, P)`` bool: realised loss above margin (False where not valid), decided in
+    #: float64 when the backtest runs (before a result stores its margins in float32)
+    exceptions: np.ndarray
     offset: int = 0
 
     def rows(self, start: int, end: int) -> slice:
         """The row slice of panel date indices ``start..end`` (inclusive)."""
         return slice(start - self.offset, end + 1 - self.offset)
-
-    @cached_property
-    def exceptions(self) -> np.ndarray:
-        """``(T, P)`` bool: realised loss above margin (False where not valid)."""
-        with np.errstate(invalid="ignore"):
-            return self.valid & (self.loss > self.margin)
 
     @property
     def n_obs(self) -> int:
@@ -100,13 +97,16 @@ class CoverageResult:
         return np.where(self.exceptions, self.loss - self.margin, 0.0)
 
 
-def realised_loss(panel: PricePanel, book: Book, h: int) -> np.ndarray:
+def realised_loss(panel: PricePanel, book: Book, h: int, rows: slice | None = None) -> np.ndarray:
     """``(T, P)`` loss of the constant-notional book from close t to close t+h.
 
     NaN where a held asset has no price at t or t+h (including the last h rows).
+    ``rows`` (a slice of date indices) computes only those rows.
     """
     book = book.align(panel.assets)
     fwd = panel.forward_returns(h, kind="simple")  # (T, A)
+    if rows is not None:
+        fwd = fwd[rows]
     x = book.exposure  # (P, A)
     held = x != 0
     finite = np.isfinite(fwd)
@@ -136,12 +136,16 @@ def coverage_backtest(
     if h < 1:
         raise ValueError(f"the margin period of risk h must be >= 1 day, got {h}")
     book = book.align(panel.assets)
-    full = realised_loss(panel, book, h) if loss is None else loss
-    if full.shape != (panel.n_dates, book.n_accounts):
-        raise ValueError(f"loss must be (dates, accounts) = {(panel.n_dates, book.n_accounts)}, got {full.shape}")
     rows = slice(path.offset, path.offset + len(path.dates))
-    loss_rows = full[rows] if (rows.start, rows.stop) != (0, panel.n_dates) else full
+    if loss is None:
+        loss_rows = realised_loss(panel, book, h, rows)
+    elif loss.shape == (panel.n_dates, book.n_accounts):
+        loss_rows = loss[rows]
+    else:
+        raise ValueError(f"loss must be (dates, accounts) = {(panel.n_dates, book.n_accounts)}, got {loss.shape}")
     margin = getattr(path, on)
     valid = path.eligible & np.isfinite(loss_rows) & np.isfinite(margin)
     side = np.sign(book.net_notional).astype(np.int8)
-    return CoverageResult(path.model, h, on, loss_rows, margin, valid, side, path.offset)
+    with np.errstate(invalid="ignore"):
+        exceptions = valid & (loss_rows > margin)
+    return CoverageResult(path.model, h, on, loss_rows, margin, valid, side, exceptions, path.offset)

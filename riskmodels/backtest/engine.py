@@ -127,9 +127,10 @@ def run_models(
     gross = book.gross_notional
     results: dict[str, ModelResult] = {}
     n = len(models)
-    # the realised MPOR loss does not depend on the model: one copy for all results
-    loss = realised_loss(panel, book, mpor)
-    shared_loss = loss[start : end + 1]
+    # the realised MPOR loss does not depend on the model: one copy (window rows) for all results
+    shared_loss = realised_loss(panel, book, mpor, slice(start, end + 1))
+    # the eligibility mask of the window is the same for every model: kept once too
+    shared_ok = np.ascontiguousarray(eligible[start : end + 1])
     args = (panel, book, eligible, asset_ok, gross, mpor, coverage_on, policy, start, end, netting)
     if n_jobs > 1 and (n > 1 or any(len(account_splits(m, n_jobs, book.n_accounts)) > 1 for m in models)):
         ctx = multiprocessing.get_context("spawn")
@@ -156,7 +157,7 @@ def run_models(
                 parts[label][i] = fut.result()
                 if len(parts[label]) == len(splits[label]):
                     chunks = [parts[label].pop(k) for k in range(len(splits[label]))]
-                    results[label] = _reissue(_merge(chunks, splits[label], book, shared_loss))
+                    results[label] = _share(_reissue(_merge(chunks, splits[label], book, shared_loss)), shared_ok)
                     done += 1
                     if progress:
                         progress(f"{label}: done", done, n)
@@ -165,7 +166,7 @@ def run_models(
         for i, model in enumerate(models):
             if progress:
                 progress(model.label, i, n)
-            results[model.label] = _reissue(_run_one(model, *args, loss))
+            results[model.label] = _share(_reissue(_run_one(model, *args)), shared_ok, shared_loss)
     if progress:
         progress("done", n, n)
     cfg = config or {"backtest": {"mpor": mpor, "min_history": need, "coverage_on": coverage_on}}
@@ -213,8 +214,8 @@ def _run_one(
 _LARGE = (
     ("path", "initial"), ("path", "maintenance"), ("path", "eligible"),
     ("isolated_path", "initial"), ("isolated_path", "maintenance"), ("isolated_path", "eligible"),
-    ("coverage", "valid"),
-    ("simulation", "is_open"), ("simulation", "equity"), ("simulation", "maintenance"), ("simulation", "notional"),
+    ("coverage", "valid"), ("coverage", "exceptions"),
+    ("simulation", "is_open"), ("simulation", "equity"), ("simulation", "maintenance"),
 )
 
 
@@ -313,16 +314,26 @@ def _merge(parts: list[ModelResult], splits: list[slice], book: Book, loss: np.n
         iso = replace(first.isolated_path, account_ids=ids, initial=gather("isolated_path", "initial"),
                       maintenance=gather("isolated_path", "maintenance"), eligible=gather("isolated_path", "eligible"))
     cov = replace(first.coverage, loss=loss, margin=getattr(path, first.coverage.on), valid=gather("coverage", "valid"),
-                  side=np.concatenate([p.coverage.side for p in parts]))
+                  exceptions=gather("coverage", "exceptions"), side=np.concatenate([p.coverage.side for p in parts]))
     sim = replace(first.simulation, account_ids=ids, events=shifted("events"), openings=shifted("openings"),
                   is_open=gather("simulation", "is_open"), equity=gather("simulation", "equity"),
-                  maintenance=gather("simulation", "maintenance"), notional=gather("simulation", "notional"))
+                  maintenance=gather("simulation", "maintenance"),
+                  notional_total=np.sum([p.simulation.notional_total for p in parts], axis=0))
     timings: dict[str, float] = {}
     for p in parts:
         for k, v in p.timings.items():
             timings[k] = timings.get(k, 0.0) + v
     seen = list(dict.fromkeys(w for p in parts for w in p.warnings))
     return ModelResult(first.model, path, cov, sim, book.gross_notional, timings, iso, seen)
+
+
+def _share(result: ModelResult, ok: np.ndarray, loss: np.ndarray | None = None) -> ModelResult:
+    """Point the result's copies of the shared window arrays (eligibility, MPOR loss) at one object."""
+    if np.array_equal(result.path.eligible, ok):
+        object.__setattr__(result.path, "eligible", ok)
+    if loss is not None:
+        object.__setattr__(result.coverage, "loss", loss)
+    return result
 
 
 def _unspill(result: ModelResult, loss: np.ndarray) -> ModelResult:
@@ -364,7 +375,11 @@ def _run_one_unlimited(model: MarginModel, panel: PricePanel, book: Book, *rest:
                         np.ones(book.n_accounts, dtype=bool), book.account_ids)
         iso_path = fitted.path(iso_book, eligible & ~book.isolated[None, :]).window(start, end)
         timings["isolated_path"] = time.perf_counter() - t0
-    cov = coverage_backtest(panel, book, path, mpor, on=coverage_on, loss=loss)
+    cov = coverage_backtest(panel, book, path, mpor, on=coverage_on, loss=loss)  # exceptions in float64
+    # the result keeps the margins in float32 (MarginPath.stored): half the memory at 10,000 accounts
+    path = path.stored()
+    iso_path = iso_path.stored() if iso_path is not None else None
+    cov = replace(cov, margin=getattr(path, coverage_on))
     t0 = time.perf_counter()
     sim = simulate_accounts(fitted, book, policy, start=start, end=end, asset_ok=asset_ok)
     timings["simulation"] = time.perf_counter() - t0

@@ -140,7 +140,7 @@ def breach_rate_short(r: ModelResult) -> float:
 
 
 def _notional_years(r: ModelResult) -> float:
-    return float(np.nansum(r.simulation.notional, dtype=np.float64)) / 365.0
+    return float(r.simulation.notional_total.sum()) / 365.0
 
 
 @metric("bad_debt_per_notional", "bad debt (bp/yr)", tags=("liquidation",), fmt="{:.3f}", better="lower")

@@ -102,7 +102,13 @@ def _check_horizons(horizons: Sequence[int]) -> tuple[int, ...]:
 
 
 def _panel(a: ArrayLike, name: str) -> np.ndarray:
-    arr = a.to_numpy(dtype=np.float64, na_value=np.nan) if hasattr(a, "to_numpy") else np.asarray(a, dtype=np.float64)
+    """Float array, 2-D; float32 panels are kept as they are (blocks are widened when summed)."""
+    if hasattr(a, "to_numpy"):
+        arr = a.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        arr = np.asarray(a)
+        if arr.dtype != np.float32:
+            arr = np.asarray(arr, dtype=np.float64)
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
@@ -264,7 +270,7 @@ def _aggregates(
     acc = {n: [np.zeros(K - n), np.zeros(K - n), np.zeros(K - n), np.zeros(K - n, dtype=bool)]
            for n in hs if n < K}
     for c in range(0, P, block):
-        Mb = M[keep, c : c + block]
+        Mb = M[keep, c : c + block].astype(np.float64)  # float32 storage: sums in float64
         present = ~np.isnan(Mb)
         Mz = np.where(present, Mb, 0.0)
         level += Mz.sum(axis=1)

@@ -129,7 +129,7 @@ def _priced_sums(arr: np.ndarray, eligible: np.ndarray, gross: np.ndarray, chunk
     n = arr.shape[0]
     m, g = np.zeros(n), np.zeros(n)
     for i in range(0, n, chunk):
-        a = arr[i : i + chunk]
+        a = arr[i : i + chunk].astype(np.float64)  # margins are stored in float32: sum in float64
         ok = eligible[i : i + chunk] & np.isfinite(a)
         m[i : i + chunk] = np.where(ok, a, 0.0).sum(axis=1)
         g[i : i + chunk] = ok @ gross

@@ -109,7 +109,7 @@ class SimulationResult:
     is_open: np.ndarray  # (n, P) bool, open at the close
     equity: np.ndarray  # (n, P) float32, NaN when closed
     maintenance: np.ndarray  # (n, P) float32, NaN when closed
-    notional: np.ndarray  # (n, P) float32 gross perp notional, NaN when closed
+    notional_total: np.ndarray  # (n,) float64 gross perp notional of the open accounts
     openings: np.ndarray  # (n_open,) records: account, t, notional
     start: int
     end: int
@@ -262,7 +262,7 @@ def _simulate(
     out_open = np.zeros((n_rows, P), dtype=bool)
     out_eq = np.full((n_rows, P), nan32, dtype=np.float32)
     out_mm = np.full((n_rows, P), nan32, dtype=np.float32)
-    out_not = np.full((n_rows, P), nan32, dtype=np.float32)
+    out_not = np.zeros(n_rows)
     events: list[np.ndarray] = []
     openings: list[tuple[np.ndarray, int, np.ndarray]] = []
 
@@ -363,7 +363,7 @@ def _simulate(
             r_open = rows[still]
             out_mm[t - start, r_open] = req.maintenance[still]
             mm_last[r_open] = req.maintenance[still]
-            out_not[t - start, r_open] = np.abs(px_[still]).sum(1)
+            out_not[t - start] = np.abs(px_[still]).sum()
         # -- record the state at the close
         if is_open.any():
             out_eq[t - start, is_open] = equity(cz)[is_open]

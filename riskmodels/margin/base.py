@@ -34,7 +34,7 @@ import dataclasses
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
@@ -91,6 +91,16 @@ class MarginPath:
     def rows(self, start: int, end: int) -> slice:
         """The row slice of panel date indices ``start..end`` (inclusive)."""
         return slice(start - self.offset, end + 1 - self.offset)
+
+    def stored(self) -> MarginPath:
+        """The same path with its margins in float32, as a backtest result keeps it.
+
+        Seven significant digits (a $1,000,000 margin to about $0.06): enough
+        for every statistic and report, half the memory (0.1 GB per array at
+        10,000 accounts). Decisions that compare margins with losses or
+        equity (coverage exceptions, liquidations) are made in float64 first.
+        """
+        return replace(self, initial=self.initial.astype(np.float32), maintenance=self.maintenance.astype(np.float32))
 
     def frame(self, which: str = "initial") -> pd.DataFrame:
         arr = getattr(self, which)

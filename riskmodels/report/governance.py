@@ -683,7 +683,7 @@ def holdings_at(result: BacktestResult, label: str, t: int) -> dict[str, np.ndar
         "isolated": book.isolated[rows],
         "equity": sim.equity[r, rows].astype(np.float64),
         "maintenance": sim.maintenance[r, rows].astype(np.float64),
-        "notional": sim.notional[r, rows].astype(np.float64),
+        "notional": np.abs(book.positions[rows] * ratio).sum(axis=1),
     }
 
 
