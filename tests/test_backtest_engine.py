@@ -211,3 +211,28 @@ def test_accounts_split_between_processes_give_the_same_numbers(monkeypatch: pyt
             np.testing.assert_allclose(getattr(a.simulation, f), getattr(b.simulation, f), rtol=1e-6, equal_nan=True)
         for k, v in a.metrics.items():
             assert v == pytest.approx(b.metrics[k], rel=1e-12, nan_ok=True), k
+
+
+def test_margin_path_in_account_blocks_equals_one_block(monkeypatch: pytest.MonkeyPatch):
+    """engine._window_path prices accounts in blocks of PATH_BLOCK (bounded memory); the stored
+    path and the coverage cells must not depend on the block size."""
+    import riskmodels.margin as rm
+    from riskmodels.backtest import engine
+
+    panel = random_walk_panel(330, 3, seed=12, vol=0.05)
+    book = generate_book(panel.assets, 50, seed=7, isolated_share=0.2)
+    models = [FixedHaircut(label="hc"), rm.get("historical_var", window=100, horizon=2, label="hs"),
+              rm.get("scenario_grid", psr_lookback=100, label="span")]
+    kw = {"start": 120, "min_history": 100, "netting": True}
+    whole = run_models(panel, book, models, **kw)
+    monkeypatch.setattr(engine, "PATH_BLOCK", 16)  # 4 blocks, the last one short
+    blocks = run_models(panel, book, models, **kw)
+    for name in ("hc", "hs", "span"):
+        a, b = whole.results[name], blocks.results[name]
+        assert a.coverage.n_exceptions > 0 and a.path.initial.dtype == np.float32
+        for x, y in ((a.path, b.path), (a.isolated_path, b.isolated_path)):
+            np.testing.assert_allclose(x.initial, y.initial, rtol=1e-6)
+            np.testing.assert_allclose(x.maintenance, y.maintenance, rtol=1e-6)
+            np.testing.assert_array_equal(x.eligible, y.eligible)
+        np.testing.assert_array_equal(a.coverage.valid, b.coverage.valid)
+        np.testing.assert_array_equal(a.coverage.exceptions, b.coverage.exceptions)
