@@ -127,9 +127,10 @@ def coverage_backtest(
 ) -> CoverageResult:
     """Compare ``path`` (margin at t) with the realised h-day loss of ``book``.
 
-    ``loss`` is :func:`realised_loss` of the book over the whole panel when
-    the caller already has it (it does not depend on the model: the backtest
-    computes it once for all models); only the path's rows are kept.
+    ``loss`` is :func:`realised_loss` of the book when the caller already
+    has it (it does not depend on the model: the backtest computes it once
+    for all models), over the whole panel (only the path's rows are kept) or
+    over the path's rows.
     """
     if on not in ("initial", "maintenance"):
         raise ValueError(f"on must be 'initial' or 'maintenance', got {on!r}")
@@ -137,12 +138,16 @@ def coverage_backtest(
         raise ValueError(f"the margin period of risk h must be >= 1 day, got {h}")
     book = book.align(panel.assets)
     rows = slice(path.offset, path.offset + len(path.dates))
+    n_rows = rows.stop - rows.start
     if loss is None:
         loss_rows = realised_loss(panel, book, h, rows)
     elif loss.shape == (panel.n_dates, book.n_accounts):
         loss_rows = loss[rows]
+    elif loss.shape == (n_rows, book.n_accounts):
+        loss_rows = loss
     else:
-        raise ValueError(f"loss must be (dates, accounts) = {(panel.n_dates, book.n_accounts)}, got {loss.shape}")
+        raise ValueError(f"loss must be (dates, accounts) = {(panel.n_dates, book.n_accounts)} or the path's rows "
+                         f"{(n_rows, book.n_accounts)}, got {loss.shape}")
     margin = getattr(path, on)
     valid = path.eligible & np.isfinite(loss_rows) & np.isfinite(margin)
     side = np.sign(book.net_notional).astype(np.int8)

@@ -132,14 +132,14 @@ def run_models(
     # the eligibility mask of the window is the same for every model: kept once too
     shared_ok = np.ascontiguousarray(eligible[start : end + 1])
     args = (panel, book, eligible, asset_ok, gross, mpor, coverage_on, policy, start, end, netting)
-    if n_jobs > 1 and (n > 1 or any(len(account_splits(m, n_jobs, book.n_accounts)) > 1 for m in models)):
+    # models are the unit of parallel work; with fewer models than processes the
+    # cheap-fit models' accounts are split to use the idle ones (splitting when every
+    # process has a model measured slower: each chunk repeats the per-date overhead)
+    share = n_jobs if n < n_jobs else 1
+    splits = {m.label: account_splits(m, share, book.n_accounts) for m in models}
+    tasks = [(m, i, sl) for m in models for i, sl in enumerate(splits[m.label])]
+    if n_jobs > 1 and len(tasks) > 1:
         ctx = multiprocessing.get_context("spawn")
-        # models are the unit of parallel work; with fewer models than processes the
-        # cheap-fit models' accounts are split to use the idle ones (splitting when every
-        # process has a model measured slower: each chunk repeats the per-date overhead)
-        share = n_jobs if n < n_jobs else 1
-        splits = {m.label: account_splits(m, share, book.n_accounts) for m in models}
-        tasks = [(m, i, sl) for m in models for i, sl in enumerate(splits[m.label])]
         # longest first (list scheduling): a split model's chunks cost a share of it
         tasks.sort(key=lambda x: -x[0].relative_cost / len(splits[x[0].label]))
         parts: dict[str, dict[int, ModelResult]] = {m.label: {} for m in models}
@@ -166,7 +166,7 @@ def run_models(
         for i, model in enumerate(models):
             if progress:
                 progress(model.label, i, n)
-            results[model.label] = _share(_reissue(_run_one(model, *args)), shared_ok, shared_loss)
+            results[model.label] = _share(_reissue(_run_one(model, *args, shared_loss)), shared_ok)
     if progress:
         progress("done", n, n)
     cfg = config or {"backtest": {"mpor": mpor, "min_history": need, "coverage_on": coverage_on}}
@@ -191,10 +191,12 @@ def _run_one(
 ) -> ModelResult:
     """Fit, margin path, coverage and simulation of one model (runs in a worker too).
 
-    ``loss``: the book's realised MPOR loss over the panel if the caller has
-    it (else computed here). ``spill``: a directory; the large arrays of the
-    result go back through ``.npy`` files there instead of the result's pickle
-    (see :func:`_spill`).
+    ``loss``: the book's realised MPOR loss over the window ``start..end``
+    if the caller has it (the result then refers to it; else it is computed
+    per block of accounts and the result's ``coverage.loss`` is left None for
+    the caller to set). ``spill``: a directory; the large arrays of the
+    result go back through ``.npy`` files there instead of the result's
+    pickle (see :func:`_spill`).
 
     BLAS is held to one thread: the per-date products are small
     ((accounts x assets) @ (assets x scenarios)) and multi-threaded OpenBLAS
@@ -327,12 +329,10 @@ def _merge(parts: list[ModelResult], splits: list[slice], book: Book, loss: np.n
     return ModelResult(first.model, path, cov, sim, book.gross_notional, timings, iso, seen)
 
 
-def _share(result: ModelResult, ok: np.ndarray, loss: np.ndarray | None = None) -> ModelResult:
-    """Point the result's copies of the shared window arrays (eligibility, MPOR loss) at one object."""
+def _share(result: ModelResult, ok: np.ndarray) -> ModelResult:
+    """Point the result's copy of the window's eligibility mask (the same for every model) at one object."""
     if np.array_equal(result.path.eligible, ok):
         object.__setattr__(result.path, "eligible", ok)
-    if loss is not None:
-        object.__setattr__(result.coverage, "loss", loss)
     return result
 
 
@@ -340,12 +340,8 @@ def _unspill(result: ModelResult, loss: np.ndarray) -> ModelResult:
     """Read the arrays :func:`_spill` wrote (deleting the files) and re-link the shared ones."""
     for owner_name, attr in _LARGE:
         owner = getattr(result, owner_name)
-        if owner is None:
-            continue
-        file = getattr(owner, attr)
-        if isinstance(file, _Spilled):
-            object.__setattr__(owner, attr, np.load(file, allow_pickle=False))
-            os.remove(file)
+        if owner is not None:
+            object.__setattr__(owner, attr, _load(getattr(owner, attr)))
     cov = result.coverage
     object.__setattr__(cov, "margin", getattr(result.path, cov.on))
     object.__setattr__(cov, "loss", loss)
@@ -357,7 +353,15 @@ PATH_BLOCK = 1000
 
 
 def _window_path(
-    fitted: Any, panel: PricePanel, book: Book, eligible: np.ndarray, start: int, end: int, mpor: int, on: str
+    fitted: Any,
+    panel: PricePanel,
+    book: Book,
+    eligible: np.ndarray,
+    start: int,
+    end: int,
+    mpor: int,
+    on: str,
+    loss: np.ndarray | None = None,
 ) -> tuple[MarginPath, CoverageResult]:
     """The margin path over the evaluation window, stored in float32, and its coverage cells.
 
@@ -365,8 +369,10 @@ def _window_path(
     accounts (accounts are independent), each block cut to the window, its
     coverage exceptions decided in float64, then its margins stored in
     float32 (:meth:`MarginPath.stored`). At 10,000 accounts this keeps a
-    model's worker near 1 GB instead of ~2 GB. The coverage result's ``loss``
-    is left to the caller (the engine shares one copy between models).
+    model's worker near 1 GB instead of ~2 GB. ``loss`` is the window's
+    realised MPOR loss if the caller has it (else computed per block); the
+    coverage result refers to it (None if not given: the engine shares one
+    copy between models).
     """
     P = book.n_accounts
     n = end - start + 1
@@ -380,7 +386,8 @@ def _window_path(
         cols = slice(c, min(P, c + PATH_BLOCK))
         sub = book if (c == 0 and cols.stop == P) else book.subset(np.arange(cols.start, cols.stop))
         p = fitted.path(sub, eligible[:, cols]).window(start, end)
-        cb = coverage_backtest(panel, sub, p, mpor, on=on)  # exceptions in float64
+        lb = None if loss is None else loss[:, cols]
+        cb = coverage_backtest(panel, sub, p, mpor, on=on, loss=lb)  # exceptions in float64
         im[:, cols], mm[:, cols], ok[:, cols] = p.initial, p.maintenance, p.eligible
         valid[:, cols], exc[:, cols] = cb.valid, cb.exceptions
         first = first or p
@@ -388,7 +395,7 @@ def _window_path(
     assert first is not None
     path = MarginPath(first.model, first.dates, book.account_ids, im, mm, ok, start)
     side = np.sign(book.align(panel.assets).net_notional).astype(np.int8)
-    cov = CoverageResult(first.model, mpor, on, None, getattr(path, on), valid, side, exc, start)  # type: ignore[arg-type]
+    cov = CoverageResult(first.model, mpor, on, loss, getattr(path, on), valid, side, exc, start)  # type: ignore[arg-type]
     return path, cov
 
 
@@ -405,18 +412,17 @@ def _run_one_unlimited(model: MarginModel, panel: PricePanel, book: Book, *rest:
     fitted = model.fit(panel)
     timings["fit"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    path, cov = _window_path(fitted, panel, book, eligible, start, end, mpor, coverage_on)
+    path, cov = _window_path(fitted, panel, book, eligible, start, end, mpor, coverage_on, loss)
     timings["path"] = time.perf_counter() - t0
     iso_path = None
     if netting:
         t0 = time.perf_counter()
         iso_book = Book(book.assets, book.collateral, book.positions, book.cash,
                         np.ones(book.n_accounts, dtype=bool), book.account_ids)
+        # the same amounts, so the same realised loss
         iso_path, _ = _window_path(fitted, panel, iso_book, eligible & ~book.isolated[None, :], start, end, mpor,
-                                   coverage_on)
+                                   coverage_on, loss)
         timings["isolated_path"] = time.perf_counter() - t0
-    if loss is not None:
-        object.__setattr__(cov, "loss", loss[start : end + 1])
     t0 = time.perf_counter()
     sim = simulate_accounts(fitted, book, policy, start=start, end=end, asset_ok=asset_ok)
     timings["simulation"] = time.perf_counter() - t0

@@ -57,6 +57,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -125,11 +126,7 @@ def problem(y: np.ndarray, vol: str, dist: str) -> tuple[float, np.ndarray, list
         bounds.append(NU_BOUNDS)
         a[kv + 1, kv], b[kv + 1] = 1.0, NU_BOUNDS[0]
         a[kv + 2, kv], b[kv + 2] = -1.0, -NU_BOUNDS[1]
-    tau = min(75, e.shape[0])  # arch's GARCH.backcast, written as arch does (bit-equal)
-    w = 0.94 ** np.arange(tau)
-    w = w / sum(w)
-    backcast = float(np.sum((np.absolute(e[:tau]) ** 2.0) * w))
-    return backcast, gf.variance_bounds(e), bounds, a, b
+    return gf.arch_backcast(e), gf.variance_bounds(e), bounds, a, b
 
 
 # --------------------------------------------------------------- numba core
@@ -310,15 +307,19 @@ def make_objective(
 
 # ------------------------------------------------------------------ SLSQP
 def slsqp(
-    fg: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    fg: Callable[[np.ndarray], Any],
     x0: np.ndarray,
     bounds: list[tuple[float, float]],
     a: np.ndarray,
     b: np.ndarray,
     maxiter: int = 100,
     ftol: float = 1e-6,
+    jac: bool = True,
 ) -> tuple[np.ndarray, float, int, int]:
-    """``minimize(fg, x0, jac=True, method="SLSQP", bounds, [A x - b >= 0], ftol, maxiter)``: ``(x, f, status, nit)``.
+    """``minimize(fg, x0, jac=jac, method="SLSQP", bounds, [A x - b >= 0], ftol, maxiter)``: ``(x, f, status, nit)``.
+
+    ``jac=True``: ``fg`` returns ``(f, gradient)``; ``False``: ``fg`` returns
+    ``f`` and SciPy uses its 2-point finite difference (arch's setting).
 
     SciPy's public ``optimize.minimize`` with the linear constraints stacked
     into one vector constraint with its exact Jacobian ``A``. With the
@@ -332,7 +333,7 @@ def slsqp(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Values in x were outside bounds", RuntimeWarning)
         opt = optimize.minimize(
-            fg, x0, jac=True, method="SLSQP", bounds=bounds, constraints=cons,
+            fg, x0, jac=True if jac else None, method="SLSQP", bounds=bounds, constraints=cons,
             options={"maxiter": maxiter, "ftol": ftol},
         )
     return np.asarray(opt.x, dtype=np.float64), float(opt.fun), int(opt.status), int(opt.nit)

@@ -111,7 +111,7 @@ from multiprocessing import get_context
 from typing import Any
 
 import numpy as np
-from scipy import integrate, optimize, special, stats
+from scipy import integrate, special, stats
 
 from riskmodels.margin import _garch_filter as gf
 
@@ -280,58 +280,45 @@ def arch_mle(
     from riskmodels.margin import _garch_lik as gl
 
     y = np.ascontiguousarray(y, dtype=np.float64)
-    if (vol, dist) in gl.SUPPORTED:
-        o, is_t = (1 if vol == "gjr" else 0), dist == "t"
-        backcast, var_bounds, bounds, a, b = gl.problem(y, vol, dist)
-        sv = None if start is None else np.asarray(start, dtype=np.float64)
-        if sv is not None:
-            ok = sv.shape == (a.shape[1],) and bool(np.all(a @ sv - b >= 0))
-            ok = ok and all(lo <= x <= hi for x, (lo, hi) in zip(sv, bounds, strict=True))
-            sv = sv if ok else None
-        if sv is None:  # arch's starting values: its grid search, then the moment-based nu
-            v, d = arch_components(vol, dist, lam)
-            sigma2 = np.empty_like(y)
-            sv_v = np.asarray(v.starting_values(y), dtype=np.float64)
-            v.compute_variance(sv_v, y, sigma2, backcast, var_bounds)
-            sv = np.concatenate([sv_v, np.asarray(d.starting_values(y / np.sqrt(sigma2)), dtype=np.float64)])
-        fg = gl.make_objective(y, backcast, var_bounds, o, is_t)
-        x, f, status, _ = gl.slsqp(fg, sv, bounds, a, b, maxiter=maxiter)
-        return x, -f, status
     v, d = arch_components(vol, dist, lam)
-    kv, kd = int(v.num_params), int(d.num_params)
-    backcast = v.backcast(y)
-    var_bounds = v.variance_bounds(y)
+    fast = (vol, dist) in gl.SUPPORTED
+    if fast:
+        backcast, var_bounds, bounds, a, b = gl.problem(y, vol, dist)
+    else:
+        kv, kd = int(v.num_params), int(d.num_params)
+        backcast = v.backcast(y)
+        var_bounds = v.variance_bounds(y)
+        av, bv = _constraint_rows(v.constraints(), kv)
+        ad, bd = _constraint_rows(d.constraints(), kd)
+        a = np.zeros((av.shape[0] + ad.shape[0], kv + kd))
+        a[: av.shape[0], :kv] = av
+        a[av.shape[0] :, kv:] = ad
+        b = np.concatenate([bv, bd])
+        # the distribution bounds of arch do not depend on the residuals (Normal: none,
+        # StudentsT: nu in [2.05, 500], SkewStudent: [2.05, 300] x [-1, 1])
+        bounds = list(v.bounds(y)) + list(d.bounds(y))
     sigma2 = np.empty_like(y)
-    av, bv = _constraint_rows(v.constraints(), kv)
-    ad, bd = _constraint_rows(d.constraints(), kd)
-    a = np.zeros((av.shape[0] + ad.shape[0], kv + kd))
-    a[: av.shape[0], :kv] = av
-    a[av.shape[0] :, kv:] = ad
-    b = np.concatenate([bv, bd])
-    # the distribution bounds of arch do not depend on the residuals (Normal: none,
-    # StudentsT: nu in [2.05, 500], SkewStudent: [2.05, 300] x [-1, 1])
-    bounds = list(v.bounds(y)) + list(d.bounds(y))
     sv = None if start is None else np.asarray(start, dtype=np.float64)
     if sv is not None:
-        ok = sv.shape == (kv + kd,) and bool(np.all(a @ sv - b >= 0))
+        ok = sv.shape == (a.shape[1],) and bool(np.all(a @ sv - b >= 0))
         ok = ok and all(lo <= x <= hi for x, (lo, hi) in zip(sv, bounds, strict=True))
         sv = sv if ok else None
-    if sv is None:
+    if sv is None:  # arch's starting values: its grid search, then the distribution's (moment-based nu)
         sv_v = np.asarray(v.starting_values(y), dtype=np.float64)
         v.compute_variance(sv_v, y, sigma2, backcast, var_bounds)
         sv = np.concatenate([sv_v, np.asarray(d.starting_values(y / np.sqrt(sigma2)), dtype=np.float64)])
+    if fast:
+        fg = gl.make_objective(y, backcast, var_bounds, 1 if vol == "gjr" else 0, dist == "t")
+        x, f, status, _ = gl.slsqp(fg, sv, bounds, a, b, maxiter=maxiter)
+        return x, -f, status
+    kv = int(v.num_params)
 
     def nll(x: np.ndarray) -> float:
         s2 = v.compute_variance(x[:kv], y, sigma2, backcast, var_bounds)
         return -float(d.loglikelihood(x[kv:], y, s2, False))
 
-    cons = [{"type": "ineq", "fun": lambda x: a @ x - b, "jac": lambda x: a}] if a.shape[0] else []
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Values in x were outside bounds", RuntimeWarning)
-        opt = optimize.minimize(
-            nll, sv, method="SLSQP", bounds=bounds, constraints=cons, options={"maxiter": maxiter}
-        )
-    return np.asarray(opt.x, dtype=np.float64), -float(opt.fun), int(opt.status)
+    x, f, status, _ = gl.slsqp(nll, sv, bounds, a, b, maxiter=maxiter, jac=False)
+    return x, -f, status
 
 
 def split_params(vol: str, params: np.ndarray) -> tuple[tuple[float, float, float, float], np.ndarray]:
