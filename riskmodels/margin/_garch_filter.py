@@ -209,40 +209,8 @@ def egarch_filter_py(
     return out
 
 
-@njit(cache=True)
-def egarch_filter(
-    resids: np.ndarray,
-    omega: float,
-    alpha: float,
-    gamma: float,
-    beta: float,
-    backcast: float,
-    bounds: np.ndarray,
-) -> np.ndarray:  # pragma: no cover - numba (parity-tested against egarch_filter_py)
-    """numba twin of :func:`egarch_filter_py`."""
-    n = resids.shape[0]
-    out = np.empty(n + 1)
-    ln_prev = math.log(backcast)
-    z_prev = 0.0
-    has_prev = False
-    for t in range(n + 1):
-        ln = omega + beta * ln_prev
-        if has_prev:
-            ln += alpha * (abs(z_prev) - SQRT2_OV_PI) + gamma * z_prev
-        ln = min(ln, LNSIGMA_MAX)
-        s2 = math.exp(ln)
-        if t < n:
-            if s2 < bounds[t, 0]:
-                s2 = bounds[t, 0]
-                ln = math.log(s2)
-            elif s2 > bounds[t, 1]:
-                s2 = bounds[t, 1] + math.log(s2) - math.log(bounds[t, 1])
-                ln = math.log(s2)
-            z_prev = resids[t] / math.sqrt(s2)
-            has_prev = True
-        out[t] = s2
-        ln_prev = ln
-    return out
+#: the numba kernel is the reference compiled (parity-tested: numba vs the interpreter)
+egarch_filter = njit(cache=True)(egarch_filter_py)
 
 
 # ------------------------------------------------------------ h-day variance
@@ -294,22 +262,5 @@ def egarch_hday_variance_py(
     return out
 
 
-@njit(cache=True)
-def egarch_hday_variance(
-    var1: np.ndarray, omega: float, alpha: float, gamma: float, beta: float, shocks: np.ndarray
-) -> np.ndarray:  # pragma: no cover - numba (parity-tested against egarch_hday_variance_py)
-    """numba twin of :func:`egarch_hday_variance_py`."""
-    S, hm1 = shocks.shape
-    out = np.empty(var1.shape[0])
-    for t in range(var1.shape[0]):
-        acc = 0.0
-        for s in range(S):
-            ln = math.log(var1[t])
-            tot = var1[t]
-            for k in range(hm1):
-                z = shocks[s, k]
-                ln = min(omega + alpha * (abs(z) - SQRT2_OV_PI) + gamma * z + beta * ln, LNSIGMA_MAX)
-                tot += math.exp(ln)
-            acc += tot
-        out[t] = acc / S
-    return out
+#: the numba kernel is the reference compiled (parity-tested: numba vs the interpreter)
+egarch_hday_variance = njit(cache=True)(egarch_hday_variance_py)
