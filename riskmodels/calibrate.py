@@ -666,7 +666,9 @@ def read_toml(path: str | Path, section: str) -> tuple[dict[str, Any], dict[str,
 def parse_doc(doc: dict[str, Any], section: str, sections: Sequence[str], default_config: Callable[[], dict],
               merge: Callable[..., dict], validate: Callable[[dict], None], where: str = "config"
               ) -> tuple[dict[str, Any], dict[str, Any]]:
-    doc = dict(doc)
+    from riskmodels.config_schema import check_document
+
+    doc = check_document(doc, where, sections=tuple(sections))
     if section not in doc:
         raise ValueError(f"{where}: no [{section}] section")
     sec = doc.pop(section)

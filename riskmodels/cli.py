@@ -83,6 +83,10 @@ def _data_dir(args: argparse.Namespace, cfg: dict[str, Any], bar: ProgressBar) -
     )
 
 
+def _backtest_command(args: argparse.Namespace) -> str:
+    return "riskmodels backtest" + (f" --config {args.config}" if args.config else "")
+
+
 def cmd_backtest(args: argparse.Namespace) -> int:
     from riskmodels.backtest.engine import build_models, run_backtest
     from riskmodels.backtest.report_tables import (
@@ -94,6 +98,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     )
     from riskmodels.config import load_config
     from riskmodels.data.loaders import load_panel
+    from riskmodels.outputs import atomic_output, check_target
     from riskmodels.report.html import write_summary_html
 
     overrides: dict[str, Any] = {}
@@ -101,6 +106,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         overrides.setdefault("book", {})["accounts"] = args.accounts
     if args.start:
         overrides.setdefault("data", {})["start"] = args.start
+    out = check_target(args.out)  # an existing file or a foreign folder fails before any work
     cfg = load_config(args.config, overrides)
     build_models(cfg)  # an unknown model or bad parameter fails before any data is read
     bar = ProgressBar(args.quiet)
@@ -115,8 +121,6 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     )
     result = run_backtest(cfg, panel, progress=bar)
     elapsed = time.perf_counter() - t0
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     summary = result.summary()
     cov = coverage_table(result)
     pro = procyclicality_table(result)
@@ -132,52 +136,54 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     if netting is not None:
         print()
         print(netting)
-    frame = result.metrics_frame()
-    frame.to_csv(out / "summary.csv", float_format="%.10g")
-    (out / "summary.json").write_text(
-        json.dumps(
-            {
-                "config": cfg,
-                "data_fingerprint": panel.fingerprint(),
-                "metrics": {
-                    m: {k: (None if not np.isfinite(v) else float(v)) for k, v in row.items()}
-                    for m, row in frame.to_dict(orient="index").items()
+    with atomic_output(out, command=_backtest_command(args)) as out:
+        frame = result.metrics_frame()
+        frame.to_csv(out / "summary.csv", float_format="%.10g")
+        (out / "summary.json").write_text(
+            json.dumps(
+                {
+                    "config": cfg,
+                    "data_fingerprint": panel.fingerprint(),
+                    "metrics": {
+                        m: {k: (None if not np.isfinite(v) else float(v)) for k, v in row.items()}
+                        for m, row in frame.to_dict(orient="index").items()
+                    },
                 },
-            },
-            indent=2,
-            sort_keys=True,
+                indent=2,
+                sort_keys=True,
+            )
+            + "\n",
+            encoding="utf-8",
         )
-        + "\n",
-        encoding="utf-8",
-    )
-    cov.to_frame().to_csv(out / "coverage.csv", float_format="%.10g")
-    comparison.to_frame().to_csv(out / "comparison.csv", index=False, float_format="%.10g")
-    pareto_png(comparison, out / "pareto.png")
-    if netting is not None:
-        netting.to_frame().to_csv(out / "netting.csv", index=False, float_format="%.10g")
-    pro.to_frame().to_csv(out / "procyclicality.csv", float_format="%.10g")
-    result.margin_paths().to_parquet(out / "margin_paths.parquet", compression="zstd", index=False)
-    result.events().to_csv(out / "liquidations.csv", index=False, float_format="%.10g")
-    from riskmodels.config import default_config_text
+        cov.to_frame().to_csv(out / "coverage.csv", float_format="%.10g")
+        comparison.to_frame().to_csv(out / "comparison.csv", index=False, float_format="%.10g")
+        pareto_png(comparison, out / "pareto.png")
+        if netting is not None:
+            netting.to_frame().to_csv(out / "netting.csv", index=False, float_format="%.10g")
+        pro.to_frame().to_csv(out / "procyclicality.csv", float_format="%.10g")
+        result.margin_paths().to_parquet(out / "margin_paths.parquet", compression="zstd", index=False)
+        result.events().to_csv(out / "liquidations.csv", index=False, float_format="%.10g")
+        from riskmodels.config import default_config_text
 
-    config_text = Path(args.config).read_text() if args.config else default_config_text()
-    provenance = {
-        "riskmodels": __version__,
-        "commit": _git_commit(),
-        "data_dir": str(data_dir),
-        "data_fingerprint": panel.fingerprint(),
-        "files_sha256": dict(sorted(panel.sources.items())),
-        "seed": cfg["book"]["seed"],
-        "command": "riskmodels backtest" + (f" --config {args.config}" if args.config else ""),
-    }
-    write_summary_html(
-        result,
-        out / "report.html",
-        extra_tables=[t for t in (comparison, cov, pro, netting) if t is not None],
-        images={"Pareto: capital vs liquidations": out / "pareto.png"},
-        provenance=provenance,
-        config_text=config_text,
-    )
+        config_text = Path(args.config).read_text() if args.config else default_config_text()
+        provenance = {
+            "riskmodels": __version__,
+            "commit": _git_commit(),
+            "data_dir": str(data_dir),
+            "data_fingerprint": panel.fingerprint(),
+            "files_sha256": dict(sorted(panel.sources.items())),
+            "seed": cfg["book"]["seed"],
+            "command": _backtest_command(args),
+        }
+        write_summary_html(
+            result,
+            out / "report.html",
+            extra_tables=[t for t in (comparison, cov, pro, netting) if t is not None],
+            images={"Pareto: capital vs liquidations": out / "pareto.png"},
+            provenance=provenance,
+            config_text=config_text,
+        )
+    out = Path(args.out)  # the staging folder is now in place here
     for name, r in result.results.items():
         bar.note(f"  {name}: " + ", ".join(f"{k} {v:.1f} s" for k, v in r.timings.items()))
     bar.note(
@@ -216,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="riskmodels", description="Compare margin methods on real crypto price history."
     )
     p.add_argument("--version", action="version", version=f"riskmodels {__version__}")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("backtest", help="run the comparison of margin methods (the main job)")
@@ -254,11 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     previous = warnings.formatwarning
     warnings.formatwarning = _format_warning
     try:
-        return int(args.func(args) or 0)
-    except (FileNotFoundError, KeyError, ValueError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"riskmodels: error: {msg}", file=sys.stderr)
-        return 2
+        from riskmodels.failures import run_guarded
+
+        return run_guarded(args.func, args, debug=bool(getattr(args, "debug", False)))
     finally:
         warnings.formatwarning = previous
 

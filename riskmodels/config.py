@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from riskmodels.backtest.simulation import LiquidationPolicy
+from riskmodels.errors import UserError, UserFileNotFound
 
 SECTIONS = ("data", "book", "backtest", "liquidation", "models", "cascade", "calibrate", "sweep", "report")
 
@@ -45,31 +46,43 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     """A TOML file as a dict; a missing file or bad TOML raises naming the file."""
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"config file not found: {p}")
+        raise UserFileNotFound(f"config file not found: {p}; check the path (`riskmodels config` prints the default)")
+    if p.is_dir():
+        raise UserError(f"{p}: is a directory; --config takes a TOML file")
     try:
-        return tomllib.loads(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{p}: not a UTF-8 text file (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r});"
+                        " a config is a TOML text file") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{p}: not valid TOML: {exc}") from None
+        raise UserError(f"{p}: not valid TOML: {exc}") from None
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Default config, merged with the TOML file at ``path`` and ``overrides``."""
+    from riskmodels.config_schema import check_document
+
     cfg = default_config()
     if path is not None:
         p = Path(path)
-        user = read_toml(p)
-        unknown = set(user) - set(SECTIONS)
-        if unknown:
-            raise ValueError(f"{p}: unknown section(s) {sorted(unknown)}; valid sections: {list(SECTIONS)}")
-        cfg = merge(cfg, user)
+        cfg = merge(cfg, check_document(read_toml(p), str(p)))
     if overrides:
-        cfg = merge(cfg, overrides)
+        cfg = merge(cfg, check_document(overrides, "command line"))
     validate_config(cfg)
     return cfg
 
 
 def validate_config(cfg: dict[str, Any]) -> None:
-    """Raise ``ValueError`` naming the key and the valid values."""
+    """Raise ``ValueError`` naming the key and the valid values (checks across keys of the merged config).
+
+    Types and ranges of single keys are checked by
+    :func:`riskmodels.config_schema.check_document` on the user's file.
+    """
+    if not cfg.get("models"):
+        raise UserError("the config lists no models: add at least one [[models]] table with a `name` "
+                        "(see `riskmodels models`); an empty `models = []` is not a run")
     bt = cfg["backtest"]
     if int(bt["mpor"]) not in (1, 2, 3, 5, 10):
         raise ValueError(f"backtest.mpor={bt['mpor']} must be one of 1, 2, 3, 5, 10 days")
@@ -79,11 +92,13 @@ def validate_config(cfg: dict[str, Any]) -> None:
         raise ValueError("backtest.min_history must be >= 0 days")
     if int(cfg["book"]["accounts"]) < 1:
         raise ValueError("book.accounts must be >= 1")
-    if not cfg.get("models"):
-        raise ValueError("the config lists no [[models]]")
+    for i, m in enumerate(cfg["models"]):
+        if not isinstance(m, dict) or "name" not in m:
+            raise UserError(f"[[models]] #{i + 1} has no `name`; write name = \"...\" (see `riskmodels models`)")
     labels = [m.get("label") or m["name"] for m in cfg["models"]]
     if len(set(labels)) != len(labels):
-        raise ValueError(f"model labels must be unique, got {labels}")
+        dup = sorted({x for x in labels if labels.count(x) > 1})
+        raise UserError(f"[[models]] labels must be unique, {dup} appear twice; give each a distinct label")
     liquidation_policy(cfg)  # validates
 
 

@@ -40,10 +40,17 @@ def build_models(cfg: dict[str, Any]) -> list[MarginModel]:
     """Instantiate the ``[[models]]`` of a config through the registry."""
     import riskmodels.margin  # noqa: F401  (registers the built-in models)
 
+    from riskmodels.errors import UserError
+
     models = []
-    for spec in cfg["models"]:
+    for i, spec in enumerate(cfg["models"]):
         params = dict(spec.get("params", {}))
-        models.append(margin_base.get(spec["name"], label=spec.get("label") or spec["name"], **params))
+        label = spec.get("label") or spec["name"]
+        try:
+            models.append(margin_base.get(spec["name"], label=label, **params))
+        except (TypeError, ValueError, KeyError) as exc:  # the model's own check names the parameter and range
+            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            raise UserError(f"[[models]] #{i + 1} ({label}): {msg}") from None
     return models
 
 

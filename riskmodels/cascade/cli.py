@@ -61,7 +61,9 @@ def load_cascade_config(path: str | None) -> tuple[dict[str, Any], dict[str, Any
     """``(backtest config, cascade settings)`` from an optional TOML file."""
     from riskmodels.config import load_config, read_toml
 
-    user: dict[str, Any] = read_toml(path) if path else {}
+    from riskmodels.config_schema import check_document
+
+    user: dict[str, Any] = check_document(read_toml(path), str(path)) if path else {}
     casc = copy.deepcopy(CASCADE_DEFAULTS)
     extra = user.pop("cascade", {})
     unknown = set(extra) - set(casc)

@@ -38,7 +38,9 @@ def load_report_config(path: str | Path | None, overrides: dict[str, Any] | None
         user = tomllib.loads(text)
         where = "the default config"
     else:
-        user = rmcfg.read_toml(path)
+        from riskmodels.config_schema import check_document
+
+        user = check_document(rmcfg.read_toml(path), str(path))
         text = Path(path).read_text(encoding="utf-8")
         where = str(path)
     report = user.pop("report", {})
