@@ -756,6 +756,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
     Returns 0, or 1 when the target is not met anywhere in the search range for some asset.
     """
+    from riskmodels.outputs import atomic_output, check_target
+
+    check_target(args.out)
     cfg, sec = read_toml(args.config, "calibrate")
     quiet = bool(getattr(args, "quiet", False))
     bar = _stderr_progress(quiet)
@@ -768,13 +771,13 @@ def run_calibrate(args: argparse.Namespace) -> int:
     res = calibrate_from_config(cfg, sec, panel, progress=bar)
     print(res)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    res.to_frame().to_csv(out / "calibration.csv", index=False, float_format="%.10g")
-    res.grid.to_csv(out / "grid.csv", index=False, float_format="%.10g")
-    params = res.params()
-    (out / "calibration.json").write_text(
-        json.dumps({"model": res.model, "param": res.param, "target": str(res.target), "monotone": res.monotone,
-                    "values": params, "data_fingerprint": panel.fingerprint(), "settings": res.settings},
-                   indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    with atomic_output(out, command=f"riskmodels calibrate --config {args.config}") as stage:
+        res.to_frame().to_csv(stage / "calibration.csv", index=False, float_format="%.10g")
+        res.grid.to_csv(stage / "grid.csv", index=False, float_format="%.10g")
+        params = res.params()
+        (stage / "calibration.json").write_text(
+            json.dumps({"model": res.model, "param": res.param, "target": str(res.target), "monotone": res.monotone,
+                        "values": params, "data_fingerprint": panel.fingerprint(), "settings": res.settings},
+                       indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
     note(f"wrote {out}/calibration.csv, calibration.json, grid.csv")
     return 0 if all(r.met for r in res.rows) else 1

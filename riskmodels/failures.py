@@ -97,7 +97,7 @@ def run_guarded(func: Callable[[argparse.Namespace], int | None], args: argparse
             raise
         print(f"riskmodels: error: {describe(exc)}", file=sys.stderr)
         return 2
-    except Exception as exc:  # noqa: BLE001 - a bug: one line, the traceback under --debug
+    except Exception as exc:  # a bug: one line, the traceback under --debug
         if debug:
             raise
         print(f"riskmodels: internal error: {type(exc).__name__}: {describe(exc)}; rerun with --debug for the "

@@ -283,7 +283,7 @@ def hints_of(obj: Any, skip: Sequence[str] = ("self", "label")) -> dict[str, Any
     target = obj.__init__ if isinstance(obj, type) and not dataclasses.is_dataclass(obj) else obj
     try:
         resolved = typing.get_type_hints(target, include_extras=True)
-    except Exception:  # noqa: BLE001 - an unresolvable annotation: fall back to Any per parameter
+    except Exception:  # an unresolvable annotation: every parameter falls back to Any
         resolved = {}
     if dataclasses.is_dataclass(obj):
         return {f.name: resolved.get(f.name, Any) for f in dataclasses.fields(obj) if f.name not in skip}

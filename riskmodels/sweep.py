@@ -100,6 +100,7 @@ import itertools
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -320,10 +321,14 @@ def _single_threaded(model: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def point_key(cfg: Mapping[str, Any], fingerprint: str) -> str:
-    """16 hex digits of sha256 over the canonical JSON of the config (minus data.dir) and the fingerprint."""
+    """16 hex digits of sha256 over the canonical JSON of the config (minus data.dir), the fingerprint
+    and the package version (a point computed by another version of the code is not reused)."""
+    from riskmodels import __version__
+
     c = copy.deepcopy(dict(cfg))
     c.get("data", {}).pop("dir", None)
-    text = json.dumps({"config": c, "data": fingerprint}, sort_keys=True, default=str, separators=(",", ":"))
+    text = json.dumps({"config": c, "data": fingerprint, "riskmodels": __version__}, sort_keys=True, default=str,
+                      separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -601,6 +606,18 @@ class SweepResult:
                                    f"({X_METRIC} vs {Y_METRIC})"))
 
 
+def _link_points(out: Path, stage: Path, keys: Sequence[str]) -> None:
+    """Hard-link (else copy) the points ``keys`` of ``out/points/`` into ``stage/points/``."""
+    src, dst = _points_dir(out), _points_dir(stage)
+    dst.mkdir(parents=True, exist_ok=True)
+    for k in keys:
+        a, b = src / f"{k}.parquet", dst / f"{k}.parquet"
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+
+
 def _read_points(out: Path, points: Sequence[Point]) -> pd.DataFrame:
     d = _points_dir(out)
     frames = [pd.read_parquet(d / f"{p.key}.parquet") for p in points]
@@ -724,19 +741,25 @@ def run_sweep(args: argparse.Namespace) -> int:
         backend = "serial"
     else:
         backend = "processes"
+    from riskmodels.outputs import atomic_output, check_target
+
+    check_target(args.out)  # an existing file or a foreign folder fails before any work
     res = sweep(args.config, out=args.out, data=getattr(args, "data", None), backend=backend,
                 workers=getattr(args, "workers", None), scheduler=getattr(args, "scheduler", None),
                 progress=progress, note=note)
     out = Path(args.out)
-    res.table.to_parquet(out / "sweep.parquet", index=False)
-    res.table.to_csv(out / "sweep.csv", index=False, float_format="%.10g")
-    res.frontier().to_csv(out / "frontier.csv", index=False, float_format="%.10g")
-    res.frontier_chart(out / "frontier.png")
     from riskmodels.config import read_toml
 
     doc = read_toml(args.config)
     hm = dict(doc.get("sweep", {}).get("heatmap", {}))
-    res.heatmap(out / "heatmap.png", metric=hm.get("metric", Y_METRIC), x=hm.get("x"), y=hm.get("y"))
+    # the finished folder holds this grid's points (hard links of the resume cache) and the tables, manifest last
+    with atomic_output(out, command=f"riskmodels sweep --config {args.config}") as stage:
+        _link_points(out, stage, [str(k) for k in res.table["key"]])
+        res.table.to_parquet(stage / "sweep.parquet", index=False)
+        res.table.to_csv(stage / "sweep.csv", index=False, float_format="%.10g")
+        res.frontier().to_csv(stage / "frontier.csv", index=False, float_format="%.10g")
+        res.frontier_chart(stage / "frontier.png")
+        res.heatmap(stage / "heatmap.png", metric=hm.get("metric", Y_METRIC), x=hm.get("x"), y=hm.get("y"))
     print(res)
     note(f"wrote {out}/sweep.parquet, sweep.csv, frontier.csv, frontier.png, heatmap.png "
          f"({res.computed} computed now, {time.perf_counter() - t0:.1f} s)")

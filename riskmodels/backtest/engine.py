@@ -39,7 +39,6 @@ Progress = Callable[[str, int, int], None]
 def build_models(cfg: dict[str, Any]) -> list[MarginModel]:
     """Instantiate the ``[[models]]`` of a config through the registry."""
     import riskmodels.margin  # noqa: F401  (registers the built-in models)
-
     from riskmodels.errors import UserError
 
     models = []

@@ -60,7 +60,6 @@ def add_cascade_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
 def load_cascade_config(path: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(backtest config, cascade settings)`` from an optional TOML file."""
     from riskmodels.config import load_config, read_toml
-
     from riskmodels.config_schema import check_document
 
     user: dict[str, Any] = check_document(read_toml(path), str(path)) if path else {}
@@ -99,7 +98,9 @@ def run_cascade(args: argparse.Namespace) -> int:
     from riskmodels.config import liquidation_policy
     from riskmodels.data.loaders import load_panel
     from riskmodels.data.resolve import resolve_data_dir
+    from riskmodels.outputs import atomic_output, check_target
 
+    check_target(args.out)  # an existing file or a foreign folder fails before any work
     cfg, casc = load_cascade_config(args.config)
     if args.accounts:
         casc["accounts"] = int(args.accounts)
@@ -124,47 +125,47 @@ def run_cascade(args: argparse.Namespace) -> int:
     _say(quiet, f"  high-leverage weight long {cal.mixture.high_long:.4f} short {cal.mixture.high_short:.4f}: "
                 f"calm-day rates {cal.rate_long:.4f} / {cal.rate_short:.4f} (targets {cal.target_long} / {cal.target_short})"
                 + ("  [AT BOUND: target not reachable]" if cal.at_bound else ""))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    with atomic_output(args.out, command="riskmodels cascade" + (" --suite" if args.suite else "")) as out:
 
-    def params_for(t: int, f: Any) -> CascadeParams:
-        ok = market_assets(f, t, int(casc["lookback"]))
-        oi = float(casc["oi_to_volume"]) * np.nansum(np.nanmean(panel.volume[t - int(casc["lookback"]) : t], 0)[ok])
-        return CascadeParams.from_policy(policy, close_factor=float(casc["close_factor"]),
-                                         permanent=float(casc["permanent"]),
-                                         insurance_fund=float(casc["insurance_fund_share"]) * 2 * oi)
+        def params_for(t: int, f: Any) -> CascadeParams:
+            ok = market_assets(f, t, int(casc["lookback"]))
+            oi = float(casc["oi_to_volume"]) * np.nansum(np.nanmean(panel.volume[t - int(casc["lookback"]) : t], 0)[ok])
+            return CascadeParams.from_policy(policy, close_factor=float(casc["close_factor"]),
+                                             permanent=float(casc["permanent"]),
+                                             insurance_fund=float(casc["insurance_fund_share"]) * 2 * oi)
 
-    common = {"n_substeps": int(casc["substeps"]), "path": casc["path"], "seed": int(casc["seed"])}
-    if args.suite:
-        for f in fitted:
-            tab, _ = crash_suite(f, cal.mixture, impact=impact, params=params_for(len(panel.dates) - 1, f),
-                                 n_accounts=int(casc["accounts"]), **common, **seed_kw)
-            print(tab)
+        common = {"n_substeps": int(casc["substeps"]), "path": casc["path"], "seed": int(casc["seed"])}
+        if args.suite:
+            for f in fitted:
+                tab, _ = crash_suite(f, cal.mixture, impact=impact, params=params_for(len(panel.dates) - 1, f),
+                                     n_accounts=int(casc["accounts"]), **common, **seed_kw)
+                print(tab)
+                print()
+                tab.to_frame().to_csv(out / f"validation_{f.model.label.replace(' ', '_')}.csv", index=False)
+        else:
+            day = pd.Timestamp(args.day or "2021-05-19")
+            t = panel.date_index(day)
+            if t >= len(panel.dates) or panel.dates[t] != day:
+                raise ValueError(f"--day {day.date()} is not in the data ({panel.dates[0].date()} .. {panel.dates[-1].date()})")
+            obs = next((d for d in CRASH_DAYS if pd.Timestamp(d.date) == day), None)
+            params = params_for(t, ref)
+            pop = seed_population(ref, t, n_accounts=int(casc["accounts"]), mixture=cal.mixture, seed=int(casc["seed"]), **seed_kw)
+            rep = replay_day(ref, pop, t, impact=impact, params=params, day=obs, **common)
+            print(f"{day.date()} with {ref.model.label}: variants A (price-taker), B (feedback), C (de-cascaded)")
+            print(rep.table().to_string(index=False))
+            rep.table().to_csv(out / "variants.csv", index=False)
+            rep.B.rounds_frame().to_csv(out / "rounds_B.csv", index=False)
+            iso, mats = cross_vs_isolated(ref, pop, t, impact=impact, params=params, **common)
+            print("\ncross vs isolated (variant B):")
+            print(iso.to_string(index=False))
+            iso.to_csv(out / "cross_vs_isolated.csv", index=False)
+            for mode, m in mats.items():
+                m.to_csv(out / f"transmission_{mode}.csv")
+            comp = compare_methods(fitted, t, cal.mixture, impact=impact, params=params,
+                                   n_accounts=int(casc["accounts"]), day=obs, **common, **seed_kw)
             print()
-            tab.to_frame().to_csv(out / f"validation_{f.model.label.replace(' ', '_')}.csv", index=False)
-    else:
-        day = pd.Timestamp(args.day or "2021-05-19")
-        t = panel.date_index(day)
-        if t >= len(panel.dates) or panel.dates[t] != day:
-            raise ValueError(f"--day {day.date()} is not in the data ({panel.dates[0].date()} .. {panel.dates[-1].date()})")
-        obs = next((d for d in CRASH_DAYS if pd.Timestamp(d.date) == day), None)
-        params = params_for(t, ref)
-        pop = seed_population(ref, t, n_accounts=int(casc["accounts"]), mixture=cal.mixture, seed=int(casc["seed"]), **seed_kw)
-        rep = replay_day(ref, pop, t, impact=impact, params=params, day=obs, **common)
-        print(f"{day.date()} with {ref.model.label}: variants A (price-taker), B (feedback), C (de-cascaded)")
-        print(rep.table().to_string(index=False))
-        rep.table().to_csv(out / "variants.csv", index=False)
-        rep.B.rounds_frame().to_csv(out / "rounds_B.csv", index=False)
-        iso, mats = cross_vs_isolated(ref, pop, t, impact=impact, params=params, **common)
-        print("\ncross vs isolated (variant B):")
-        print(iso.to_string(index=False))
-        iso.to_csv(out / "cross_vs_isolated.csv", index=False)
-        for mode, m in mats.items():
-            m.to_csv(out / f"transmission_{mode}.csv")
-        comp = compare_methods(fitted, t, cal.mixture, impact=impact, params=params,
-                               n_accounts=int(casc["accounts"]), day=obs, **common, **seed_kw)
-        print()
-        print(comp)
-        comp.to_frame().to_csv(out / "methods.csv", index=False)
+            print(comp)
+            comp.to_frame().to_csv(out / "methods.csv", index=False)
+    out = Path(args.out)
     _say(quiet, f"done in {time.perf_counter() - t0:.1f} s; outputs in {out}")
     return 0

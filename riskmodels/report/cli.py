@@ -108,6 +108,9 @@ def run_report(args: argparse.Namespace) -> int:
         overrides.setdefault("book", {})["accounts"] = args.accounts
     if getattr(args, "start", None):
         overrides.setdefault("data", {})["start"] = args.start
+    from riskmodels.outputs import atomic_output, check_target
+
+    check_target(args.out)  # an existing file or a foreign folder fails before any work
     cfg, text = load_report_config(args.config, overrides)
     build_models(cfg)  # an unknown model or a bad parameter fails before any data is read
     flag = args.data or cfg["data"].get("dir") or None
@@ -124,7 +127,9 @@ def run_report(args: argparse.Namespace) -> int:
     result = run_backtest(cfg, panel, progress=progress)
     report = build_report(result, config_text=text, command=_command(args, Path(data_dir)), data_dir=data_dir,
                           progress=lambda s: note(f"  report: {s} ({time.perf_counter() - t0:.1f} s)"))
-    paths = report.write(args.out)
+    with atomic_output(args.out, command=_command(args, Path(data_dir))) as stage:
+        report.write(stage)
+    paths = {"html": Path(args.out) / "report.html", "markdown": Path(args.out) / "report.md"}
     note(f"wrote {paths['html']}, {paths['markdown']}, {Path(args.out) / 'figures'}/, "
          f"{Path(args.out) / 'tables'}/ ({time.perf_counter() - t0:.1f} s)")
     return 0
