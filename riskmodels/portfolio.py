@@ -23,7 +23,6 @@ carry no value at opening (their P&L accrues to equity as prices move).
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -244,27 +243,17 @@ class Book:
             collateral = { BTC = 20000, ETH = 5000 }
             positions = { BTC = -15000, SOL = 8000 }
         """
+        from riskmodels.book_file import read_book_csv, read_book_toml
+        from riskmodels.errors import UserError, UserFileNotFound
+
         path = Path(path)
         if not path.exists():
-            raise FileNotFoundError(f"book file not found: {path}")
+            raise UserFileNotFound(f"book file not found: {path}; check [book] source")
         if path.suffix.lower() == ".csv":
-            return cls.from_frame(pd.read_csv(path))
+            return cls.from_frame(read_book_csv(path))
         if path.suffix.lower() == ".toml":
-            with path.open("rb") as fh:
-                doc = tomllib.load(fh)
-            rows = []
-            for k, acct in enumerate(doc.get("account", [])):
-                aid = str(acct.get("id", f"acct{k:04d}"))
-                iso = bool(acct.get("isolated", False))
-                if acct.get("cash"):
-                    rows.append((aid, CASH, "cash", float(acct["cash"]), iso))
-                for kind, key in (("collateral", "collateral"), ("position", "positions")):
-                    for a, usd in acct.get(key, {}).items():
-                        rows.append((aid, a, kind, float(usd), iso))
-            if not rows:
-                raise ValueError(f"{path}: no [[account]] entries with holdings")
-            return cls.from_frame(pd.DataFrame(rows, columns=["account", "asset", "kind", "usd", "isolated"]))
-        raise ValueError(f"{path}: a book file must be .csv or .toml")
+            return cls.from_frame(read_book_toml(path))
+        raise UserError(f"{path}: a book file must be .csv or .toml")
 
     def __repr__(self) -> str:
         return (

@@ -460,11 +460,11 @@ def make_executor(backend: str = "processes", workers: int | None = None, schedu
             ctx.set_forkserver_preload(["riskmodels.sweep", "riskmodels.backtest.engine", "riskmodels.margin"])
         else:  # Windows
             ctx = mp.get_context("spawn")
-        ex = cf.ProcessPoolExecutor(max_workers=n, mp_context=ctx)
-        try:
+        from riskmodels.workers import process_pool
+
+        # workers end with this process (any signal); on an error or SIGTERM they are terminated, not drained
+        with process_pool(n, ctx) as ex:
             yield ex
-        finally:
-            ex.shutdown(wait=True, cancel_futures=True)
         return
     from dask.distributed import Client, LocalCluster
 

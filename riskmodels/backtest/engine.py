@@ -12,12 +12,11 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
-import tempfile
 import time
 import uuid
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import replace
 from typing import Any
 
@@ -32,6 +31,7 @@ from riskmodels.data.panel import PricePanel
 from riskmodels.margin import base as margin_base
 from riskmodels.margin.base import MarginModel, MarginPath, account_eligibility
 from riskmodels.portfolio import Book, generate_book
+from riskmodels.workers import process_pool, spill_folder
 
 Progress = Callable[[str, int, int], None]
 
@@ -130,6 +130,10 @@ def run_models(
     in_window = np.zeros(panel.n_dates, dtype=bool)
     in_window[start : end + 1] = True
     eligible = account_eligibility(asset_ok, book) & in_window[:, None]
+    if not eligible.any():
+        from riskmodels.backtest.window import nothing_to_evaluate
+
+        raise nothing_to_evaluate(panel, book, asset_ok, need, start, end)
     gross = book.gross_notional
     results: dict[str, ModelResult] = {}
     n = len(models)
@@ -149,8 +153,8 @@ def run_models(
         # longest first (list scheduling): a split model's chunks cost a share of it
         tasks.sort(key=lambda x: -x[0].relative_cost / len(splits[x[0].label]))
         parts: dict[str, dict[int, ModelResult]] = {m.label: {} for m in models}
-        with tempfile.TemporaryDirectory(prefix="riskmodels-") as spill, \
-                ProcessPoolExecutor(max_workers=min(n_jobs, len(tasks)), mp_context=ctx) as pool:
+        # workers end with this process (any signal) and take the spill folder with them (riskmodels.workers)
+        with spill_folder() as spill, process_pool(min(n_jobs, len(tasks)), ctx, spill) as pool:
             futures = {}
             for m, i, sl in tasks:
                 sub = args if sl == slice(0, book.n_accounts) else (

@@ -105,7 +105,6 @@ import math
 import os
 import warnings
 import zlib
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any
@@ -554,7 +553,9 @@ def run_all(
     order = sorted(range(len(tasks)), key=lambda j: -int(n_live[j]))
     method = "fork" if "fork" in _start_methods() else "spawn"
     out: list[AssetResult | None] = [None] * len(tasks)
-    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=get_context(method)) as ex:
+    from riskmodels.workers import process_pool
+
+    with process_pool(min(jobs, len(tasks)), get_context(method)) as ex:  # workers die with this process
         for j, res in zip(order, ex.map(_run_packed, [tasks[j] for j in order]), strict=True):
             out[j] = res
     return [r for r in out if r is not None]

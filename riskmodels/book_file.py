@@ -1,0 +1,166 @@
+"""Reading a book file strictly: every bad cell is an error naming the file, the line and the value.
+
+CSV layout (one row per holding; ``isolated`` optional)::
+
+    account,asset,kind,usd,isolated
+    alice,BTC,collateral,20000,false
+    alice,BTC,position,-15000,false
+    alice,USD,cash,10000,false
+
+* ``kind`` is ``collateral``, ``position`` or ``cash`` (any case);
+* ``usd`` a finite number (collateral >= 0; positions signed);
+* ``isolated`` is ``true`` or ``false`` (any case) on every row of an account
+  that has the column, and the same on all of an account's rows; a blank,
+  ``no``, ``0`` or ``yes`` is an error (they used to flip meaning silently);
+* a row of empty cells (``,,,,``) is skipped like a blank line; a file with
+  a header only, a ragged row, a binary or compressed file are errors.
+
+TOML layout: ``[[account]]`` tables with ``id``, ``isolated`` (a boolean),
+``cash`` (a number), ``collateral`` and ``positions`` (tables of asset ->
+number); any other key is an error that suggests the nearest one.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from riskmodels.errors import UserError
+from riskmodels.schema import check_table
+
+KINDS = ("collateral", "position", "cash")
+#: a book file larger than this is refused before it is read (a book of 1M holdings is ~40 MB)
+MAX_BOOK_BYTES = 512 * 1024**2
+
+
+def sniff_text(path: Path, what: str = "book file") -> None:
+    """Refuse a file that is compressed, binary or too large, before a parser sees it."""
+    size = path.stat().st_size
+    if size > MAX_BOOK_BYTES:
+        raise UserError(f"{path}: {size / 1024**2:,.0f} MiB is larger than the {MAX_BOOK_BYTES / 1024**2:,.0f} MiB "
+                        f"limit of a {what}; is it the right file?")
+    with open(path, "rb") as fh:
+        head = fh.read(8192)
+    if head[:2] == b"\x1f\x8b":
+        raise UserError(f"{path}: is gzip-compressed; decompress it (gunzip) and name the .csv")
+    if head[:4] == b"PK\x03\x04":
+        raise UserError(f"{path}: is a zip archive; extract the .csv and name it")
+    if b"\x00" in head:
+        raise UserError(f"{path}: is a binary file (NUL bytes), not CSV text; a {what} is plain text")
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a multi-byte character cut at the block end
+            raise UserError(f"{path}: byte {exc.start} ({head[exc.start:exc.start + 1]!r}) is not UTF-8 text; "
+                            f"save the {what} as UTF-8 CSV") from None
+
+
+def read_book_csv(path: str | Path) -> pd.DataFrame:
+    """The holdings of a CSV book as a clean frame (account, asset, kind, usd, isolated), strictly checked."""
+    path = Path(path)
+    sniff_text(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: byte {exc.start} is not UTF-8 text; save the book as UTF-8 CSV") from None
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=True)
+    except pd.errors.EmptyDataError:
+        raise UserError(f"{path}: the file is empty; a book needs a header account,asset,kind,usd[,isolated] "
+                        "and one row per holding") from None
+    except pd.errors.ParserError as exc:
+        raise UserError(f"{path}: a row has the wrong number of cells ({exc}); every row needs the header's "
+                        "columns") from None
+    cols = {c.strip().lower(): c for c in df.columns}
+    need = ("account", "asset", "kind", "usd")
+    missing = [c for c in need if c not in cols]
+    if missing:
+        raise UserError(f"{path}: the header lacks column(s) {missing}; a book CSV has columns "
+                        f"account,asset,kind,usd[,isolated] (found {list(df.columns)})")
+    extra = [c for c in cols if c not in (*need, "isolated")]
+    if extra:
+        raise UserError(f"{path}: unknown column(s) {extra}; valid: account, asset, kind, usd, isolated")
+    df = df.rename(columns={v: k for k, v in cols.items()})
+    df = df.apply(lambda s: s.str.strip())
+    line = pd.Series(range(2, len(df) + 2), index=df.index)  # header is line 1 (blank lines aside)
+    blank = (df == "").all(axis=1)
+    df, line = df[~blank], line[~blank]
+    if df.empty:
+        raise UserError(f"{path}: the file has a header but no holdings; add one row per holding")
+
+    def fail(mask: pd.Series, problem: str, col: str) -> None:
+        if mask.any():
+            i = mask.to_numpy().argmax()
+            raise UserError(f"{path}: line {line.iloc[i]}: {col} = {df[col].iloc[i]!r} {problem}")
+
+    fail(df["account"] == "", "is empty; every row names its account", "account")
+    kind = df["kind"].str.lower()
+    fail(~kind.isin(KINDS), "must be collateral, position or cash", "kind")
+    fail((df["asset"] == "") & (kind != "cash"), "is empty; collateral and positions name their asset", "asset")
+    usd = pd.to_numeric(df["usd"], errors="coerce")
+    fail(usd.isna() | ~usd.map(lambda v: math.isfinite(v) if v == v else False),
+         "is not a finite number (USD amount)", "usd")
+    fail((kind == "collateral") & (usd < 0), "is negative; collateral is >= 0 USD (a short is a position)", "usd")
+    out = pd.DataFrame({"account": df["account"], "asset": df["asset"], "kind": kind, "usd": usd.astype(float)})
+    if "isolated" in df.columns:
+        iso = df["isolated"].str.lower()
+        fail(~iso.isin(("true", "false")), "must be true or false", "isolated")
+        out["isolated"] = iso == "true"
+        per = out.groupby("account", sort=False)["isolated"].nunique()
+        if (per > 1).any():
+            acct = per.index[(per > 1).to_numpy().argmax()]
+            raise UserError(f"{path}: account {acct!r} is isolated on some rows and not on others; "
+                            "give all its rows the same `isolated` value")
+    return out.reset_index(drop=True)
+
+
+_ACCOUNT_KEYS: dict[str, Any] = {"id": str, "isolated": bool, "cash": float,
+                                 "collateral": dict[str, float], "positions": dict[str, float]}
+
+
+def read_book_toml(path: str | Path) -> pd.DataFrame:
+    """The holdings of a TOML book (``[[account]]`` tables) as a frame, strictly checked."""
+    from riskmodels.portfolio import CASH
+
+    path = Path(path)
+    sniff_text(path)
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text; a TOML book is a text file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML: {exc}") from None
+    other = set(doc) - {"account"}
+    if other:
+        raise UserError(f"{path}: unknown table(s) {sorted(other)}; a TOML book holds [[account]] tables")
+    accounts = doc.get("account", [])
+    if not isinstance(accounts, list):
+        raise UserError(f"{path}: `account` must be [[account]] tables")
+    rows = []
+    for k, acct in enumerate(accounts):
+        a = check_table(acct, _ACCOUNT_KEYS, f"{path}: [[account]] #{k + 1}")
+        aid = a.get("id", f"acct{k:04d}")
+        iso = a.get("isolated", False)
+        for name, v in (("cash", a.get("cash", 0.0)), *a.get("collateral", {}).items(), *a.get("positions", {}).items()):
+            if not math.isfinite(v):
+                raise UserError(f"{path}: [[account]] #{k + 1} ({aid}) {name} = {v} is not a finite USD amount")
+        if a.get("cash"):
+            rows.append((aid, CASH, "cash", float(a["cash"]), iso))
+        for asset, usd in a.get("collateral", {}).items():
+            if usd < 0:
+                raise UserError(f"{path}: [[account]] #{k + 1} ({aid}) collateral.{asset} = {usd} is negative; "
+                                "collateral is >= 0 USD (a short is a position)")
+            rows.append((aid, asset, "collateral", float(usd), iso))
+        for asset, usd in a.get("positions", {}).items():
+            rows.append((aid, asset, "position", float(usd), iso))
+    if not rows:
+        raise UserError(f"{path}: no [[account]] entries with holdings")
+    return pd.DataFrame(rows, columns=["account", "asset", "kind", "usd", "isolated"])
+
+
+__all__ = ["MAX_BOOK_BYTES", "read_book_csv", "read_book_toml", "sniff_text"]

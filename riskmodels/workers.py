@@ -1,0 +1,133 @@
+"""Worker processes that cannot outlive the run that started them, and spill folders that go with them.
+
+Every process pool of the package (the engine's model pool, the sweep's
+point pool, the GARCH fit pool) is made by :func:`process_pool`:
+
+* each worker runs :func:`die_with_parent` first: on Linux
+  ``prctl(PR_SET_PDEATHSIG, SIGTERM)`` (the kernel signals the worker when
+  the process that forked it dies, by any signal, SIGKILL included), and on
+  every platform a watchdog thread that polls the run's process id every
+  0.5 s. Either way the worker removes the run's spill folder and exits;
+* when the run stops with an exception, Ctrl-C or SIGTERM (see
+  :mod:`riskmodels.failures`) the pool is not drained: queued tasks are
+  cancelled and the workers terminated at once (``shutdown(wait=True)``
+  would wait minutes for the running models);
+* spill folders are named ``riskmodels-spill-PID-*`` in the temp directory;
+  one left by a run that was killed (its PID gone) is removed by the next run
+  (:func:`spill_folder`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+_PR_SET_PDEATHSIG = 1
+SPILL_PREFIX = "riskmodels-spill-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _leave(spill: str | None, code: int = 1) -> None:
+    if spill:
+        shutil.rmtree(spill, ignore_errors=True)
+    os._exit(code)
+
+
+def die_with_parent(run_pid: int, spill: str | None = None, poll: float = 0.5) -> None:
+    """Worker initializer: end this process (removing ``spill``) when the run ``run_pid`` ends.
+
+    ``run_pid`` is the process that made the pool; with a forkserver the
+    worker's parent is the server, which itself exits when the run does.
+    """
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl: the watchdog alone
+            pass
+        signal.signal(signal.SIGTERM, lambda *_: _leave(spill, 128 + int(signal.SIGTERM)))
+    if os.getppid() != parent or not _alive(run_pid):  # the parent died before prctl took effect
+        _leave(spill)
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll)
+            if os.getppid() != parent or not _alive(run_pid):
+                _leave(spill)
+
+    threading.Thread(target=watch, name="riskmodels-watchdog", daemon=True).start()
+
+
+def terminate_pool(pool: Any) -> None:
+    """Cancel queued work and terminate the pool's workers now (no waiting for running tasks)."""
+    handles = list((getattr(pool, "_processes", None) or {}).values())  # before shutdown forgets them
+    with contextlib.suppress(Exception):
+        pool.shutdown(wait=False, cancel_futures=True)
+    for p in handles:
+        with contextlib.suppress(Exception):
+            p.terminate()
+    for p in handles:
+        with contextlib.suppress(Exception):
+            p.join(5)
+            if p.is_alive():
+                p.kill()
+
+
+@contextlib.contextmanager
+def process_pool(max_workers: int, mp_context: Any, spill: str | None = None) -> Iterator[ProcessPoolExecutor]:
+    """A :class:`ProcessPoolExecutor` whose workers die with this process; terminated on any error."""
+    pool = ProcessPoolExecutor(max_workers=max_workers, mp_context=mp_context, initializer=die_with_parent,
+                               initargs=(os.getpid(), spill))
+    try:
+        yield pool
+    except BaseException:
+        terminate_pool(pool)
+        raise
+    else:
+        pool.shutdown(wait=True)
+
+
+def remove_stale_spills(directory: str | None = None) -> list[Path]:
+    """Remove ``riskmodels-spill-PID-*`` folders of runs that no longer exist."""
+    removed = []
+    for p in Path(directory or tempfile.gettempdir()).glob(f"{SPILL_PREFIX}*"):
+        try:
+            pid = int(p.name[len(SPILL_PREFIX):].split("-", 1)[0])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not _alive(pid):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
+@contextlib.contextmanager
+def spill_folder() -> Iterator[str]:
+    """A temporary ``riskmodels-spill-PID-*`` folder, removed on exit (stale ones of dead runs first)."""
+    remove_stale_spills()
+    with tempfile.TemporaryDirectory(prefix=f"{SPILL_PREFIX}{os.getpid()}-") as d:
+        yield d
+
+
+__all__ = ["die_with_parent", "process_pool", "remove_stale_spills", "spill_folder", "terminate_pool"]
