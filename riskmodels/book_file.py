@@ -22,6 +22,7 @@ number); any other key is an error that suggests the nearest one.
 
 from __future__ import annotations
 
+import csv
 import io
 import math
 import tomllib
@@ -68,8 +69,16 @@ def read_book_csv(path: str | Path) -> pd.DataFrame:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise UserError(f"{path}: byte {exc.start} is not UTF-8 text; save the book as UTF-8 CSV") from None
+    rows = list(csv.reader(io.StringIO(text)))
+    if rows:
+        width = len(rows[0])
+        for i, r in enumerate(rows[1:], 2):
+            if r and len(r) != width and any(c.strip() for c in r[width:] or r):
+                raise UserError(f"{path}: line {i}: a row has {len(r)} cells, the header {width} "
+                                f"({','.join(rows[0])}); every row needs the header's columns")
     try:
-        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=True)
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=True,
+                         index_col=False)
     except pd.errors.EmptyDataError:
         raise UserError(f"{path}: the file is empty; a book needs a header account,asset,kind,usd[,isolated] "
                         "and one row per holding") from None

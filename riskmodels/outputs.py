@@ -12,7 +12,7 @@ Every command that writes a folder (``backtest``, ``report``, ``cascade``,
    (``.NAME.partial-PID-XXXX``, same file system, so the final rename is
    cheap and cannot be half done).
 2. ``manifest.json`` is written last: every file's size and SHA-256, the
-   package version and the command. A folder without a manifest (or whose
+   package version and the command (no timestamp, so reruns are byte-identical). A folder without a manifest (or whose
    files do not match it, :func:`verify_result`) is not a result.
 3. The temporary folder is renamed into place. An earlier result there is
    replaced whole (on Linux by one ``renameat2(RENAME_EXCHANGE)`` swap; else
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import datetime as dt
 import hashlib
 import json
 import os
@@ -127,8 +126,8 @@ def write_manifest(folder: Path, *, command: str | None = None, extra: dict[str,
             finally:
                 os.close(fd)
             files[rel] = {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
-    doc = {"riskmodels": __version__, "command": command,
-           "created_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "files": files, **(extra or {})}
+    # no timestamp: a rerun of the same command on the same data gives a byte-identical manifest
+    doc = {"riskmodels": __version__, "command": command, "files": files, **(extra or {})}
     tmp = folder / f".{MANIFEST}.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
