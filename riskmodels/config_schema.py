@@ -255,6 +255,25 @@ def _sweep_extra(sec: dict[str, Any], where: str, schemas: Mapping[str, dict[str
                     check_value(v, space[key], f"{where[:-1]}.grid.{ns}] {key}[{j}]")
 
 
+def _cascade_extra(sec: dict[str, Any], where: str) -> None:
+    """``[cascade]``: the impact model's name and its ``impact_params`` against its constructor."""
+    from riskmodels.cascade.impact import IMPACT_MODELS
+
+    name = sec.get("impact")
+    if name is None:
+        if "impact_params" in sec:  # the default impact model's parameters
+            from riskmodels.cascade.cli import CASCADE_DEFAULTS
+
+            name = CASCADE_DEFAULTS["impact"]
+        else:
+            return
+    if name not in IMPACT_MODELS:
+        raise unknown_key(f"{where} impact", name, list(IMPACT_MODELS), "impact model")
+    if "impact_params" in sec:
+        sec["impact_params"] = check_table(sec["impact_params"], hints_of(IMPACT_MODELS[name], skip=("self",)),
+                                           f"{where} impact_params ({name})")
+
+
 def _calibrate_extra(sec: dict[str, Any], where: str) -> None:
     model, param = sec.get("model"), sec.get("param")
     if model is None:
@@ -322,6 +341,8 @@ def check_document(doc: Mapping[str, Any], where: str = "config", *, sections: t
             _sweep_extra(sec, w, {k: schema(k) for k in ("book", "liquidation", "backtest", "data")})
         elif name == "calibrate":
             _calibrate_extra(sec, w)
+        elif name == "cascade":
+            _cascade_extra(sec, w)
         out[name] = sec
     return out
 

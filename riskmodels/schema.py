@@ -141,16 +141,13 @@ def _date(value: Any, where: str) -> str:
         raise UserError(f"{where} = {_toml(value)} must be a date \"YYYY-MM-DD\"")
     if value == "":
         return value
-    import pandas as pd
-
     try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError):
+        parsed = dt.datetime.fromisoformat(value.strip())
+    except ValueError:
         raise UserError(f"{where} = {_toml(value)} is not a date; write \"YYYY-MM-DD\"") from None
-    if ts is pd.NaT or ts.tzinfo is not None:
-        raise UserError(f"{where} = {_toml(value)} has a time zone; dates are UTC days: "
-                        f"write \"{ts.date().isoformat() if ts is not pd.NaT else 'YYYY-MM-DD'}\"")
-    return value
+    if len(value.strip()) == 10 and parsed.time() == dt.time(0):
+        return value.strip()
+    return _date(parsed, where)
 
 
 def check_value(value: Any, hint: Any, where: str) -> Any:

@@ -121,6 +121,10 @@ CASES = [
     ("report-nested-type", "report", "[report.recommend]\nmax_step = \"0.1\"\n", None, [], 2,
      ["max_step", "must be a number"]),
     ("cascade-type", "cascade", '[cascade]\naccounts = "5"\n', None, [], 2, ["[cascade] accounts", "integer"]),
+    ("cascade-impact-name", "cascade", '[cascade]\nimpact = "sqrtt"\n', None, [], 2,
+     ["unknown impact model 'sqrtt'", "did you mean 'sqrt'"]),
+    ("cascade-impact-param", "cascade", '[cascade]\nimpact_params = { Yy = 0.7 }\n', None, [], 2,
+     ["impact_params (sqrt)", "did you mean 'Y'"]),
     ("sweep-typo", "sweep", '[book]\nacounts = 5\n[sweep]\nmodel = "fixed_haircut"\n'
      "[sweep.grid.model]\nimf = [0.1]\n", None, [], 2, ["did you mean 'accounts'"]),
     ("sweep-grid-type", "sweep", '[sweep]\nmodel = "fixed_haircut"\n[sweep.grid.backtest]\nmpor = [2, 2.5]\n',
