@@ -184,3 +184,70 @@ def test_stale_spill_folders_of_dead_runs_are_removed(tmp_path: Path) -> None:
     assert remove_stale_spills(str(tmp_path)) == [stale]
     assert mine.exists() and not stale.exists()
     assert tempfile.gettempdir()  # the default folder is the system temp directory
+
+
+def _descendants(pid: int) -> list[int]:
+    """Process ids whose parent chain leads to ``pid`` (from /proc)."""
+    parent: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                parent[int(d.name)] = int((d / "stat").read_text().split(")")[-1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    out, frontier = [], [pid]
+    while frontier:
+        kids = [c for c, p in parent.items() if p in frontier]
+        out += kids
+        frontier = kids
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to find the workers")
+def test_sigterm_during_a_parallel_backtest_leaves_no_workers_spill_or_output(tmp_path: Path) -> None:
+    import numpy as np
+    import pandas as pd
+
+    data = tmp_path / "data" / "crypto-daily"
+    data.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    dates = pd.date_range("2019-01-01", periods=700, freq="D")
+    for a in ("BTC", "ETH", "SOL"):
+        c = 100 * np.exp(np.cumsum(0.02 * rng.standard_normal(700)))
+        o = np.r_[c[0], c[:-1]]
+        pd.DataFrame({"datetime": dates.strftime("%Y-%m-%d"), "open": o, "high": np.maximum(o, c) * 1.01,
+                      "low": np.minimum(o, c) * 0.99, "close": c, "volume": 1e6}).to_csv(data / f"{a}-USD_1d.csv",
+                                                                                       index=False)
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('[data]\nuniverse = ["BTC", "ETH", "SOL"]\nstart = "2020-01-01"\npolicy = "error"\n'
+                   "[book]\naccounts = 400\n[backtest]\nmin_history = 250\nn_jobs = 2\n"
+                   '[[models]]\nname = "historical_var"\nparams = { window = 250 }\n'
+                   '[[models]]\nname = "filtered_hs"\nparams = { window = 250 }\n'
+                   '[[models]]\nname = "scenario_grid"\n')
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp)}
+    p = subprocess.Popen([sys.executable, "-m", "riskmodels.cli", "backtest", "--config", str(cfg), "--data",
+                          str(tmp_path / "data"), "--out", str(out), "--quiet"], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        end = time.monotonic() + 120
+        workers: list[int] = []
+        while time.monotonic() < end and p.poll() is None:
+            workers = [w for w in _descendants(p.pid) if _alive(w)]
+            if len(workers) >= 2 and list(tmp.glob(f"{SPILL_PREFIX}*")):
+                break
+            time.sleep(0.2)
+        assert p.poll() is None and len(workers) >= 2, "the run ended before its pool started"
+        time.sleep(2.0)  # the workers are computing
+        workers = [w for w in _descendants(p.pid) if _alive(w)]
+        p.send_signal(signal.SIGTERM)
+        rc = p.wait(60)
+        assert rc == 128 + signal.SIGTERM, p.stderr.read() if p.stderr else rc
+        assert _wait_gone(workers) == [], "workers outlived the backtest"
+        assert not list(tmp.glob(f"{SPILL_PREFIX}*")), "the spill folder outlived the backtest"
+        assert not out.exists() and not list(tmp_path.glob(".out.*")), "an interrupted run left output"
+    finally:
+        if p.poll() is None:
+            p.kill()
