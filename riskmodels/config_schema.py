@@ -33,6 +33,7 @@ from riskmodels.errors import UserError
 from riskmodels.schema import (
     Date,
     Length,
+    Pattern,
     Range,
     SubTable,
     check_table,
@@ -53,7 +54,7 @@ class DataKeys:
     """``[data]``: where the prices are and which of them the run uses."""
 
     dir: str
-    interval: Literal["1d", "1h"]
+    interval: Annotated[str, Pattern(r"[1-9][0-9]*[smhdw]", "1d, 1h, 15m or 1w")]
     universe: list[str]
     start: Date
     end: Date

@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import math
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -64,6 +65,14 @@ class Length:
     """Allowed number of elements of a list."""
 
     n: int
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A string that must match ``regex`` in full (``example`` shows the remedy)."""
+
+    regex: str
+    example: str = ""
 
 
 class _DateMarker:
@@ -171,6 +180,8 @@ def check_value(value: Any, hint: Any, where: str) -> Any:
                 bad = m.check(v)
                 if bad:
                     raise UserError(f"{where} = {_toml(value)} is outside its valid range {bad}")
+            if isinstance(m, Pattern) and isinstance(v, str) and not re.fullmatch(m.regex, v):
+                raise UserError(f"{where} = {_toml(value)} is not of the form {m.example or m.regex}")
             if isinstance(m, Length) and len(v) != m.n:
                 raise UserError(f"{where} = {value!r} must have {m.n} elements, it has {len(v)}")
         return v
@@ -349,5 +360,5 @@ def line_of(path: str | Path, section: str | None, key: str) -> int | None:
     return None
 
 
-__all__ = ["DATE", "Date", "Length", "Range", "SubTable", "check_table", "check_value", "hints_from_defaults",
+__all__ = ["DATE", "Date", "Length", "Pattern", "Range", "SubTable", "check_table", "check_value", "hints_from_defaults",
            "hints_of", "line_of", "suggest", "unknown_key"]
