@@ -225,8 +225,15 @@ def check_models(models: Any, where: str) -> list[dict[str, Any]]:
         raise UserError(f"{where}: `models` must be a list of [[models]] tables, got {models!r}")
     out = []
     schema = class_schema(ModelKeys)
+    heads: list[int] = []
+    if where and Path(where).is_file():
+        try:
+            heads = [n for n, ln in enumerate(Path(where).read_text(encoding="utf-8").splitlines(), 1)
+                     if ln.strip().replace(" ", "") == "[[models]]"]
+        except (OSError, UnicodeDecodeError):
+            heads = []
     for i, spec in enumerate(models):
-        w = f"{where}: [[models]] #{i + 1}"
+        w = f"{where}:{heads[i]}: [[models]] #{i + 1}" if i < len(heads) else f"{where}: [[models]] #{i + 1}"
         spec = check_table(spec, schema, w, required=("name",))
         w = f"{w} ({spec.get('label') or spec['name']})"
         model_class(spec["name"], w)
