@@ -91,8 +91,9 @@ def check_target(target: str | Path, flag: str = "--out") -> Path:
         raise UserError(f"{flag} {target} is an existing file; name a folder (it is created, or replaced whole "
                         "if it holds an earlier result)")
     if target.is_dir() and not (target / MANIFEST).is_file():
-        foreign = [p.name for p in target.iterdir()
-                   if not ((p.is_file() and p.suffix in OUTPUT_SUFFIXES) or (p.is_dir() and p.name in OUTPUT_DIRS))]
+        foreign = [p.name for p in target.iterdir() if not (
+            p.name.startswith(".") or (p.is_file() and p.suffix in OUTPUT_SUFFIXES)
+            or (p.is_dir() and p.name in OUTPUT_DIRS))]
         if foreign:
             raise UserError(f"{flag} {target} is a folder with other content ({', '.join(sorted(foreign)[:5])}) and "
                             f"no {MANIFEST}: it is not an earlier riskmodels result, so it is not replaced; "
