@@ -476,4 +476,4 @@ def simulate(
             f"or reserve < ${market.full_close_usd:,.0f})" if aave else f"{market.protocol}: no close factor, LIF") + \
         f"; impact {impact!r}; gas ${market.gas_usd:g}; adverse prices (low/high)"
     return LendingResult(market, mp.dates[start : end + 1], market.names, hf, daily, totals, events, state, positions,
-                         coll_q, debt_q, rule)
+                         coll_q, debt_q, rule, {"last_close": np.nan_to_num(mp.close[end], nan=0.0)})
