@@ -195,10 +195,12 @@ def _day(t, live, close, low, high, k_imp, a_imp, cap, lt, ltv, lb, fee, coll_ok
             else:
                 state[i] = REFUSED
                 tot[_T_REFUSED] += 1.0
-            continue  # opened at today's close: first exposed tomorrow
-        if state[i] != ACTIVE:
+                continue
+            rounds = max_rounds  # opened at today's close: first exposed to liquidation tomorrow
+        elif state[i] != ACTIVE:
             continue
-        rounds = 0
+        else:
+            rounds = 0
         while rounds < max_rounds:
             cv = 0.0
             C = 0.0
