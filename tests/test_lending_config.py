@@ -61,7 +61,7 @@ def test_example_config_parses_and_is_lending():
     assert is_lending(doc)
     lc = LendingConfig.from_dict(doc["lending"])
     assert lc.market.protocol == "aave_v3.3" and lc.recommend is not None
-    with pytest.raises(ValueError, match="no example config 'nope'; valid: .*lending"):
+    with pytest.raises(ValueError, match=r"no example config 'nope'; valid: .*lending"):
         example_config_text("nope")
 
 

@@ -22,7 +22,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from riskmodels.cascade.impact import AssetState, DepthImpact, LinearImpact, NoImpact, SquareRootImpact
+from riskmodels.cascade.impact import (
+    AssetState,
+    DepthImpact,
+    LinearImpact,
+    NoImpact,
+    SquareRootImpact,
+)
 from riskmodels.lending.health import health_factor, toxic
 from riskmodels.lending.liquidation import (
     close_factor_max_repay,

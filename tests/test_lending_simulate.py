@@ -222,3 +222,33 @@ def test_positions_csv(tmp_path):
     f.write_text("account,asset,side,amount\na,ETH,lend,10\n")
     with pytest.raises(ValueError, match="side 'lend'"):
         read_positions_csv(f, _market(), dates, 0, 2)
+
+
+def test_parity_with_plain_numpy_reference():
+    # benchmarks/reference/lending_numpy.py is written from the documented rules, vectorised by rounds;
+    # without impact the two must agree (HF stored in float32 by riskmodels)
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from reference.lending_numpy import simulate_numpy
+
+    rng = np.random.default_rng(11)
+    T, names = 300, ("BTC", "ETH", "SOL")
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.05, (T, 3)), axis=0))
+    low = close * (1 - np.abs(rng.normal(0, 0.04, (T, 3))))
+    high = close * (1 + np.abs(rng.normal(0, 0.04, (T, 3))))
+    close[:40, 2] = np.nan  # SOL starts later (ragged panel)
+    low[:40, 2] = high[:40, 2] = np.nan
+    p = PricePanel(pd.date_range("2021-01-01", periods=T), names, close, high, low, close, np.full((T, 3), 1e9))
+    m = LendingMarket({"USD": dict(ltv=0.75, lt=0.78, lb=1.05), "BTC": dict(ltv=0.73, lt=0.78, lb=1.05),
+                       "ETH": dict(ltv=0.8, lt=0.83, lb=1.05), "SOL": dict(ltv=0.5, lt=0.6, lb=1.1)}, gas_usd=5.0)
+    mp = market_prices(p, m.names)
+    pos = BorrowerGenerator(accounts=400, seed=2, size_median_usd=3000.0).generate(m, mp, 0, T - 1)
+    r = simulate(m, p, pos, NoImpact(), prices=mp)
+    hf_ref, def_ref = simulate_numpy(m.arrays(), mp.close, mp.low, mp.high, pos.coll_q, pos.debt_q, pos.entry,
+                                     pos.exit, 0, T - 1, gas=5.0)
+    assert len(r.events) > 50
+    assert (np.isnan(r.hf) == np.isnan(hf_ref)).all()
+    np.testing.assert_allclose(r.hf, hf_ref, rtol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(r.daily[:, :, 5], def_ref, rtol=1e-9, atol=1e-6)

@@ -111,8 +111,8 @@ def summary(res: LendingResult) -> pd.DataFrame:
         ("median_health_factor", float(np.median(open_hf)) if open_hf.size else float("nan"), "HF"),
     ]
     for _, r in v.iterrows():
-        rows.append((f"var{int(round(r['level'] * 100))}_bad_debt_usd", r["var_bad_debt_usd"], "USD"))
-        rows.append((f"lar{int(round(r['level'] * 100))}_usd", r["liquidations_at_risk_usd"], "USD"))
+        rows.append((f"var{round(r['level'] * 100)}_bad_debt_usd", r["var_bad_debt_usd"], "USD"))
+        rows.append((f"lar{round(r['level'] * 100)}_usd", r["liquidations_at_risk_usd"], "USD"))
     out = pd.DataFrame(rows, columns=["statistic", "value", "unit"])
     out["rule"] = res.rule
     return out

@@ -51,7 +51,13 @@ from riskmodels.lending.generate import BorrowerGenerator
 from riskmodels.lending.health import health_factor
 from riskmodels.lending.market import STABLE, AssetParams, LendingMarket
 from riskmodels.lending.metrics import asset_table, var_table
-from riskmodels.lending.simulate import LendingResult, MarketPrices, Positions, market_prices, simulate
+from riskmodels.lending.simulate import (
+    LendingResult,
+    MarketPrices,
+    Positions,
+    market_prices,
+    simulate,
+)
 
 __all__ = ["LendingTarget", "RecommendConfig", "accounts_made_liquidatable", "recommend"]
 
@@ -275,7 +281,7 @@ def recommend(
             rec_cap, cap_note = cap_row.value, cap_row.note
         step = config.max_step
 
-        def capped(new: float, old: float) -> float:
+        def capped(new: float, old: float, step: float = step) -> float:
             return old + float(np.clip(new - old, -step, step)) if math.isfinite(new) else float("nan")
 
         c_lt = capped(rec_lt, cur.lt)

@@ -37,7 +37,13 @@ import numba as nb
 import numpy as np
 import pandas as pd
 
-from riskmodels.cascade.impact import AssetState, DepthImpact, ImpactModel, NoImpact, SquareRootImpact
+from riskmodels.cascade.impact import (
+    AssetState,
+    DepthImpact,
+    ImpactModel,
+    NoImpact,
+    SquareRootImpact,
+)
 from riskmodels.data.panel import PricePanel
 from riskmodels.lending.liquidation import (
     MAX_HALVINGS,
