@@ -8,7 +8,7 @@ kernel's code. Vectorised over accounts: each date runs up to ``max_rounds``
 rounds, each round liquidates every liquidatable account once with numpy
 array operations. Scope: no price impact (the impact of the kernel depends on
 the order of the fills within a day, which a round-vectorised program cannot
-reproduce), no supply or borrow caps. Under that scope the results are the
+reproduce), no supply or borrow caps, no e-mode, no isolation mode. Under that scope the results are the
 kernel's (the liquidator's halving never helps without impact).
 """
 

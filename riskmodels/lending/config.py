@@ -6,7 +6,9 @@ A lending backtest is a config with ``[market] kind = "lending"`` and a
 
     [lending]            protocol, close_factor, close_factor_hf, full_close_usd,
                          min_leftover_usd, gas_usd, max_rounds, ewma_lambda, positions
-    [lending.assets.X]   ltv, lt, lb, protocol_fee, supply_cap, borrow_cap, collateral, borrowable
+    [lending.assets.X]   ltv, lt, lb, protocol_fee, supply_cap, borrow_cap, collateral, borrowable,
+                         debt_ceiling, borrowable_in_isolation
+    [lending.emode.NAME] ltv, lt, lb, collateral = [...], borrowable = [...]
     [lending.generator]  BorrowerGenerator fields (seeded borrower population)
     [lending.impact]     name = none | sqrt | depth | linear, plus that law's parameters
     [lending.recommend]  enabled + RecommendConfig fields; [lending.recommend.target] kind, value
@@ -24,7 +26,8 @@ from riskmodels.lending.recommend import LendingTarget, RecommendConfig
 
 __all__ = ["LendingConfig", "is_lending"]
 
-_MARKET_KEYS = ("protocol", "close_factor", "close_factor_hf", "full_close_usd", "min_leftover_usd", "gas_usd")
+_MARKET_KEYS = ("protocol", "close_factor", "close_factor_hf", "full_close_usd", "min_leftover_usd", "gas_usd",
+                "emode")
 
 
 def is_lending(cfg: dict[str, Any]) -> bool:

@@ -14,6 +14,11 @@ Generated population (:class:`BorrowerGenerator`; every draw from
   trading at the entry date, weighted by ``weights`` (default: equal).
 * **Size**: collateral value lognormal, median ``size_median_usd``, log
   standard deviation ``size_sigma``.
+* **E-mode**: a long account whose collateral all lies in an e-mode
+  category that may borrow ``USD`` enters it with probability
+  ``emode_share`` (default 0) and borrows against the category's LTV.
+  Isolated collateral (``debt_ceiling > 0``) is never paired with a second
+  collateral.
 * **Borrow usage** ``u ~ Beta(usage_a, usage_b)`` of the borrowing power:
   ``debt = u x sum(collateral x LTV)``, so an account opens at or below its
   LTV and its **HF at entry** is ``LT_eff / (u LTV_eff)`` (at least
@@ -52,6 +57,7 @@ class BorrowerGenerator:
     usage_a: float = 4.0
     usage_b: float = 2.0
     mean_holding_days: float = 180.0
+    emode_share: float = 0.0
 
     def __post_init__(self) -> None:
         checks = {
@@ -63,6 +69,7 @@ class BorrowerGenerator:
             "usage_a": (self.usage_a > 0, "> 0"),
             "usage_b": (self.usage_b > 0, "> 0"),
             "mean_holding_days": (self.mean_holding_days >= 1, ">= 1"),
+            "emode_share": (0.0 <= self.emode_share <= 1.0, "in [0, 1]"),
         }
         for k, (ok, rule) in checks.items():
             if not ok:
@@ -107,16 +114,26 @@ class BorrowerGenerator:
         rows = np.arange(n)
         ok = first >= 0
         a1 = vol_idx[np.maximum(first, 0)]
-        lt_share = np.where(sec >= 0, share, 1.0)
+        lt_share = np.where((sec >= 0) & (p["debt_ceiling"][a1] == 0)
+                            & (p["debt_ceiling"][vol_idx[np.maximum(sec, 0)]] == 0), share, 1.0)
         long_ = ok & ~short
         coll_usd[rows[long_], a1[long_]] = size[long_] * lt_share[long_]
-        has2 = long_ & (sec >= 0)
         a2 = vol_idx[np.maximum(sec, 0)]
+        has2 = long_ & (sec >= 0) & (p["debt_ceiling"][a1] == 0) & (p["debt_ceiling"][a2] == 0)
         coll_usd[rows[has2], a2[has2]] += size[has2] * (1.0 - lt_share[has2])
         sh = ok & short
         if stable >= 0:
             coll_usd[rows[sh], stable] = size[sh]
-        power = coll_usd @ p["ltv"]
+        # e-mode: a long account whose collateral all lies in a category that lets it borrow USD enters it
+        # with probability emode_share and borrows against the category's LTV
+        cat = np.zeros(n, dtype=np.int64)
+        u_em = rng.random(n)
+        em = market.emode_arrays()
+        for r, c in enumerate(market.emode.values(), start=1):
+            inside = np.array([a in c.collateral for a in names])
+            fits = long_ & ~((coll_usd > 0) & ~inside).any(axis=1) & (STABLE in c.borrowable) & (cat == 0)
+            cat[fits & (u_em < self.emode_share)] = r
+        power = np.einsum("na,na->n", coll_usd, em["ltv"][cat])
         debt = usage * power
         if stable >= 0:
             debt_usd[rows[long_], stable] = debt[long_]
@@ -126,7 +143,9 @@ class BorrowerGenerator:
         coll_q = coll_usd / pxa
         debt_q = debt_usd / pxa
         entry = np.where(ok, entry, -1)  # no asset trading: never opens
-        return Positions(names, coll_q, debt_q, entry.astype(np.int64), exit_.astype(np.int64))
+        cats = ("", *market.emode)
+        emode = tuple(cats[c] for c in cat) if market.emode else None
+        return Positions(names, coll_q, debt_q, entry.astype(np.int64), exit_.astype(np.int64), emode)
 
 
 def read_positions_csv(path: str | Path, market: LendingMarket, dates: pd.DatetimeIndex, start: int,

@@ -18,6 +18,19 @@ A reserve carries the parameters a protocol's governance votes on (Aave v3
 ``supply_cap`` / ``borrow_cap``
     Largest total supplied / borrowed USD value (at the day's price) the
     reserve accepts; an account cannot open beyond them (0 = no cap).
+``debt_ceiling``
+    Isolation mode (Aave v3: an asset is isolated when its debt ceiling is
+    non-zero): an account using it as collateral holds no other collateral,
+    borrows only reserves flagged ``borrowable_in_isolation`` (stablecoins)
+    and the total debt backed by the asset stays within the ceiling (USD);
+    liquidations lower that total by the repaid amount, not by a deficit
+    (``IsolationModeLogic.updateIsolatedDebtIfIsolated`` in LiquidationLogic).
+
+E-mode categories (:class:`EModeCategory`, Aave v3.2 "liquid eModes",
+aave-v3-origin docs/3.2/Aave-v3.2-features.md): an account in a category
+values the category's collateral assets at the category's LTV / LT / LB
+(other collateral keeps its reserve parameters) and may borrow only the
+category's borrowable assets.
 
 Ranges (refused at config time, naming the parameter):
 ``0 <= LTV <= LT < 1``, ``LB > 1``, ``LT x LB <= 1`` (Aave's configurator
@@ -59,6 +72,7 @@ import pandas as pd
 __all__ = [
     "PROTOCOLS",
     "AssetParams",
+    "EModeCategory",
     "LendingMarket",
     "morpho_lif",
 ]
@@ -92,6 +106,8 @@ class AssetParams:
     borrow_cap: float = 0.0
     collateral: bool = True
     borrowable: bool = True
+    debt_ceiling: float = 0.0
+    borrowable_in_isolation: bool = False
 
     def validate(self, where: str) -> AssetParams:
         """Raise ``ValueError`` naming ``where.<key>``, the value and the rule."""
@@ -114,10 +130,21 @@ class AssetParams:
                        "lower lb or lt")
         if not 0.0 <= self.protocol_fee <= 1.0:
             raise _err(where, "protocol_fee", self.protocol_fee, "must be in [0, 1] (a share of the bonus)")
-        for k in ("supply_cap", "borrow_cap"):
+        for k in ("supply_cap", "borrow_cap", "debt_ceiling"):
             if getattr(self, k) < 0:
                 raise _err(where, k, getattr(self, k), "must be >= 0 USD (0 = no cap)")
         return self
+
+
+@dataclass(frozen=True)
+class EModeCategory:
+    """An e-mode category: its own ``ltv``, ``lt``, ``lb`` for ``collateral`` assets; ``borrowable`` assets."""
+
+    ltv: float
+    lt: float
+    lb: float
+    collateral: tuple[str, ...] = ()
+    borrowable: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -153,6 +180,7 @@ class LendingMarket:
     full_close_usd: float = 2000.0
     min_leftover_usd: float = 1000.0
     gas_usd: float = 0.0
+    emode: Mapping[str, EModeCategory] = field(default_factory=dict)
     names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -182,6 +210,29 @@ class LendingMarket:
             raise ValueError(f"lending.close_factor={self.close_factor!r}: must satisfy 0 < close_factor <= 1")
         if not 0.0 < self.close_factor_hf <= 1.0:
             raise ValueError(f"lending.close_factor_hf={self.close_factor_hf!r}: must be in (0, 1]")
+        cats: dict[str, EModeCategory] = {}
+        for name, c in dict(self.emode).items():
+            where = f"lending.emode.{name}"
+            if isinstance(c, Mapping):
+                known = {f.name for f in fields(EModeCategory)}
+                if set(c) - known:
+                    raise ValueError(f"{where}: unknown key(s) {sorted(set(c) - known)}; valid: {sorted(known)}")
+                c = EModeCategory(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in c.items()})
+            AssetParams(ltv=c.ltv, lt=c.lt, lb=c.lb).validate(where)
+            for k in ("collateral", "borrowable"):
+                bad = [a for a in getattr(c, k) if a not in rows]
+                if bad:
+                    raise ValueError(f"{where}.{k}: {bad} are not reserves of the market ({', '.join(rows)})")
+            for a in c.collateral:
+                if not rows[a].collateral:
+                    raise ValueError(f"{where}.collateral: {a} is not collateral outside e-mode (Aave v3.2 rule)")
+            for a in c.borrowable:
+                if not rows[a].borrowable:
+                    raise ValueError(f"{where}.borrowable: {a} is not borrowable outside e-mode (Aave v3.2 rule)")
+            cats[str(name)] = c
+        if cats and self.protocol != "aave_v3.3":
+            raise ValueError(f"lending.emode: e-mode categories are an Aave feature, not {self.protocol}'s")
+        object.__setattr__(self, "emode", cats)
         for k in ("full_close_usd", "min_leftover_usd", "gas_usd"):
             v = getattr(self, k)
             if not (isinstance(v, int | float) and np.isfinite(v) and v >= 0):
@@ -209,7 +260,23 @@ class LendingMarket:
             "borrow_cap": np.array([get(a).borrow_cap or np.inf for a in names]),
             "collateral": np.array([get(a).collateral for a in names]),
             "borrowable": np.array([get(a).borrowable for a in names]),
+            "debt_ceiling": np.array([get(a).debt_ceiling for a in names]),
+            "borrowable_in_isolation": np.array([get(a).borrowable_in_isolation for a in names]),
         }
+        return out
+
+    def emode_arrays(self) -> dict[str, np.ndarray]:
+        """``(1 + E, A)`` ltv, lt, lb and borrowable flags: row 0 no e-mode, row ``k + 1`` category ``k``."""
+        base = self.arrays()
+        E = len(self.emode)
+        out = {k: np.repeat(base[k][None, :], E + 1, axis=0) for k in ("ltv", "lt", "lb", "borrowable")}
+        for r, c in enumerate(self.emode.values(), start=1):
+            for a in c.collateral:
+                j = self.names.index(a)
+                out["ltv"][r, j], out["lt"][r, j], out["lb"][r, j] = c.ltv, c.lt, c.lb
+            allowed = np.array([a in c.borrowable for a in self.names])
+            out["borrowable"][r] &= allowed
+        out["borrowable"] = out["borrowable"].astype(np.bool_)
         return out
 
     def with_params(self, asset: str, **changes: Any) -> LendingMarket:

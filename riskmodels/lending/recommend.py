@@ -232,7 +232,7 @@ def recommend(
 
         def with_ltv(ltv: float, _base=base, _cur=cur) -> Positions:
             f = ltv / _cur.ltv if _cur.ltv > 0 else 0.0
-            return Positions(_base.assets, _base.coll_q, _base.debt_q * f, _base.entry, _base.exit)
+            return Positions(_base.assets, _base.coll_q, _base.debt_q * f, _base.entry, _base.exit, _base.emode)
 
         def lt_build(x: float, _cur=cur, _gap=gap) -> LendingResult:
             ltv = max(x - _gap, 0.0)
@@ -270,7 +270,7 @@ def recommend(
 
             def cap_build(x: float, _p=at_rec, _base=base_rec, _demand=demand) -> LendingResult:
                 f = config.cap_demand * x / _demand if _demand > 0 else 1.0
-                pos = Positions(_base.assets, _base.coll_q * f, _base.debt_q * f, _base.entry, _base.exit)
+                pos = Positions(_base.assets, _base.coll_q * f, _base.debt_q * f, _base.entry, _base.exit, _base.emode)
                 return run(AssetParams(**{**_p.__dict__, "supply_cap": x}), pos)
 
             prob_cap = _LendingProblem(cap_build, config.target, a, capital=lambda x: -x)

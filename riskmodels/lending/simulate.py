@@ -86,8 +86,11 @@ class Positions:
     debt_q: np.ndarray
     entry: np.ndarray
     exit: np.ndarray
+    emode: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.emode is not None and len(self.emode) != self.coll_q.shape[0]:
+            raise ValueError("Positions: emode must name one category (or \"\") per account")
         n, a = self.coll_q.shape
         if self.debt_q.shape != (n, a) or a != len(self.assets) or self.entry.shape != (n,) or self.exit.shape != (n,):
             raise ValueError("Positions: coll_q, debt_q must be (n, A) with A = len(assets); entry, exit (n,)")
@@ -98,6 +101,17 @@ class Positions:
     @property
     def n(self) -> int:
         return int(self.coll_q.shape[0])
+
+    def emode_rows(self, market: LendingMarket) -> np.ndarray:
+        """Row of :meth:`LendingMarket.emode_arrays` per account (0 = no e-mode)."""
+        if self.emode is None:
+            return np.zeros(self.n, dtype=np.int64)
+        cats = {c: k + 1 for k, c in enumerate(market.emode)}
+        bad = sorted({c for c in self.emode if c and c not in cats})
+        if bad:
+            raise ValueError(f"positions use e-mode categories {bad} that the market does not define "
+                             f"({', '.join(cats) or 'none'})")
+        return np.array([cats.get(c, 0) for c in self.emode], dtype=np.int64)
 
 
 @dataclass(frozen=True, eq=False)
@@ -169,17 +183,40 @@ def impact_power_law(model: ImpactModel, state: AssetState) -> tuple[np.ndarray,
 
 
 @nb.njit(cache=True, nogil=True)
-def _day(t, live, close, low, high, k_imp, a_imp, cap, lt, ltv, lb, fee, coll_ok, supply_cap, borrow_cap,
-         coll_q, debt_q, entry, exit_, state, tot_c, tot_d, aave, cf, cf_hf, full_usd, leftover, gas, max_rounds,
-         hf_out, ev, day, tot):
+def _day(t, live, close, low, high, k_imp, a_imp, cap, em_lt, em_ltv, em_lb, em_borrow, emode, fee, coll_ok,
+         supply_cap, borrow_cap, ceiling, iso_ok, iso_debt, iso_of, coll_q, debt_q, entry, exit_, state, tot_c, tot_d,
+         aave, cf, cf_hf, full_usd, leftover, gas, max_rounds, hf_out, ev, day, tot):
     n, A = coll_q.shape
     flow = np.zeros(A)
     n_ev = 0
     for i in range(n):
+        lt = em_lt[emode[i]]
+        ltv = em_ltv[emode[i]]
+        lb = em_lb[emode[i]]
         if state[i] == PENDING and entry[i] == t:
             ok = True
             bp = 0.0
             dv = 0.0
+            n_coll = 0
+            iso = -1
+            for a in range(A):
+                if coll_q[i, a] > 0:
+                    n_coll += 1
+                    if ceiling[a] > 0.0:
+                        iso = a
+                if debt_q[i, a] > 0 and not em_borrow[emode[i], a]:
+                    ok = False
+            if iso >= 0:  # isolation mode: the only collateral, stablecoin-type debt, within the debt ceiling
+                if n_coll > 1:
+                    ok = False
+                for a in range(A):
+                    if debt_q[i, a] > 0:
+                        if not iso_ok[a]:
+                            ok = False
+                        dv += debt_q[i, a] * close[a]
+                if iso_debt[iso] + dv > ceiling[iso]:
+                    ok = False
+                dv = 0.0
             for a in range(A):
                 if (coll_q[i, a] > 0 or debt_q[i, a] > 0) and not live[a]:
                     ok = False
@@ -195,9 +232,12 @@ def _day(t, live, close, low, high, k_imp, a_imp, cap, lt, ltv, lb, fee, coll_ok
                 ok = False
             if ok:
                 state[i] = ACTIVE
+                iso_of[i] = iso
                 for a in range(A):
                     tot_c[a] += coll_q[i, a]
                     tot_d[a] += debt_q[i, a]
+                    if iso >= 0:
+                        iso_debt[iso] += debt_q[i, a] * close[a]
             else:
                 state[i] = REFUSED
                 tot[_T_REFUSED] += 1.0
@@ -280,6 +320,8 @@ def _day(t, live, close, low, high, k_imp, a_imp, cap, lt, ltv, lb, fee, coll_ok
                 dq = rep / high[j]
                 debt_q[i, j] -= dq
                 tot_d[j] -= dq
+            if iso_of[i] >= 0:  # Aave: the isolated debt falls by the repaid amount, not by a deficit
+                iso_debt[iso_of[i]] = max(iso_debt[iso_of[i]] - rep, 0.0)
             day[kc, _D_LIQ] += 1.0
             day[kc, _D_SEIZED] += sz
             day[j, _D_REPAID] += rep
@@ -345,6 +387,8 @@ def _day(t, live, close, low, high, k_imp, a_imp, cap, lt, ltv, lb, fee, coll_ok
                 tot[_T_TOXDEBT] += D
             if t >= exit_[i] and h >= 1.0:
                 state[i] = CLOSED
+                if iso_of[i] >= 0:
+                    iso_debt[iso_of[i]] = max(iso_debt[iso_of[i]] - D, 0.0)
                 for a in range(A):
                     tot_c[a] -= coll_q[i, a]
                     tot_d[a] -= debt_q[i, a]
@@ -452,6 +496,10 @@ def simulate(
     chunks = []
     aave = market.protocol == "aave_v3.3"
     hf_row = np.full(n, np.nan, dtype=np.float32)
+    em = market.emode_arrays()
+    emode = positions.emode_rows(market)
+    iso_debt = np.zeros(A)
+    iso_of = np.full(n, -1, dtype=np.int64)
     for w, t in enumerate(range(start, end + 1)):
         live = np.isfinite(mp.close[t]) & (mp.close[t] > 0)
         state_t = AssetState(market.names, mp.sigma[t], np.where(live, mp.volume[t], 0.0), mp.volume[t])
@@ -459,8 +507,9 @@ def simulate(
         k_imp = np.where([a == STABLE for a in market.names], 0.0, k_imp)
         hf_row.fill(np.nan)
         m = _day(t, live, np.nan_to_num(mp.close[t], nan=1.0), np.nan_to_num(mp.low[t], nan=1.0),
-                 np.nan_to_num(mp.high[t], nan=1.0), k_imp, a_imp, impact.max_move, p["lt"], p["ltv"], p["lb"],
-                 p["protocol_fee"], p["collateral"], p["supply_cap"], p["borrow_cap"], coll_q, debt_q,
+                 np.nan_to_num(mp.high[t], nan=1.0), k_imp, a_imp, impact.max_move, em["lt"], em["ltv"], em["lb"],
+                 em["borrowable"], emode, p["protocol_fee"], p["collateral"], p["supply_cap"], p["borrow_cap"],
+                 p["debt_ceiling"], p["borrowable_in_isolation"], iso_debt, iso_of, coll_q, debt_q,
                  positions.entry, positions.exit, state, tot_c, tot_d, aave, market.close_factor,
                  market.close_factor_hf, market.full_close_usd, market.min_leftover_usd, market.gas_usd,
                  int(max_rounds), hf_row, ev, daily[w], totals[w])
