@@ -13,7 +13,8 @@ Timed (median of ``--repeat`` runs after a warm-up that compiles numba):
 * the plain-numpy implementation of the same rules
   (``benchmarks/reference/lending_numpy.py``, vectorised over accounts, up to
   20 liquidation rounds per date), with no impact (its scope).
-Parity (no impact): the largest absolute difference of the close health
+Wall and process CPU seconds are both reported (on a loaded shared machine
+the CPU time is the comparable figure). Parity (no impact): the largest difference of the close health
 factors and of the daily deficits between the two. The load average is
 printed beside the timings (the machine is shared).
 """
@@ -54,13 +55,19 @@ def workload(data: str, accounts: int):
     return panel, market, mp, pos
 
 
-def _median_time(fn, repeat):
-    ts = []
+CPU: dict[str, float] = {}
+
+
+def _median_time(fn, repeat, name=""):
+    """Median wall seconds of ``repeat`` runs (and the median CPU seconds of this process in ``CPU[name]``)."""
+    ts, cs = [], []
     out = None
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = fn()
         ts.append(time.perf_counter() - t0)
+        cs.append(time.process_time() - c0)
+    CPU[name] = float(np.median(cs))
     return float(np.median(ts)), out
 
 
@@ -78,8 +85,10 @@ def main(argv=None) -> int:
     T = panel.n_dates
     small = BorrowerGenerator(accounts=50, seed=1).generate(market, mp, 0, T - 1)
     simulate(market, panel, small, NoImpact(), prices=mp)  # compile / load the numba cache
-    t_none, r_none = _median_time(lambda: simulate(market, panel, pos, NoImpact(), prices=mp), args.repeat)
-    t_sqrt, r_sqrt = _median_time(lambda: simulate(market, panel, pos, SquareRootImpact(), prices=mp), args.repeat)
+    t_none, r_none = _median_time(lambda: simulate(market, panel, pos, NoImpact(), prices=mp), args.repeat,
+                                  "riskmodels_no_impact")
+    t_sqrt, r_sqrt = _median_time(lambda: simulate(market, panel, pos, SquareRootImpact(), prices=mp), args.repeat,
+                                  "riskmodels_sqrt_impact")
     out = {
         "accounts": args.accounts, "assets": len(market.names), "dates": T,
         "first_date": str(panel.dates[0].date()), "last_date": str(panel.dates[-1].date()),
@@ -94,7 +103,7 @@ def main(argv=None) -> int:
             return simulate_numpy(p, mp.close, mp.low, mp.high, pos.coll_q, pos.debt_q, pos.entry, pos.exit, 0,
                                   T - 1, gas=market.gas_usd)
 
-        t_ref, (hf_ref, def_ref) = _median_time(ref, max(1, min(args.repeat, 2)))
+        t_ref, (hf_ref, def_ref) = _median_time(ref, max(1, min(args.repeat, 2)), "numpy_reference_no_impact")
         hf = r_none.hf.astype(np.float64)
         both = np.isfinite(hf) & np.isfinite(hf_ref)
         out.update({
@@ -105,6 +114,7 @@ def main(argv=None) -> int:
             "parity_max_abs_deficit_usd": float(np.max(np.abs(
                 r_none.daily[:, :, DAY_COLUMNS.index("deficit_usd")] - def_ref))),
         })
+    out["cpu_s"] = CPU  # the process's own CPU time: the figure to read when the shared machine is loaded
     out["loadavg_after"] = open("/proc/loadavg").read().split()[:3]
     print(json.dumps(out, indent=2))
     if args.json:

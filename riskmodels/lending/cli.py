@@ -113,6 +113,8 @@ def backtest_lending(args: Any, cfg: dict[str, Any], bar: Any, data_dir: Callabl
     """The ``backtest`` command for ``[market] kind = "lending"`` (called from :mod:`riskmodels.cli`)."""
     from riskmodels.data.loaders import load_panel
 
+    if getattr(args, "accounts", None):  # --accounts sets the lending generator's population
+        cfg.setdefault("lending", {}).setdefault("generator", {})["accounts"] = int(args.accounts)
     LendingConfig.from_dict(cfg.get("lending", {}))  # a bad parameter fails before any data is read
     d = data_dir(args, cfg, bar)
     bar.note(f"lending market: loading prices from {d}")
