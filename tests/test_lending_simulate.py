@@ -252,3 +252,27 @@ def test_parity_with_plain_numpy_reference():
     assert (np.isnan(r.hf) == np.isnan(hf_ref)).all()
     np.testing.assert_allclose(r.hf, hf_ref, rtol=1e-6, equal_nan=True)
     np.testing.assert_allclose(r.daily[:, :, 5], def_ref, rtol=1e-9, atol=1e-6)
+
+
+@pytest.mark.parametrize("low, capped", [(1724.138, False), (0.7 * 15000 / 8.3, True)])
+def test_euler_v2_dynamic_discount(low, capped):
+    # euler-xyz/euler-vault-kit Liquidation.sol: discount factor = HF floored at 1 - 0.2; the liquidator may
+    # repay the whole debt and receives repaid / discount factor of collateral, capped at the balance (then
+    # repaid = balance x discount factor); debt left with no collateral is socialised
+    m = LendingMarket({"USD": dict(ltv=0.75, lt=0.78, collateral=False), "ETH": dict(ltv=0.80, lt=0.83)},
+                      protocol="euler_v2")
+    p = _panel([2000, low, low], low=[2000, low, low])
+    r = simulate(m, p, _one(), NoImpact())
+    e = r.events.iloc[0]
+    C = 10 * low
+    hf = C * 0.83 / 15000
+    df = max(hf, 0.8)
+    assert e.hf_before == pytest.approx(hf)
+    if not capped:  # HF 0.954: repay all 15,000, seize 15,000 / 0.954
+        assert e.repaid_usd == pytest.approx(15000.0)
+        assert e.seized_usd == pytest.approx(15000.0 / hf)
+    else:  # HF 0.70 -> factor 0.8: seize the whole 12,650.6, repay 0.8 of it, socialise the rest
+        assert e.seized_usd == pytest.approx(C)
+        assert e.repaid_usd == pytest.approx(C * 0.8)
+        assert e.deficit_usd == pytest.approx(15000.0 - C * 0.8)
+    assert e.protocol_fee_usd == 0.0 and df <= 1

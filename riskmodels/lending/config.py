@@ -27,7 +27,7 @@ from riskmodels.lending.recommend import LendingTarget, RecommendConfig
 __all__ = ["LendingConfig", "is_lending"]
 
 _MARKET_KEYS = ("protocol", "close_factor", "close_factor_hf", "full_close_usd", "min_leftover_usd", "gas_usd",
-                "emode")
+                "max_discount", "emode")
 
 
 def is_lending(cfg: dict[str, Any]) -> bool:

@@ -30,6 +30,11 @@ Morpho Blue (morpho-org/morpho-blue ``Morpho.liquidate``)
 No close factor and no dust rule; ``seized = repaid x LIF``; no protocol
 fee; bad debt when the collateral is zero is socialised to the lenders.
 
+Euler v2 (euler-xyz/euler-vault-kit ``Liquidation.sol``)
+--------------------------------------------------------
+Dynamic discount: ``seized = repaid / max(HF, 1 - max_discount)``; no
+close factor; bad debt socialised when no collateral is left.
+
 The liquidator (the model's behavioural assumption)
 ---------------------------------------------------
 It repays the largest admissible amount whose profit after price impact

@@ -58,6 +58,15 @@ Protocol variants (``LendingMarket.protocol``)
     morpho-org/morpho-blue ``ConstantsLib.sol``; a reserve's ``lb`` is ignored); no
     protocol fee; bad debt (debt left when the collateral is zero) is
     **socialised** to the market's lenders.
+``euler_v2``
+    Euler Vault Kit (euler-xyz/euler-vault-kit ``Liquidation.sol``): a
+    dynamic discount, the liquidator receives ``repaid / discount factor``
+    of collateral with ``discount factor = HF`` floored at ``1 -
+    max_discount`` (``MAXIMUM_LIQUIDATION_DISCOUNT`` = 0.2), so the bonus
+    ``1 / max(HF, 0.8)`` grows as the account sinks; no close factor; no
+    protocol fee on the bonus; bad debt socialised (``DebtSocialized``).
+    A reserve's ``lb`` is replaced by the ceiling ``1 / (1 - max_discount)``
+    (used by the toxic flag) and the ``LT x LB <= 1`` rule does not apply.
 """
 
 from __future__ import annotations
@@ -77,7 +86,7 @@ __all__ = [
     "morpho_lif",
 ]
 
-PROTOCOLS = ("aave_v3.3", "morpho_blue")
+PROTOCOLS = ("aave_v3.3", "morpho_blue", "euler_v2")
 STABLE = "USD"  # the stablecoin reserve: price 1, never moved by impact
 
 #: Morpho Blue ConstantsLib: MAX_LIQUIDATION_INCENTIVE_FACTOR, LIQUIDATION_CURSOR
@@ -109,7 +118,7 @@ class AssetParams:
     debt_ceiling: float = 0.0
     borrowable_in_isolation: bool = False
 
-    def validate(self, where: str) -> AssetParams:
+    def validate(self, where: str, lt_lb_rule: bool = True) -> AssetParams:
         """Raise ``ValueError`` naming ``where.<key>``, the value and the rule."""
         for f in fields(self):
             v = getattr(self, f.name)
@@ -125,7 +134,7 @@ class AssetParams:
             raise _err(where, "lt", self.lt, "must satisfy 0 < lt < 1 (a fraction, e.g. 0.83 for 83%)")
         if not self.lb > 1.0:
             raise _err(where, "lb", self.lb, "must be > 1 (1.05 = a 5% bonus)")
-        if self.lt * self.lb > 1.0 + 1e-12:
+        if lt_lb_rule and self.lt * self.lb > 1.0 + 1e-12:
             raise _err(where, "lb", self.lb, f"lt x lb = {self.lt * self.lb:.4f} must be <= 1 (Aave's configurator rule); "
                        "lower lb or lt")
         if not 0.0 <= self.protocol_fee <= 1.0:
@@ -168,6 +177,8 @@ class LendingMarket:
     min_leftover_usd : float
         ``MIN_LEFTOVER_BASE``: a partial liquidation must leave at least this
         much of the debt and collateral reserve (Aave $1,000 = half the above).
+    max_discount : float
+        Euler v2's largest liquidation discount, (0, 1) (0.2).
     gas_usd : float
         The liquidator's fixed cost per liquidation (USD, >= 0); a
         liquidation whose profit after impact does not exceed it is not done.
@@ -180,12 +191,15 @@ class LendingMarket:
     full_close_usd: float = 2000.0
     min_leftover_usd: float = 1000.0
     gas_usd: float = 0.0
+    max_discount: float = 0.2
     emode: Mapping[str, EModeCategory] = field(default_factory=dict)
     names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"lending.protocol={self.protocol!r}: valid protocols are {', '.join(PROTOCOLS)}")
+        if not (isinstance(self.max_discount, int | float) and 0.0 < self.max_discount < 1.0):
+            raise ValueError(f"lending.max_discount={self.max_discount!r}: must be in (0, 1) (Euler v2: 0.2)")
         if not self.assets:
             raise ValueError("lending.assets is empty: give at least one reserve, e.g. [lending.assets.ETH]")
         rows: dict[str, AssetParams] = {}
@@ -203,7 +217,9 @@ class LendingMarket:
                 raise ValueError(f"{where}: expected a table of reserve parameters, got {type(p).__name__}")
             if self.protocol == "morpho_blue" and 0.0 < p.lt < 1.0:
                 p = replace(p, lb=float(morpho_lif(p.lt)), protocol_fee=0.0)
-            rows[str(name)] = p.validate(where)
+            if self.protocol == "euler_v2":  # the bonus is dynamic; lb records its ceiling 1 / (1 - max discount)
+                p = replace(p, lb=1.0 / (1.0 - float(self.max_discount)), protocol_fee=0.0)
+            rows[str(name)] = p.validate(where, lt_lb_rule=self.protocol != "euler_v2")
         object.__setattr__(self, "assets", rows)
         object.__setattr__(self, "names", tuple(rows))
         if not 0.0 < self.close_factor <= 1.0:

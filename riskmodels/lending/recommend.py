@@ -171,7 +171,7 @@ class _BonusProblem:
 def _single_market(market: LendingMarket, asset: str, params: AssetParams) -> LendingMarket:
     usd = market.assets.get(STABLE, AssetParams(ltv=0.0, lt=0.01, lb=1.01, collateral=False))
     kw = {k: getattr(market, k) for k in ("protocol", "close_factor", "close_factor_hf", "full_close_usd",
-                                            "min_leftover_usd", "gas_usd")}
+                                            "min_leftover_usd", "gas_usd", "max_discount")}
     return LendingMarket({STABLE: usd, asset: params}, **kw)
 
 
@@ -247,7 +247,7 @@ def recommend(
         rec_ltv = max(rec_lt - gap, 0.0) if math.isfinite(rec_lt) else float("nan")
         rec_lb = float("nan")
         lb_note = ""
-        if math.isfinite(rec_lt) and market.protocol == "aave_v3.3":
+        if math.isfinite(rec_lt) and market.protocol == "aave_v3.3":  # LB is protocol-set elsewhere
             lt_fixed = rec_lt
 
             def lb_build(x: float, _cur=cur, _lt=lt_fixed, _ltv=rec_ltv) -> LendingResult:

@@ -185,7 +185,7 @@ def impact_power_law(model: ImpactModel, state: AssetState) -> tuple[np.ndarray,
 @nb.njit(cache=True, nogil=True)
 def _day(t, live, close, low, high, k_imp, a_imp, cap, em_lt, em_ltv, em_lb, em_borrow, emode, fee, coll_ok,
          supply_cap, borrow_cap, ceiling, iso_ok, iso_debt, iso_of, coll_q, debt_q, entry, exit_, state, tot_c, tot_d,
-         aave, cf, cf_hf, full_usd, leftover, gas, max_rounds, hf_out, ev, day, tot):
+         aave, euler, max_disc, cf, cf_hf, full_usd, leftover, gas, max_rounds, hf_out, ev, day, tot):
     n, A = coll_q.shape
     flow = np.zeros(A)
     n_ev = 0
@@ -279,18 +279,20 @@ def _day(t, live, close, low, high, k_imp, a_imp, cap, em_lt, em_ltv, em_lb, em_
                         tot_d[a] -= debt_q[i, a]
                         debt_q[i, a] = 0.0
                 break
+            # Euler v2: the bonus is 1 / discount factor, discount factor = HF floored at 1 - max discount
+            lbk = 1.0 / max(hf, 1.0 - max_disc) if euler else lb[kc]
             r_max = close_factor_max_repay(best_d, best_c, D, hf, cf, cf_hf, full_usd, aave)
-            rep, sz, fe = seize(r_max, best_c, lb[kc], fee[kc])
+            rep, sz, fe = seize(r_max, best_c, lbk, fee[kc])
             if aave and not dust_ok(rep, best_d, sz, best_c, leftover):
-                r2 = min(best_d - leftover, (best_c - leftover) / lb[kc])
+                r2 = min(best_d - leftover, (best_c - leftover) / lbk)
                 if r2 <= 0.0:
                     break
-                rep, sz, fe = seize(r2, best_c, lb[kc], fee[kc])
+                rep, sz, fe = seize(r2, best_c, lbk, fee[kc])
             done = False
             scale = 1.0
             profit = 0.0
             for _h in range(MAX_HALVINGS + 1):
-                rr, s2, f2 = seize(rep * scale, best_c, lb[kc], fee[kc])
+                rr, s2, f2 = seize(rep * scale, best_c, lbk, fee[kc])
                 scale *= 0.5
                 if aave and not dust_ok(rr, best_d, s2, best_c, leftover):
                     continue
@@ -495,6 +497,7 @@ def simulate(
     ev = np.zeros((max(n * min(int(max_rounds), 4), 64), len(EVENT_COLUMNS)))
     chunks = []
     aave = market.protocol == "aave_v3.3"
+    euler = market.protocol == "euler_v2"
     hf_row = np.full(n, np.nan, dtype=np.float32)
     em = market.emode_arrays()
     emode = positions.emode_rows(market)
@@ -510,7 +513,8 @@ def simulate(
                  np.nan_to_num(mp.high[t], nan=1.0), k_imp, a_imp, impact.max_move, em["lt"], em["ltv"], em["lb"],
                  em["borrowable"], emode, p["protocol_fee"], p["collateral"], p["supply_cap"], p["borrow_cap"],
                  p["debt_ceiling"], p["borrowable_in_isolation"], iso_debt, iso_of, coll_q, debt_q,
-                 positions.entry, positions.exit, state, tot_c, tot_d, aave, market.close_factor,
+                 positions.entry, positions.exit, state, tot_c, tot_d, aave, euler, market.max_discount,
+                 market.close_factor,
                  market.close_factor_hf, market.full_close_usd, market.min_leftover_usd, market.gas_usd,
                  int(max_rounds), hf_row, ev, daily[w], totals[w])
         hf[w] = hf_row
@@ -530,7 +534,9 @@ def simulate(
         collateral_asset=names[events["collateral_asset"].to_numpy(dtype=np.int64)],
     ).drop(columns="t")
     rule = (f"{market.protocol}: close factor {market.close_factor:g} (1 at HF <= {market.close_factor_hf:g} "
-            f"or reserve < ${market.full_close_usd:,.0f})" if aave else f"{market.protocol}: no close factor, LIF") + \
+            f"or reserve < ${market.full_close_usd:,.0f})" if aave else
+            f"{market.protocol}: no close factor, bonus 1 / max(HF, {1 - market.max_discount:g})" if euler else
+            f"{market.protocol}: no close factor, LIF") + \
         f"; impact {impact!r}; gas ${market.gas_usd:g}; adverse prices (low/high)"
     return LendingResult(market, mp.dates[start : end + 1], market.names, hf, daily, totals, events, state, positions,
                          coll_q, debt_q, rule, {"last_close": np.nan_to_num(mp.close[end], nan=0.0)})
