@@ -105,7 +105,7 @@ def test_cli_backtest_lending_small(tmp_path, data_root, capsys):
     assert main(["backtest", "--config", str(cfg), "--data", str(data_root), "--out", str(out), "--quiet",
                  "--accounts", "150"]) == 0
     hf = pd.read_parquet(out / "health_factors.parquet")
-    assert {"date", "account", "health_factor"} <= set(hf.columns) and len(hf) > 0
+    assert {"date", "account", "health_factor", "toxic"} <= set(hf.columns) and len(hf) > 0
     summ = pd.read_csv(out / "lending_summary.csv").set_index("statistic")
     assert summ.loc["accounts", "value"] == 150
     assert (out / "liquidations.csv").exists() and (out / "lending_assets.csv").exists()

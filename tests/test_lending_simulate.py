@@ -276,3 +276,15 @@ def test_euler_v2_dynamic_discount(low, capped):
         assert e.repaid_usd == pytest.approx(C * 0.8)
         assert e.deficit_usd == pytest.approx(15000.0 - C * 0.8)
     assert e.protocol_fee_usd == 0.0 and df <= 1
+
+
+def test_toxic_flag_per_account_day():
+    # close 1,480 after an unprofitable day (gas blocks the liquidation): D / C = 15,000 / 14,800 = 1.0135 > 1 / 1.05
+    p = _panel([2000, 1480, 1480], low=[2000, 1480, 1480])
+    r = simulate(_market(gas_usd=1e6), p, _one(), NoImpact())
+    hf = r.health_factors()
+    assert hf["toxic"].tolist() == [False, True, True]
+    assert r.totals_frame()["toxic_accounts"].tolist() == [0, 1, 1]
+    # 1,500 x 10 = 15,000: D / C = 1 > 1 / 1.05 = 0.952 -> toxic; 1,600: D / C = 0.9375 < 0.952 -> not
+    assert simulate(_market(gas_usd=1e6), _panel([2000, 1600, 1600]), _one(), NoImpact()).toxic[1:, 0].tolist() == \
+        [False, False]

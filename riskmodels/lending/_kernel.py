@@ -37,11 +37,11 @@ _T_INSOLVENT, _T_UNDER, _T_TOXIC, _T_TOXDEBT, _T_ACTIVE, _T_REFUSED = range(6)
 @nb.njit(cache=True, nogil=True)
 def _day(t, live, close, low, high, k_imp, a_imp, cap, em_lt, em_ltv, em_lb, em_borrow, emode, fee, coll_ok,
          supply_cap, borrow_cap, ceiling, iso_ok, iso_debt, iso_of, coll_q, debt_q, entry, exit_, state, tot_c, tot_d,
-         aave, euler, max_disc, cf, cf_hf, full_usd, leftover, gas, max_rounds, hf_out, ev, day, tot):
+         aave, euler, max_disc, cf, cf_hf, full_usd, leftover, gas, max_rounds, hf_out, tox_out, ev, day, tot):
     """Advance every account through date ``t``: entries, liquidations at adverse prices, the close.
 
     Mutates ``coll_q``, ``debt_q``, ``state``, the reserve totals, ``iso_debt``/``iso_of`` and writes
-    ``hf_out`` (close HF per account), ``day`` (``(A, len(DAY_COLUMNS))``), ``tot``
+    ``hf_out`` (close HF per account), ``tox_out`` (toxic flag at the close), ``day`` (``(A, len(DAY_COLUMNS))``), ``tot``
     (``TOTAL_COLUMNS``) and the first rows of ``ev`` (``EVENT_COLUMNS``); returns the number of events.
     ``em_*`` rows are indexed by ``emode`` (row 0 = reserve parameters).
     """
@@ -244,6 +244,7 @@ def _day(t, live, close, low, high, k_imp, a_imp, cap, em_lt, em_ltv, em_lb, em_
             if D > C:
                 tot[_T_INSOLVENT] += D - C
             if kc >= 0 and D * lb[kc] > C:
+                tox_out[i] = True
                 tot[_T_TOXIC] += 1.0
                 tot[_T_TOXDEBT] += D
             if t >= exit_[i] and h >= 1.0:

@@ -168,7 +168,8 @@ class LendingResult:
     """Everything the daily simulation produced (see :mod:`riskmodels.lending.metrics`).
 
     ``hf``: ``(T_w, n)`` float32 health factor at the close (NaN when the
-    account is not open, ``inf`` without debt); ``daily``: ``(T_w, A, C)``
+    account is not open, ``inf`` without debt); ``toxic``: ``(T_w, n)`` bool
+    toxic flag at the close; ``daily``: ``(T_w, A, C)``
     per-asset statistics named by :data:`DAY_COLUMNS`; ``totals``:
     ``(T_w, C)`` by :data:`TOTAL_COLUMNS`; ``events``: one row per
     liquidation (:data:`EVENT_COLUMNS`); ``state``: final account state
@@ -188,6 +189,7 @@ class LendingResult:
     final_debt_q: np.ndarray
     rule: str = ""
     meta: dict = field(default_factory=dict)
+    toxic: np.ndarray | None = None
 
     def daily_frame(self, column: str) -> pd.DataFrame:
         """Dates x assets frame of one :data:`DAY_COLUMNS` statistic."""
@@ -197,9 +199,15 @@ class LendingResult:
         return pd.DataFrame(self.totals, index=self.dates, columns=list(TOTAL_COLUMNS))
 
     def health_factors(self) -> pd.DataFrame:
-        """Long table ``date, account, health_factor`` of open accounts (the health_factors.parquet)."""
-        t, i = np.nonzero(np.isfinite(self.hf) | np.isinf(self.hf))
-        return pd.DataFrame({"date": self.dates[t], "account": i.astype(np.int32), "health_factor": self.hf[t, i]})
+        """Long table ``date, account, health_factor, toxic`` of open account-days (health_factors.parquet).
+
+        ``toxic``: ``D / C > 1 / LB`` of the account's largest collateral at the close (no liquidation
+        can bring it back to health, :func:`riskmodels.lending.health.toxic`).
+        """
+        t, i = np.nonzero(~np.isnan(self.hf))
+        tox = self.toxic[t, i] if self.toxic is not None else np.zeros(len(t), dtype=bool)
+        return pd.DataFrame({"date": self.dates[t], "account": i.astype(np.int32), "health_factor": self.hf[t, i],
+                             "toxic": tox})
 
 
 def simulate(
@@ -248,6 +256,7 @@ def simulate(
     tot_d = np.zeros(A)
     Tw = end - start + 1
     hf = np.full((Tw, n), np.nan, dtype=np.float32)
+    toxic = np.zeros((Tw, n), dtype=np.bool_)
     daily = np.zeros((Tw, A, len(DAY_COLUMNS)))
     totals = np.zeros((Tw, len(TOTAL_COLUMNS)))
     ev = np.zeros((max(n * min(int(max_rounds), 4), 64), len(EVENT_COLUMNS)))
@@ -272,7 +281,7 @@ def simulate(
                  positions.entry, positions.exit, state, tot_c, tot_d, aave, euler, market.max_discount,
                  market.close_factor,
                  market.close_factor_hf, market.full_close_usd, market.min_leftover_usd, market.gas_usd,
-                 int(max_rounds), hf_row, ev, daily[w], totals[w])
+                 int(max_rounds), hf_row, toxic[w], ev, daily[w], totals[w])
         hf[w] = hf_row
         if m:
             chunks.append(ev[:m].copy())
@@ -295,4 +304,4 @@ def simulate(
             f"{market.protocol}: no close factor, LIF") + \
         f"; impact {impact!r}; gas ${market.gas_usd:g}; adverse prices (low/high)"
     return LendingResult(market, mp.dates[start : end + 1], market.names, hf, daily, totals, events, state, positions,
-                         coll_q, debt_q, rule, {"last_close": np.nan_to_num(mp.close[end], nan=0.0)})
+                         coll_q, debt_q, rule, {"last_close": np.nan_to_num(mp.close[end], nan=0.0)}, toxic)
