@@ -108,6 +108,12 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         overrides.setdefault("data", {})["start"] = args.start
     out = check_target(args.out)  # an existing file or a foreign folder fails before any work
     cfg = load_config(args.config, overrides)
+    from riskmodels.lending.config import is_lending
+
+    if is_lending(cfg):
+        from riskmodels.lending.cli import backtest_lending
+
+        return backtest_lending(args, cfg, ProgressBar(args.quiet), _data_dir)
     build_models(cfg)  # an unknown model or bad parameter fails before any data is read
     bar = ProgressBar(args.quiet)
     data_dir = _data_dir(args, cfg, bar)
@@ -211,9 +217,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from riskmodels.config import default_config_text
+    from riskmodels.config import default_config_text, example_config_text
 
-    print(default_config_text())
+    print(example_config_text(args.example) if args.example else default_config_text())
     return 0
 
 
@@ -250,7 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("models", help="list the registered margin methods")
     m.set_defaults(func=cmd_models)
-    c = sub.add_parser("config", help="print the default config (TOML)")
+    c = sub.add_parser("config", help="print the default config (TOML), or a shipped example")
+    c.add_argument("--example", help="print the example config of this name from riskmodels/configs/ (e.g. lending)")
     c.set_defaults(func=cmd_config)
     return p
 

@@ -18,7 +18,8 @@ from typing import Any
 from riskmodels.backtest.simulation import LiquidationPolicy
 from riskmodels.errors import UserError, UserFileNotFound
 
-SECTIONS = ("data", "book", "backtest", "liquidation", "models", "cascade", "calibrate", "sweep", "report")
+SECTIONS = ("data", "book", "backtest", "liquidation", "models", "cascade", "calibrate", "sweep", "report", "market",
+            "lending")
 
 
 def default_config() -> dict[str, Any]:
@@ -29,6 +30,18 @@ def default_config() -> dict[str, Any]:
 
 def default_config_text() -> str:
     return files("riskmodels").joinpath("configs/default.toml").read_text(encoding="utf-8")
+
+
+def example_names() -> list[str]:
+    """Names of the example configs shipped in ``riskmodels/configs/`` (``default`` included)."""
+    return sorted(p.name[:-5] for p in files("riskmodels").joinpath("configs").iterdir() if p.name.endswith(".toml"))
+
+
+def example_config_text(name: str) -> str:
+    """The shipped example config ``riskmodels/configs/<name>.toml``; an unknown name lists the valid ones."""
+    if name not in example_names():
+        raise ValueError(f"no example config {name!r}; valid: {', '.join(example_names())}")
+    return files("riskmodels").joinpath(f"configs/{name}.toml").read_text(encoding="utf-8")
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

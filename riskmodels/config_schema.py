@@ -181,7 +181,29 @@ def report_schema() -> dict[str, Any]:
 
 
 #: section name -> a function returning its schema (key -> hint); ``models`` is checked by :func:`check_models`
+class MarketKeys:
+    """``[market]``: which kind of book the run simulates."""
+
+    kind: Literal["margin", "lending"]
+
+
+def _check_lending(table: Any, where: str) -> Any:
+    """``[lending]`` is checked whole by :meth:`riskmodels.lending.config.LendingConfig.from_dict`
+    (nested per-asset, e-mode, generator, impact and recommender tables, each a dataclass)."""
+    from riskmodels.lending.config import LendingConfig
+
+    try:
+        LendingConfig.from_dict(dict(table) if isinstance(table, Mapping) else table)
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"{where}: [lending] {exc}") from None
+    return table
+
+
+#: Sections whose nested structure is checked by their own validated dataclasses.
+SECTION_CHECKERS: dict[str, Callable[[Any, str], Any]] = {"lending": _check_lending}
+
 SECTION_SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
+    "market": lambda: class_schema(MarketKeys),
     "data": lambda: class_schema(DataKeys),
     "book": lambda: class_schema(BookKeys),
     "backtest": lambda: class_schema(BacktestKeys),
@@ -322,6 +344,9 @@ def check_document(doc: Mapping[str, Any], where: str = "config", *, sections: t
         if name == "models":
             out[name] = check_models(table, where)
             continue
+        if name in SECTION_CHECKERS:
+            out[name] = SECTION_CHECKERS[name](table, where)
+            continue
         if name not in SECTION_SCHEMAS:  # a section another module declares without a schema yet
             out[name] = table
             continue
@@ -368,4 +393,4 @@ def _check_policy(sec: dict[str, Any], where: str) -> None:
         raise UserError(f"{where} {exc}") from None
 
 
-__all__ = ["SECTION_SCHEMAS", "check_document", "check_models", "check_params", "class_schema", "model_class"]
+__all__ = ["SECTION_CHECKERS", "SECTION_SCHEMAS", "check_document", "check_models", "check_params", "class_schema", "model_class"]
