@@ -1,6 +1,6 @@
 """``riskmodels backtest --config lending.toml``: run a lending market and write its files.
 
-Outputs (written to a temporary folder, then each moved into ``--out``):
+Outputs (written to a temporary folder beside ``--out``, manifest last, renamed into place):
 
 ``lending_summary.csv``      one row per statistic (accounts, liquidations, deficit, VaR, LaR...)
 ``lending_assets.csv``       per reserve: liquidations, amounts, bad debt, supply
@@ -16,8 +16,6 @@ Outputs (written to a temporary folder, then each moved into ``--out``):
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -81,12 +79,14 @@ def run_lending(cfg: dict[str, Any], panel: PricePanel,
     return LendingRun(res, rec, grid, time.perf_counter() - t0)
 
 
-def write_lending(run: LendingRun, out: Path, cfg: dict[str, Any], panel: PricePanel) -> list[str]:
-    """Write every output file (see the module docstring); returns their names."""
-    out.mkdir(parents=True, exist_ok=True)
+def write_lending(run: LendingRun, out: Path, cfg: dict[str, Any], panel: PricePanel,
+                  command: str = "riskmodels backtest") -> list[str]:
+    """Write every output file (see the module docstring) atomically, with ``manifest.json`` last
+    (:func:`riskmodels.outputs.atomic_output`); returns their names."""
+    from riskmodels.outputs import atomic_output
+
     res = run.result
-    with tempfile.TemporaryDirectory(dir=out, prefix=".lending-") as tmp:
-        d = Path(tmp)
+    with atomic_output(out, command=command) as d:
         summ = summary(res)
         summ.to_csv(d / "lending_summary.csv", index=False, float_format="%.10g")
         asset_table(res).to_csv(d / "lending_assets.csv", float_format="%.10g")
@@ -104,8 +104,6 @@ def write_lending(run: LendingRun, out: Path, cfg: dict[str, Any], panel: PriceP
             "summary": {r.statistic: (float(r.value) if np.isfinite(r.value) else None) for r in summ.itertuples()},
         }, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
         names = sorted(p.name for p in d.iterdir())
-        for name in names:
-            shutil.move(str(d / name), str(out / name))  # same filesystem: a rename per file
     return names
 
 
