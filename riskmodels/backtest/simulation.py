@@ -19,7 +19,10 @@ Rules (each a documented choice; README "Conventions")
   margin the model sets at t.
 * **Liquidation** closes the whole account at the trigger prices with
   slippage against the trade (sell at ``P(1 - s)``, buy back at ``P(1 + s)``),
-  then charges a penalty ``pi x perp notional`` out of what is left. A positive
+  then charges a penalty ``pi x perp notional`` out of what is left. With
+  ``closeout = "impact"`` the close-out also pays the price impact of the
+  account's net order per asset against the day's volume, so the cost grows
+  with the position (:mod:`riskmodels.backtest.closeout`). A positive
   remainder returns to the trader; a negative remainder is **bad debt**.
 * **Re-entry**: ``reentry_days = N`` re-opens the account's book N days later
   (at the then prices and requirement); ``None`` keeps it closed.
@@ -40,6 +43,7 @@ import numba
 import numpy as np
 import pandas as pd
 
+from riskmodels.backtest.closeout import CLOSEOUT_RULES, IMPACT_LAWS, CloseOut
 from riskmodels.margin.base import FittedMargin, account_eligibility
 from riskmodels.portfolio import Book
 
@@ -53,7 +57,8 @@ EVENT_DTYPE = np.dtype(
         ("equity", np.float64),  # at trigger prices, before slippage
         ("maintenance", np.float64),
         ("notional", np.float64),  # gross perp notional at trigger prices
-        ("slippage", np.float64),
+        ("slippage", np.float64),  # close-out cost: flat slippage + impact
+        ("impact", np.float64),  # of which price impact (closeout = "impact")
         ("penalty", np.float64),
         ("bad_debt", np.float64),
         ("returned", np.float64),
@@ -78,6 +83,26 @@ class LiquidationPolicy:
         Days after a liquidation before the account re-opens; None = never.
     intraday : bool
         Check the adverse intraday extreme (default) or only the close.
+    closeout : {"flat", "impact"}
+        ``flat`` (default): every closing trade pays ``slippage``. ``impact``:
+        ``slippage`` plus the price impact of the account's net order per
+        asset against the day's USD volume (:mod:`riskmodels.backtest.closeout`).
+    impact_law : {"sqrt", "linear", "depth"}
+        Impact law of ``closeout = "impact"`` (:mod:`riskmodels.cascade.impact`).
+    impact_y : float
+        Square-root prefactor ``Y`` in ``Y sigma sqrt(Q / V)``, (0, 10]; default 0.7.
+    impact_per_volume : float
+        Linear law: move caused by an order equal to the day's volume, [0, 10]; default 0.1.
+    impact_depth_to_volume : float
+        Depth law: USD depth within 1% of the mid / daily USD volume, (0, 1]; default 0.002.
+    impact_depth_exponent : float
+        Depth law: power ``beta`` of the depth profile, (0, 5]; default 1.
+    impact_max_move : float
+        Cap on the impact move, (0, 1); default 0.95.
+    vol_window : int
+        Days of daily log returns in the impact's ``sigma``, [2, 1000]; default 30.
+    adv_window : int
+        Days of trailing volume used where the day's volume is missing or zero, [1, 1000]; default 30.
     """
 
     cushion: float = 0.5
@@ -85,6 +110,15 @@ class LiquidationPolicy:
     penalty: float = 0.01
     reentry_days: int | None = 5
     intraday: bool = True
+    closeout: str = "flat"
+    impact_law: str = "sqrt"
+    impact_y: float = 0.7
+    impact_per_volume: float = 0.1
+    impact_depth_to_volume: float = 0.002
+    impact_depth_exponent: float = 1.0
+    impact_max_move: float = 0.95
+    vol_window: int = 30
+    adv_window: int = 30
 
     def __post_init__(self) -> None:
         if not (self.cushion >= 0 and np.isfinite(self.cushion)):
@@ -95,6 +129,25 @@ class LiquidationPolicy:
             raise ValueError(f"penalty={self.penalty} must be in [0, 0.5)")
         if self.reentry_days is not None and int(self.reentry_days) < 1:
             raise ValueError(f"reentry_days={self.reentry_days} must be >= 1 or None (never re-open)")
+        if self.closeout not in CLOSEOUT_RULES:
+            raise ValueError(f"liquidation.closeout={self.closeout!r} must be one of {', '.join(CLOSEOUT_RULES)}")
+        if self.impact_law not in IMPACT_LAWS:
+            raise ValueError(f"liquidation.impact_law={self.impact_law!r} must be one of {', '.join(IMPACT_LAWS)}")
+        for key, lo, hi, lo_open, hi_open in (
+            ("impact_y", 0.0, 10.0, True, False),
+            ("impact_per_volume", 0.0, 10.0, False, False),
+            ("impact_depth_to_volume", 0.0, 1.0, True, False),
+            ("impact_depth_exponent", 0.0, 5.0, True, False),
+            ("impact_max_move", 0.0, 1.0, True, True),
+        ):
+            v = float(getattr(self, key))
+            if not ((v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)):
+                left, right = "(" if lo_open else "[", ")" if hi_open else "]"
+                raise ValueError(f"liquidation.{key}={v} must be in {left}{lo}, {hi}{right}")
+        for key, lo in (("vol_window", 2), ("adv_window", 1)):
+            v = getattr(self, key)
+            if isinstance(v, bool) or int(v) != v or not lo <= int(v) <= 1000:
+                raise ValueError(f"liquidation.{key}={v!r} must be a whole number of days in [{lo}, 1000]")
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,6 +198,7 @@ class SimulationResult:
                 "maintenance": ev["maintenance"],
                 "notional": ev["notional"],
                 "slippage": ev["slippage"],
+                "impact": ev["impact"],
                 "penalty": ev["penalty"],
                 "bad_debt": ev["bad_debt"],
                 "returned": ev["returned"],
@@ -239,7 +293,9 @@ def _simulate(
     coll_t, pos_t = book.collateral, book.positions
     held = book.held()
     iso = book.isolated
-    s, pen, k = policy.slippage, policy.penalty, policy.cushion
+    pen, k = policy.penalty, policy.cushion
+    closeout = CloseOut.from_policy(policy, panel)
+    closeout.warn_fallbacks(start, end, panel.live, held.any(axis=0))
 
     q_coll = np.zeros((P, A))
     q_pos = np.zeros((P, A))
@@ -284,9 +340,10 @@ def _simulate(
         notional = (np.abs(qp) * px).sum(1)
         if trigger == 2:  # delisting: closed at the last close, no costs
             slip = np.zeros(len(rows))
+            impact = np.zeros(len(rows))
             penalty = np.zeros(len(rows))
         else:
-            slip = s * ((np.abs(qp) + qc) * px).sum(1)
+            slip, impact = closeout.cost(t, qc, qp, px)
             penalty = np.minimum(pen * notional, np.maximum(eq - slip, 0.0))
         remainder = eq - slip
         bad = np.maximum(-remainder, 0.0)
@@ -295,6 +352,7 @@ def _simulate(
         rec["account"], rec["t"], rec["trigger"] = rows, t, trigger
         rec["equity"], rec["maintenance"], rec["notional"] = eq, mm, notional
         rec["slippage"], rec["penalty"], rec["bad_debt"], rec["returned"] = slip, penalty, bad, returned
+        rec["impact"] = impact
         events.append(rec)
         is_open[rows] = False
         zero = np.zeros((len(rows), A))
