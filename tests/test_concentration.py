@@ -20,7 +20,12 @@ from hypothesis import strategies as st
 
 from riskmodels.data.panel import PricePanel
 from riskmodels.margin import FixedHaircut, get
-from riskmodels.margin.concentration import ConcentrationAddon, adv_capacity, linear_factor, sqrt_factor
+from riskmodels.margin.concentration import (
+    ConcentrationAddon,
+    adv_capacity,
+    linear_factor,
+    sqrt_factor,
+)
 from riskmodels.portfolio import Book
 
 V = 1e7  # daily USD volume of every asset in the flat test panel

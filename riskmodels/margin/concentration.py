@@ -54,7 +54,14 @@ import pandas as pd
 
 from riskmodels.data.panel import PricePanel
 from riskmodels.margin.apc import ModelSpec, resolve_model
-from riskmodels.margin.base import FittedMargin, MarginModel, MarginPath, Requirement, check_range, register
+from riskmodels.margin.base import (
+    FittedMargin,
+    MarginModel,
+    MarginPath,
+    Requirement,
+    check_range,
+    register,
+)
 from riskmodels.margin.haircut import bracket_charge
 from riskmodels.portfolio import Book
 
