@@ -11,6 +11,7 @@ import pandas as pd
 
 from riskmodels.backtest._testresult import ComparisonTable
 from riskmodels.backtest.coverage import CoverageResult
+from riskmodels.backtest import topn as _topn  # noqa: F401  (registers the top-N concentration metrics)
 from riskmodels.backtest.metrics import METRICS, Metric, metrics_with
 from riskmodels.backtest.simulation import SimulationResult
 from riskmodels.data.panel import PricePanel
