@@ -225,6 +225,8 @@ def _intraday_safe(
 
         MM(px) <= mm_prev + sum_a L_a (|qc_a| + |qp_a|) |px_a - px_prev_a| = ub
 
+    ``lip`` is ``(A,)``, or ``(n, A)`` per account (``intraday_lipschitz`` of
+    size-dependent models, +inf where no bound is known).
     An account with ``eq >= ub`` (plus a 1e-9 relative guard for rounding)
     cannot be liquidated intraday; where ``ub`` is not finite the requirement
     is computed as before.
@@ -311,6 +313,7 @@ def _simulate(
     # models that bound how fast their maintenance moves with the holdings let the
     # intraday check skip accounts whose equity is provably above it (exact)
     lipschitz = getattr(fitted, "maintenance_lipschitz", None)
+    row_lipschitz = getattr(fitted, "intraday_lipschitz", None)
     reopen_at = np.full(P, start, dtype=np.int64)  # first attempt at start
 
     nan32 = np.float32(np.nan)
@@ -381,10 +384,13 @@ def _simulate(
             px = cz + long_m * (lo - cz) + short_m * (hi - cz)
             eq = equity(px)
             rows = np.flatnonzero(is_open)
-            lip = lipschitz(t - 1) if lipschitz is not None else None
+            prev = np.where(np.isfinite(C[t - 1]), C[t - 1], 0.0)
+            if row_lipschitz is not None:  # per-account bounds (n, A) of size-dependent models
+                lip = row_lipschitz(t - 1, q_coll[rows], q_pos[rows], px[rows], prev)
+            else:
+                lip = lipschitz(t - 1) if lipschitz is not None else None
             if lip is not None:
-                rows = rows[~_intraday_safe(lip, eq[rows], mm_last[rows], q_coll[rows], q_pos[rows], px[rows],
-                                            np.where(np.isfinite(C[t - 1]), C[t - 1], 0.0))]
+                rows = rows[~_intraday_safe(lip, eq[rows], mm_last[rows], q_coll[rows], q_pos[rows], px[rows], prev)]
             if len(rows):
                 pxr = px[rows]
                 mm = fitted.account_requirement(t - 1, q_coll[rows] * pxr, q_pos[rows] * pxr, iso[rows]).maintenance

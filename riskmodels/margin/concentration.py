@@ -290,6 +290,30 @@ class FittedConcentration(FittedMargin):
             out.append(w * (tot if isolated else m))
         return Requirement(out[0], out[1])
 
+    def intraday_lipschitz(self, t: int, q_coll: np.ndarray, q_perp: np.ndarray, px: np.ndarray,
+                           px_prev: np.ndarray) -> np.ndarray | None:
+        """``(n, A)`` per-account bounds for the simulation's intraday skip (exact, conservative).
+
+        Where an account's add-on is zero for its holdings at every price between
+        ``px_prev`` and ``px`` (each law is non-decreasing in the holding's size, so it
+        is enough that it is zero at the larger of the two values of every holding), its
+        maintenance is the inner model's and the inner per-asset bound ``L`` holds; every
+        other account gets +inf (its requirement is computed).
+        """
+        inner = getattr(self.inner, "maintenance_lipschitz", None)
+        lip = inner(t) if inner is not None else None
+        if lip is None:
+            return None
+        model: ConcentrationAddon = self.model  # type: ignore[assignment]
+        top = np.maximum(np.abs(px), np.abs(px_prev))
+        c_top = np.abs(q_coll) * top
+        p_top = np.abs(q_perp) * top
+        if model.law == "tiers":
+            zero = model.tier_charge(c_top, self.capacity[int(t)]) <= 0
+        else:
+            zero = ~(model.factor(self.ratio(t, c_top, p_top)) > 0).any(axis=1)
+        return np.where(zero[:, None], np.asarray(lip, dtype=np.float64)[None, :], np.inf)
+
     # ------------------------------------------------------------ contract
     def requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:
         base = self.inner.requirement(t, collateral, positions)
