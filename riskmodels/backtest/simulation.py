@@ -297,7 +297,7 @@ def _simulate(
     iso = book.isolated
     pen, k = policy.penalty, policy.cushion
     closeout = CloseOut.from_policy(policy, panel)
-    closeout.warn_fallbacks(start, end, panel.live, held.any(axis=0))
+    closeout.warn_fallbacks(start, end, panel.live if asset_ok is None else asset_ok, held.any(axis=0))
 
     q_coll = np.zeros((P, A))
     q_pos = np.zeros((P, A))
