@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from riskmodels.backtest.closeout import CLOSEOUT_RULES, IMPACT_LAWS, CloseOut
+from riskmodels.backtest.feedback import FEEDBACK_LOG_DTYPE, FeedbackMarket
 from riskmodels.margin.base import FittedMargin, account_eligibility
 from riskmodels.portfolio import Book
 
@@ -103,6 +104,14 @@ class LiquidationPolicy:
         Days of daily log returns in the impact's ``sigma``, [2, 1000]; default 30.
     adv_window : int
         Days of trailing volume used where the day's volume is missing or zero, [1, 1000]; default 30.
+    feedback : bool
+        Endogenous cascades: each day's forced sales, aggregated per asset and scaled to
+        the real market, move that day's execution and marking prices through the impact
+        law, in rounds to a fixed point (:mod:`riskmodels.backtest.feedback`). Needs
+        ``closeout = "impact"``. Default False.
+    feedback_oi_to_volume : float
+        Real open interest per USD of trailing daily volume, the scale of the market the
+        book stands for (feedback only), (0, 100]; default 0.5 (cascade.population).
     """
 
     cushion: float = 0.5
@@ -119,6 +128,8 @@ class LiquidationPolicy:
     impact_max_move: float = 0.95
     vol_window: int = 30
     adv_window: int = 30
+    feedback: bool = False
+    feedback_oi_to_volume: float = 0.5
 
     def __post_init__(self) -> None:
         if not (self.cushion >= 0 and np.isfinite(self.cushion)):
@@ -144,6 +155,13 @@ class LiquidationPolicy:
             if not ((v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)):
                 left, right = "(" if lo_open else "[", ")" if hi_open else "]"
                 raise ValueError(f"liquidation.{key}={v} must be in {left}{lo}, {hi}{right}")
+        if not isinstance(self.feedback, bool):
+            raise ValueError(f"liquidation.feedback={self.feedback!r} must be true or false")
+        if self.feedback and self.closeout != "impact":
+            raise ValueError('liquidation.feedback = true needs liquidation.closeout = "impact" (the impact law '
+                             "that turns forced flow into price moves)")
+        if not 0 < float(self.feedback_oi_to_volume) <= 100:
+            raise ValueError(f"liquidation.feedback_oi_to_volume={self.feedback_oi_to_volume} must be in (0, 100]")
         for key, lo in (("vol_window", 2), ("adv_window", 1)):
             v = getattr(self, key)
             if isinstance(v, bool) or int(v) != v or not lo <= int(v) <= 1000:
@@ -167,6 +185,8 @@ class SimulationResult:
     start: int
     end: int
     policy: LiquidationPolicy = field(default_factory=LiquidationPolicy)
+    #: feedback runs: FEEDBACK_LOG_DTYPE records, one per simulated date (rounds, liquidated, max |move|)
+    feedback_log: np.ndarray | None = None
 
     def row(self, t: int) -> int:
         """Row of the daily state arrays for the panel's date index ``t``."""
@@ -298,6 +318,9 @@ def _simulate(
     pen, k = policy.penalty, policy.cushion
     closeout = CloseOut.from_policy(policy, panel)
     closeout.warn_fallbacks(start, end, panel.live if asset_ok is None else asset_ok, held.any(axis=0))
+    fb = FeedbackMarket.build(closeout, panel, policy.feedback_oi_to_volume, policy.adv_window) \
+        if policy.feedback else None
+    fb_log: list[tuple[int, int, int, float]] = []
 
     q_coll = np.zeros((P, A))
     q_pos = np.zeros((P, A))
@@ -336,8 +359,13 @@ def _simulate(
         """``(P,)`` equity of every account at prices ``px`` (A,) or (P, A); 0 when closed."""
         return cash - pos_cost + np.einsum("pa,pa->p", q_net, np.broadcast_to(px, (P, A)))
 
-    def close_out(rows: np.ndarray, t: int, px: np.ndarray, trigger: int, mm: np.ndarray) -> None:
-        """Liquidate ``rows`` at prices ``px`` (len(rows), A) and record events."""
+    def close_out(rows: np.ndarray, t: int, px: np.ndarray, trigger: int, mm: np.ndarray,
+                  impact_cost: np.ndarray | None = None) -> None:
+        """Liquidate ``rows`` at prices ``px`` (len(rows), A) and record events.
+
+        ``impact_cost`` (feedback runs) replaces the account's own-order impact by its
+        share of the round's aggregate fill.
+        """
         qc, qp, en = q_coll[rows], q_pos[rows], entry[rows]
         eq = cash[rows] + (qc * px).sum(1) + (qp * (px - en)).sum(1)
         notional = (np.abs(qp) * px).sum(1)
@@ -345,6 +373,9 @@ def _simulate(
             slip = np.zeros(len(rows))
             impact = np.zeros(len(rows))
             penalty = np.zeros(len(rows))
+        elif impact_cost is not None:
+            impact = impact_cost
+            slip = closeout.slippage * ((np.abs(qp) + qc) * px).sum(1) + impact
         else:
             slip, impact = closeout.cost(t, qc, qp, px)
             penalty = np.minimum(pen * notional, np.maximum(eq - slip, 0.0))
@@ -366,10 +397,16 @@ def _simulate(
         else:
             reopen_at[rows] = t + int(policy.reentry_days)
 
+    last_close = np.where(np.isfinite(C[start - 1]), C[start - 1], 0.0) if start > 0 else np.zeros(A)
     for t in range(start, end + 1):
         c = C[t]
         finite = np.isfinite(c)
         cz = np.where(finite, c, 0.0)
+        qd = np.zeros(A)  # feedback: the day's cumulative real-market forced flow per asset (USD, buys > 0)
+        kscale: np.ndarray | None = None
+        n_rounds = n_liq = 0
+        if fb is not None and is_open.any():
+            kscale = fb.scale(t, ((np.abs(q_coll) + np.abs(q_pos))[is_open] * last_close).sum(0))
         # -- a held asset stopped trading: close at its last close, no penalty
         if is_open.any() and not finite.all():
             gone = is_open & (held & ~finite).any(axis=1)
@@ -381,22 +418,56 @@ def _simulate(
         if policy.intraday and t > start and is_open.any():
             lo = np.where(np.isfinite(L[t]), L[t], cz)
             hi = np.where(np.isfinite(H[t]), H[t], cz)
-            px = cz + long_m * (lo - cz) + short_m * (hi - cz)
-            eq = equity(px)
-            rows = np.flatnonzero(is_open)
-            prev = np.where(np.isfinite(C[t - 1]), C[t - 1], 0.0)
-            if row_lipschitz is not None:  # per-account bounds (n, A) of size-dependent models
-                lip = row_lipschitz(t - 1, q_coll[rows], q_pos[rows], px[rows], prev)
-            else:
-                lip = lipschitz(t - 1) if lipschitz is not None else None
-            if lip is not None:
-                rows = rows[~_intraday_safe(lip, eq[rows], mm_last[rows], q_coll[rows], q_pos[rows], px[rows], prev)]
-            if len(rows):
-                pxr = px[rows]
-                mm = fitted.account_requirement(t - 1, q_coll[rows] * pxr, q_pos[rows] * pxr, iso[rows]).maintenance
-                hit = eq[rows] < mm
-                if hit.any():
-                    close_out(rows[hit], t, pxr[hit], 0, mm[hit])
+            px0 = cz + long_m * (lo - cz) + short_m * (hi - cz)
+            prev = last_close  # the close mm_last was computed at
+            while True:  # one pass without feedback; rounds to a fixed point with it
+                px = px0 if fb is None or not qd.any() else px0 * (1.0 + fb.move(t, qd))
+                eq = equity(px)
+                rows = np.flatnonzero(is_open)
+                if row_lipschitz is not None:  # per-account bounds (n, A) of size-dependent models
+                    lip = row_lipschitz(t - 1, q_coll[rows], q_pos[rows], px[rows], prev)
+                else:
+                    lip = lipschitz(t - 1) if lipschitz is not None else None
+                if lip is not None:
+                    rows = rows[~_intraday_safe(lip, eq[rows], mm_last[rows], q_coll[rows], q_pos[rows], px[rows],
+                                                prev)]
+                n_hit = 0
+                if len(rows):
+                    pxr = px[rows]
+                    mm = fitted.account_requirement(t - 1, q_coll[rows] * pxr, q_pos[rows] * pxr,
+                                                    iso[rows]).maintenance
+                    hit = eq[rows] < mm
+                    n_hit = int(hit.sum())
+                    if n_hit:
+                        cost = None
+                        if fb is not None:
+                            hr = rows[hit]
+                            cost, qd = fb.fill(t, qd, -(q_coll[hr] + q_pos[hr]) * pxr[hit], kscale)
+                        close_out(rows[hit], t, pxr[hit], 0, mm[hit], cost)
+                if fb is None or not n_hit or not is_open.any():
+                    break
+                n_rounds += 1
+                n_liq += n_hit
+        # -- feedback: the close marked with the day's forced flow, rounds of the close check
+        if fb is not None:
+            cz0 = cz
+            if qd.any():
+                cz = cz0 * (1.0 + fb.move(t, qd))
+            while is_open.any():
+                rows = np.flatnonzero(is_open)
+                mm = fitted.account_requirement(t, q_coll[rows] * cz, q_pos[rows] * cz, iso[rows]).maintenance
+                hit = equity(cz)[rows] < mm
+                if not hit.any():
+                    break
+                hr = rows[hit]
+                if kscale is None:
+                    kscale = fb.scale(t, ((np.abs(q_coll) + np.abs(q_pos))[is_open] * last_close).sum(0))
+                cost, qd = fb.fill(t, qd, -(q_coll[hr] + q_pos[hr]) * cz, kscale)
+                close_out(hr, t, np.broadcast_to(cz, (len(hr), A)), 1, mm[hit], cost)
+                cz = cz0 * (1.0 + fb.move(t, qd))
+                n_rounds += 1
+                n_liq += len(hr)
+            fb_log.append((t, n_rounds, n_liq, float(np.abs(fb.move(t, qd)).max()) if A else 0.0))
         # -- re-openings at today's close
         want = (~is_open) & (reopen_at >= 0) & (reopen_at <= t) & ok[t]
         # -- close: requirement for open accounts and for those opening today
@@ -432,6 +503,7 @@ def _simulate(
         if is_open.any():
             out_eq[t - start, is_open] = equity(cz)[is_open]
             out_open[t - start] = is_open
+        last_close = cz
 
     ev = np.concatenate(events) if events else np.empty(0, dtype=EVENT_DTYPE)
     ev = ev[np.lexsort((ev["account"], ev["t"]))]
@@ -453,4 +525,5 @@ def _simulate(
         start,
         end,
         policy,
+        np.array(fb_log, dtype=FEEDBACK_LOG_DTYPE) if fb is not None else None,
     )
