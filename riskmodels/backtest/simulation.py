@@ -373,11 +373,12 @@ def _simulate(
             slip = np.zeros(len(rows))
             impact = np.zeros(len(rows))
             penalty = np.zeros(len(rows))
-        elif impact_cost is not None:
-            impact = impact_cost
-            slip = closeout.slippage * ((np.abs(qp) + qc) * px).sum(1) + impact
         else:
-            slip, impact = closeout.cost(t, qc, qp, px)
+            if impact_cost is not None:
+                impact = impact_cost
+                slip = closeout.slippage * ((np.abs(qp) + qc) * px).sum(1) + impact
+            else:
+                slip, impact = closeout.cost(t, qc, qp, px)
             penalty = np.minimum(pen * notional, np.maximum(eq - slip, 0.0))
         remainder = eq - slip
         bad = np.maximum(-remainder, 0.0)
@@ -444,10 +445,10 @@ def _simulate(
                             hr = rows[hit]
                             cost, qd = fb.fill(t, qd, -(q_coll[hr] + q_pos[hr]) * pxr[hit], kscale)
                         close_out(rows[hit], t, pxr[hit], 0, mm[hit], cost)
+                        n_rounds += 1  # rounds that liquidated somebody
+                        n_liq += n_hit
                 if fb is None or not n_hit or not is_open.any():
                     break
-                n_rounds += 1
-                n_liq += n_hit
         # -- feedback: the close marked with the day's forced flow, rounds of the close check
         if fb is not None:
             cz0 = cz
