@@ -78,3 +78,19 @@ def test_size_without_a_size_term_warns():
         warnings.simplefilter("error")
         calibrate(panel, "fixed_haircut", "haircut", Target("coverage", 0.05), book="collateral", grid=3, xtol=0.05,
                   start="2020-02-15", adv_fraction=0.5, policy=LiquidationPolicy(closeout="impact"))
+
+
+def test_adv_fraction_from_the_calibrate_section():
+    from riskmodels.calibrate import calibrate_from_config
+    from riskmodels.config import default_config
+
+    cfg = default_config()
+    cfg["data"]["universe"] = ["X"]
+    cfg["data"]["start"] = "2020-03-01"
+    cfg["liquidation"]["closeout"] = "impact"
+    sec = {"model": "fixed_haircut", "param": "imf", "book": "long", "bounds": [0.01, 0.6], "grid": 3, "xtol": 0.05,
+           "adv_fraction": 0.5, "target": {"kind": "bad_debt", "value": 1e-3}}
+    res = calibrate_from_config(cfg, sec, gappy_panel())
+    assert res.settings["adv_fraction"] == 0.5 and res.settings["closeout"] == "impact"
+    with pytest.raises(ValueError, match="adv_fraction"):
+        calibrate_from_config(cfg, {**sec, "adv_fraction": -1.0}, gappy_panel())
