@@ -34,6 +34,17 @@ Targets (:class:`Target`)
 
 Capital is ``mean_im_per_notional`` (mean initial margin / gross notional).
 
+Size (``adv_fraction``)
+-----------------------
+``adv_fraction = f`` rescales every account of the book (per-asset or joint)
+so that its largest holding is ``f`` x the asset's average daily USD volume
+of the ``adv_window`` days before the scored window
+(:func:`riskmodels.book_sizing.scale_to_adv`). Size changes the answer only
+through size-dependent terms: the close-out impact (``[liquidation] closeout
+= "impact"``) and concentration add-ons (``concentration`` models); with a
+flat close-out and a homogeneous model a warning says the size is inert.
+A ``bad_debt`` target on a larger book then needs a larger margin rate.
+
 Search
 ------
 The parameter is scanned on a grid of ``grid`` points over ``bounds`` (or on
@@ -147,6 +158,7 @@ xtol = 1e-4                   # bisection tolerance on the parameter
 mpor = 2                      # margin period of risk, days (default: [backtest] mpor)
 params = { imf = 0.05, mmf = 0.03 }   # fixed parameters of the model
 # tie = { maintenance_haircut = 1.0 } # other parameters set to ratio x the searched value
+# adv_fraction = 0.05         # size every account to 5% of ADV (with [liquidation] closeout = "impact")
 
 [calibrate.target]
 kind = "coverage"             # coverage | kupiec | liquidations | bad_debt
@@ -528,6 +540,8 @@ def calibrate(
     policy: LiquidationPolicy | None = None,
     coverage_on: str = "initial",
     progress: Callable[[str, int, int], None] | None = None,
+    adv_fraction: float | None = None,
+    adv_window: int = 30,
 ) -> CalibrationResult:
     """Find the least-capital value of ``param`` that meets ``target``.
 
@@ -578,6 +592,11 @@ def calibrate(
         are dates (inclusive) of the scored window.
     progress : callable, optional
         ``progress(message, i, n)`` after each asset.
+    adv_fraction : float, optional
+        Size every account so that its largest holding is this fraction of the
+        asset's ADV (module docstring "Size"); default: the book as given.
+    adv_window : int
+        Days of volume before the scored window in that ADV; default 30.
     """
     if not isinstance(target, Target):
         target = Target(str(target))
@@ -626,12 +645,18 @@ def calibrate(
             raise ValueError("per_asset=False needs book=<a Book> (e.g. engine.build_book(cfg, panel.assets))")
         jobs = [("joint", panel, book.align(panel.assets))]
 
+    if adv_fraction is not None:
+        _warn_if_size_inert(policy, factory, fixed)
     rows, frames = [], []
     for k, (name, pan, bk) in enumerate(jobs):
         s = pan.date_index(start) if start is not None else 0
         e = pan.date_index(end, side="right") - 1 if end is not None else pan.n_dates - 1
         if s > e:
             raise ValueError(f"no dates between start={start} and end={end}")
+        if adv_fraction is not None:
+            from riskmodels.book_sizing import scale_to_adv
+
+            bk = scale_to_adv(bk, pan, s, float(adv_fraction), int(adv_window))
         prob = _Problem(pan, bk, factory, param, fixed, tie, integer, target, int(mpor), int(min_history),
                         s, e, policy, coverage_on)
         row, frame = _search(prob, bounds=bounds or (0.0, 0.0), values=values, grid=int(grid), xtol=float(xtol),
@@ -643,15 +668,34 @@ def calibrate(
     settings = {"per_asset": per_asset, "book": book if isinstance(book, str) else "custom", "mpor": mpor,
                 "min_history": min_history, "start": None if start is None else str(start),
                 "end": None if end is None else str(end), "coverage_on": coverage_on, "xtol": xtol,
-                "grid": grid, "fixed": fixed, "tie": tie}
+                "grid": grid, "fixed": fixed, "tie": tie, "adv_fraction": adv_fraction, "adv_window": adv_window,
+                "closeout": getattr(policy, "closeout", "flat")}
     return CalibrationResult(str(model_name), param, target, tuple(rows), pd.concat(frames, ignore_index=True),
                              settings)
+
+
+def _warn_if_size_inert(policy: LiquidationPolicy, factory: ModelFactory, fixed: Mapping[str, Any]) -> None:
+    """Warn when nothing in the run depends on the size of the accounts."""
+    import warnings
+
+    if getattr(policy, "closeout", "flat") == "impact":
+        return
+    try:
+        m = factory(label="probe", **fixed)
+    except Exception:  # the searched parameter may be required: cannot tell
+        return
+    if getattr(m, "name", "") != "concentration" and not getattr(m, "position_tiers", None) \
+            and not getattr(m, "collateral_tiers", None):
+        warnings.warn("adv_fraction is set but the close-out is flat and the model has no size term: the size of "
+                      "the book cannot change the result (set [liquidation] closeout = \"impact\" or use a "
+                      "concentration model)", stacklevel=3)
 
 
 # --------------------------------------------------------------------------- config + CLI
 CALIBRATE_KEYS = {
     "model", "param", "per_asset", "assets", "book", "params", "tie", "bounds", "values", "integer",
     "increasing", "grid", "xtol", "max_iter", "mpor", "min_history", "coverage_on", "target",
+    "adv_fraction", "adv_window",
 }
 
 
@@ -711,6 +755,8 @@ def calibrate_from_config(cfg: dict[str, Any], sec: dict[str, Any], panel: Price
         start=cfg["data"].get("start") or None, end=cfg["data"].get("end") or None,
         policy=liquidation_policy(cfg), coverage_on=sec.get("coverage_on", bt.get("coverage_on", "initial")),
         progress=progress,
+        adv_fraction=float(sec["adv_fraction"]) if "adv_fraction" in sec else None,
+        adv_window=int(sec.get("adv_window", 30)),
     )
 
 

@@ -169,6 +169,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         pro.to_frame().to_csv(out / "procyclicality.csv", float_format="%.10g")
         result.margin_paths().to_parquet(out / "margin_paths.parquet", compression="zstd", index=False)
         result.events().to_csv(out / "liquidations.csv", index=False, float_format="%.10g")
+        from riskmodels.backtest.topn import top_concentration, write_top_concentration
+
+        write_top_concentration(top_concentration(result), out / "concentration.csv")
         from riskmodels.config import default_config_text
 
         config_text = Path(args.config).read_text() if args.config else default_config_text()
@@ -194,7 +197,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         bar.note(f"  {name}: " + ", ".join(f"{k} {v:.1f} s" for k, v in r.timings.items()))
     bar.note(
         f"wrote {out}/summary.csv, summary.json, comparison.csv, coverage.csv, procyclicality.csv, "
-        f"netting.csv, margin_paths.parquet, liquidations.csv, pareto.png, report.html ({elapsed:.1f} s)"
+        f"netting.csv, margin_paths.parquet, liquidations.csv, concentration.csv, pareto.png, report.html ({elapsed:.1f} s)"
     )
     return 0
 

@@ -113,6 +113,8 @@ class CalibrateKeys:
     mpor: Literal[1, 2, 3, 5, 10]
     min_history: NonNegInt
     coverage_on: Literal["initial", "maintenance"]
+    adv_fraction: Annotated[float, Range(0, lo_open=True)]
+    adv_window: PosInt
     target: TargetKeys
 
 

@@ -27,6 +27,8 @@ SPECS: dict[str, list[dict]] = {
     "apc_speed_limit": [{"inner": _INNER, "n_days": 10, "max_increase": 0.3, "history": 60}],
     "apc_floor": [{"inner": _INNER, "lookback_days": 250}],
     "apc_stress_weight": [{"inner": _INNER, "stress_windows": [["2020-02-01", "2020-03-01"]]}],
+    "concentration": [{"inner": _INNER, "law": "sqrt", "capacity_fraction": 100.0, "coef": 0.01},
+                      {"inner": _INNER, "law": "tiers", "basis": "usd", "tiers": [[0, 0], [20_000, 0.1]]}],
 }
 
 

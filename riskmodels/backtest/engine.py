@@ -146,7 +146,8 @@ def run_models(
     # cheap-fit models' accounts are split to use the idle ones (splitting when every
     # process has a model measured slower: each chunk repeats the per-date overhead)
     share = n_jobs if n < n_jobs else 1
-    splits = {m.label: account_splits(m, share, book.n_accounts) for m in models}
+    # feedback couples the accounts (their forced sales move each other's prices): never split them
+    splits = {m.label: account_splits(m, 1 if policy.feedback else share, book.n_accounts) for m in models}
     tasks = [(m, i, sl) for m in models for i, sl in enumerate(splits[m.label])]
     if n_jobs > 1 and len(tasks) > 1:
         ctx = multiprocessing.get_context("spawn")

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from riskmodels.backtest import topn as _topn  # noqa: F401  (registers the top-N concentration metrics)
 from riskmodels.backtest._testresult import ComparisonTable
 from riskmodels.backtest.coverage import CoverageResult
 from riskmodels.backtest.metrics import METRICS, Metric, metrics_with

@@ -19,7 +19,10 @@ Rules (each a documented choice; README "Conventions")
   margin the model sets at t.
 * **Liquidation** closes the whole account at the trigger prices with
   slippage against the trade (sell at ``P(1 - s)``, buy back at ``P(1 + s)``),
-  then charges a penalty ``pi x perp notional`` out of what is left. A positive
+  then charges a penalty ``pi x perp notional`` out of what is left. With
+  ``closeout = "impact"`` the close-out also pays the price impact of the
+  account's net order per asset against the day's volume, so the cost grows
+  with the position (:mod:`riskmodels.backtest.closeout`). A positive
   remainder returns to the trader; a negative remainder is **bad debt**.
 * **Re-entry**: ``reentry_days = N`` re-opens the account's book N days later
   (at the then prices and requirement); ``None`` keeps it closed.
@@ -40,6 +43,8 @@ import numba
 import numpy as np
 import pandas as pd
 
+from riskmodels.backtest.closeout import CLOSEOUT_RULES, IMPACT_LAWS, CloseOut
+from riskmodels.backtest.feedback import FEEDBACK_LOG_DTYPE, FeedbackMarket
 from riskmodels.margin.base import FittedMargin, account_eligibility
 from riskmodels.portfolio import Book
 
@@ -53,7 +58,8 @@ EVENT_DTYPE = np.dtype(
         ("equity", np.float64),  # at trigger prices, before slippage
         ("maintenance", np.float64),
         ("notional", np.float64),  # gross perp notional at trigger prices
-        ("slippage", np.float64),
+        ("slippage", np.float64),  # close-out cost: flat slippage + impact
+        ("impact", np.float64),  # of which price impact (closeout = "impact")
         ("penalty", np.float64),
         ("bad_debt", np.float64),
         ("returned", np.float64),
@@ -78,6 +84,34 @@ class LiquidationPolicy:
         Days after a liquidation before the account re-opens; None = never.
     intraday : bool
         Check the adverse intraday extreme (default) or only the close.
+    closeout : {"flat", "impact"}
+        ``flat`` (default): every closing trade pays ``slippage``. ``impact``:
+        ``slippage`` plus the price impact of the account's net order per
+        asset against the day's USD volume (:mod:`riskmodels.backtest.closeout`).
+    impact_law : {"sqrt", "linear", "depth"}
+        Impact law of ``closeout = "impact"`` (:mod:`riskmodels.cascade.impact`).
+    impact_y : float
+        Square-root prefactor ``Y`` in ``Y sigma sqrt(Q / V)``, (0, 10]; default 0.7.
+    impact_per_volume : float
+        Linear law: move caused by an order equal to the day's volume, [0, 10]; default 0.1.
+    impact_depth_to_volume : float
+        Depth law: USD depth within 1% of the mid / daily USD volume, (0, 1]; default 0.002.
+    impact_depth_exponent : float
+        Depth law: power ``beta`` of the depth profile, (0, 5]; default 1.
+    impact_max_move : float
+        Cap on the impact move, (0, 1); default 0.95.
+    vol_window : int
+        Days of daily log returns in the impact's ``sigma``, [2, 1000]; default 30.
+    adv_window : int
+        Days of trailing volume used where the day's volume is missing or zero, [1, 1000]; default 30.
+    feedback : bool
+        Endogenous cascades: each day's forced sales, aggregated per asset and scaled to
+        the real market, move that day's execution and marking prices through the impact
+        law, in rounds to a fixed point (:mod:`riskmodels.backtest.feedback`). Needs
+        ``closeout = "impact"``. Default False.
+    feedback_oi_to_volume : float
+        Real open interest per USD of trailing daily volume, the scale of the market the
+        book stands for (feedback only), (0, 100]; default 0.5 (cascade.population).
     """
 
     cushion: float = 0.5
@@ -85,6 +119,17 @@ class LiquidationPolicy:
     penalty: float = 0.01
     reentry_days: int | None = 5
     intraday: bool = True
+    closeout: str = "flat"
+    impact_law: str = "sqrt"
+    impact_y: float = 0.7
+    impact_per_volume: float = 0.1
+    impact_depth_to_volume: float = 0.002
+    impact_depth_exponent: float = 1.0
+    impact_max_move: float = 0.95
+    vol_window: int = 30
+    adv_window: int = 30
+    feedback: bool = False
+    feedback_oi_to_volume: float = 0.5
 
     def __post_init__(self) -> None:
         if not (self.cushion >= 0 and np.isfinite(self.cushion)):
@@ -95,6 +140,32 @@ class LiquidationPolicy:
             raise ValueError(f"penalty={self.penalty} must be in [0, 0.5)")
         if self.reentry_days is not None and int(self.reentry_days) < 1:
             raise ValueError(f"reentry_days={self.reentry_days} must be >= 1 or None (never re-open)")
+        if self.closeout not in CLOSEOUT_RULES:
+            raise ValueError(f"liquidation.closeout={self.closeout!r} must be one of {', '.join(CLOSEOUT_RULES)}")
+        if self.impact_law not in IMPACT_LAWS:
+            raise ValueError(f"liquidation.impact_law={self.impact_law!r} must be one of {', '.join(IMPACT_LAWS)}")
+        for key, lo, hi, lo_open, hi_open in (
+            ("impact_y", 0.0, 10.0, True, False),
+            ("impact_per_volume", 0.0, 10.0, False, False),
+            ("impact_depth_to_volume", 0.0, 1.0, True, False),
+            ("impact_depth_exponent", 0.0, 5.0, True, False),
+            ("impact_max_move", 0.0, 1.0, True, True),
+        ):
+            v = float(getattr(self, key))
+            if not ((v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)):
+                left, right = "(" if lo_open else "[", ")" if hi_open else "]"
+                raise ValueError(f"liquidation.{key}={v} must be in {left}{lo}, {hi}{right}")
+        if not isinstance(self.feedback, bool):
+            raise ValueError(f"liquidation.feedback={self.feedback!r} must be true or false")
+        if self.feedback and self.closeout != "impact":
+            raise ValueError('liquidation.feedback = true needs liquidation.closeout = "impact" (the impact law '
+                             "that turns forced flow into price moves)")
+        if not 0 < float(self.feedback_oi_to_volume) <= 100:
+            raise ValueError(f"liquidation.feedback_oi_to_volume={self.feedback_oi_to_volume} must be in (0, 100]")
+        for key, lo in (("vol_window", 2), ("adv_window", 1)):
+            v = getattr(self, key)
+            if isinstance(v, bool) or int(v) != v or not lo <= int(v) <= 1000:
+                raise ValueError(f"liquidation.{key}={v!r} must be a whole number of days in [{lo}, 1000]")
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,6 +185,8 @@ class SimulationResult:
     start: int
     end: int
     policy: LiquidationPolicy = field(default_factory=LiquidationPolicy)
+    #: feedback runs: FEEDBACK_LOG_DTYPE records, one per simulated date (rounds, liquidated, max |move|)
+    feedback_log: np.ndarray | None = None
 
     def row(self, t: int) -> int:
         """Row of the daily state arrays for the panel's date index ``t``."""
@@ -145,6 +218,7 @@ class SimulationResult:
                 "maintenance": ev["maintenance"],
                 "notional": ev["notional"],
                 "slippage": ev["slippage"],
+                "impact": ev["impact"],
                 "penalty": ev["penalty"],
                 "bad_debt": ev["bad_debt"],
                 "returned": ev["returned"],
@@ -171,6 +245,8 @@ def _intraday_safe(
 
         MM(px) <= mm_prev + sum_a L_a (|qc_a| + |qp_a|) |px_a - px_prev_a| = ub
 
+    ``lip`` is ``(A,)``, or ``(n, A)`` per account (``intraday_lipschitz`` of
+    size-dependent models, +inf where no bound is known).
     An account with ``eq >= ub`` (plus a 1e-9 relative guard for rounding)
     cannot be liquidated intraday; where ``ub`` is not finite the requirement
     is computed as before.
@@ -239,7 +315,12 @@ def _simulate(
     coll_t, pos_t = book.collateral, book.positions
     held = book.held()
     iso = book.isolated
-    s, pen, k = policy.slippage, policy.penalty, policy.cushion
+    pen, k = policy.penalty, policy.cushion
+    closeout = CloseOut.from_policy(policy, panel)
+    closeout.warn_fallbacks(start, end, panel.live if asset_ok is None else asset_ok, held.any(axis=0))
+    fb = FeedbackMarket.build(closeout, panel, policy.feedback_oi_to_volume, policy.adv_window) \
+        if policy.feedback else None
+    fb_log: list[tuple[int, int, int, float]] = []
 
     q_coll = np.zeros((P, A))
     q_pos = np.zeros((P, A))
@@ -255,6 +336,7 @@ def _simulate(
     # models that bound how fast their maintenance moves with the holdings let the
     # intraday check skip accounts whose equity is provably above it (exact)
     lipschitz = getattr(fitted, "maintenance_lipschitz", None)
+    row_lipschitz = getattr(fitted, "intraday_lipschitz", None)
     reopen_at = np.full(P, start, dtype=np.int64)  # first attempt at start
 
     nan32 = np.float32(np.nan)
@@ -277,16 +359,26 @@ def _simulate(
         """``(P,)`` equity of every account at prices ``px`` (A,) or (P, A); 0 when closed."""
         return cash - pos_cost + np.einsum("pa,pa->p", q_net, np.broadcast_to(px, (P, A)))
 
-    def close_out(rows: np.ndarray, t: int, px: np.ndarray, trigger: int, mm: np.ndarray) -> None:
-        """Liquidate ``rows`` at prices ``px`` (len(rows), A) and record events."""
+    def close_out(rows: np.ndarray, t: int, px: np.ndarray, trigger: int, mm: np.ndarray,
+                  impact_cost: np.ndarray | None = None) -> None:
+        """Liquidate ``rows`` at prices ``px`` (len(rows), A) and record events.
+
+        ``impact_cost`` (feedback runs) replaces the account's own-order impact by its
+        share of the round's aggregate fill.
+        """
         qc, qp, en = q_coll[rows], q_pos[rows], entry[rows]
         eq = cash[rows] + (qc * px).sum(1) + (qp * (px - en)).sum(1)
         notional = (np.abs(qp) * px).sum(1)
         if trigger == 2:  # delisting: closed at the last close, no costs
             slip = np.zeros(len(rows))
+            impact = np.zeros(len(rows))
             penalty = np.zeros(len(rows))
         else:
-            slip = s * ((np.abs(qp) + qc) * px).sum(1)
+            if impact_cost is not None:
+                impact = impact_cost
+                slip = closeout.slippage * ((np.abs(qp) + qc) * px).sum(1) + impact
+            else:
+                slip, impact = closeout.cost(t, qc, qp, px)
             penalty = np.minimum(pen * notional, np.maximum(eq - slip, 0.0))
         remainder = eq - slip
         bad = np.maximum(-remainder, 0.0)
@@ -295,6 +387,7 @@ def _simulate(
         rec["account"], rec["t"], rec["trigger"] = rows, t, trigger
         rec["equity"], rec["maintenance"], rec["notional"] = eq, mm, notional
         rec["slippage"], rec["penalty"], rec["bad_debt"], rec["returned"] = slip, penalty, bad, returned
+        rec["impact"] = impact
         events.append(rec)
         is_open[rows] = False
         zero = np.zeros((len(rows), A))
@@ -305,10 +398,16 @@ def _simulate(
         else:
             reopen_at[rows] = t + int(policy.reentry_days)
 
+    last_close = np.where(np.isfinite(C[start - 1]), C[start - 1], 0.0) if start > 0 else np.zeros(A)
     for t in range(start, end + 1):
         c = C[t]
         finite = np.isfinite(c)
         cz = np.where(finite, c, 0.0)
+        qd = np.zeros(A)  # feedback: the day's cumulative real-market forced flow per asset (USD, buys > 0)
+        kscale: np.ndarray | None = None
+        n_rounds = n_liq = 0
+        if fb is not None and is_open.any():
+            kscale = fb.scale(t, ((np.abs(q_coll) + np.abs(q_pos))[is_open] * last_close).sum(0))
         # -- a held asset stopped trading: close at its last close, no penalty
         if is_open.any() and not finite.all():
             gone = is_open & (held & ~finite).any(axis=1)
@@ -320,19 +419,56 @@ def _simulate(
         if policy.intraday and t > start and is_open.any():
             lo = np.where(np.isfinite(L[t]), L[t], cz)
             hi = np.where(np.isfinite(H[t]), H[t], cz)
-            px = cz + long_m * (lo - cz) + short_m * (hi - cz)
-            eq = equity(px)
-            rows = np.flatnonzero(is_open)
-            lip = lipschitz(t - 1) if lipschitz is not None else None
-            if lip is not None:
-                rows = rows[~_intraday_safe(lip, eq[rows], mm_last[rows], q_coll[rows], q_pos[rows], px[rows],
-                                            np.where(np.isfinite(C[t - 1]), C[t - 1], 0.0))]
-            if len(rows):
-                pxr = px[rows]
-                mm = fitted.account_requirement(t - 1, q_coll[rows] * pxr, q_pos[rows] * pxr, iso[rows]).maintenance
-                hit = eq[rows] < mm
-                if hit.any():
-                    close_out(rows[hit], t, pxr[hit], 0, mm[hit])
+            px0 = cz + long_m * (lo - cz) + short_m * (hi - cz)
+            prev = last_close  # the close mm_last was computed at
+            while True:  # one pass without feedback; rounds to a fixed point with it
+                px = px0 if fb is None or not qd.any() else px0 * (1.0 + fb.move(t, qd))
+                eq = equity(px)
+                rows = np.flatnonzero(is_open)
+                if row_lipschitz is not None:  # per-account bounds (n, A) of size-dependent models
+                    lip = row_lipschitz(t - 1, q_coll[rows], q_pos[rows], px[rows], prev)
+                else:
+                    lip = lipschitz(t - 1) if lipschitz is not None else None
+                if lip is not None:
+                    rows = rows[~_intraday_safe(lip, eq[rows], mm_last[rows], q_coll[rows], q_pos[rows], px[rows],
+                                                prev)]
+                n_hit = 0
+                if len(rows):
+                    pxr = px[rows]
+                    mm = fitted.account_requirement(t - 1, q_coll[rows] * pxr, q_pos[rows] * pxr,
+                                                    iso[rows]).maintenance
+                    hit = eq[rows] < mm
+                    n_hit = int(hit.sum())
+                    if n_hit:
+                        cost = None
+                        if fb is not None:
+                            hr = rows[hit]
+                            cost, qd = fb.fill(t, qd, -(q_coll[hr] + q_pos[hr]) * pxr[hit], kscale)
+                        close_out(rows[hit], t, pxr[hit], 0, mm[hit], cost)
+                        n_rounds += 1  # rounds that liquidated somebody
+                        n_liq += n_hit
+                if fb is None or not n_hit or not is_open.any():
+                    break
+        # -- feedback: the close marked with the day's forced flow, rounds of the close check
+        if fb is not None:
+            cz0 = cz
+            if qd.any():
+                cz = cz0 * (1.0 + fb.move(t, qd))
+            while is_open.any():
+                rows = np.flatnonzero(is_open)
+                mm = fitted.account_requirement(t, q_coll[rows] * cz, q_pos[rows] * cz, iso[rows]).maintenance
+                hit = equity(cz)[rows] < mm
+                if not hit.any():
+                    break
+                hr = rows[hit]
+                if kscale is None:
+                    kscale = fb.scale(t, ((np.abs(q_coll) + np.abs(q_pos))[is_open] * last_close).sum(0))
+                cost, qd = fb.fill(t, qd, -(q_coll[hr] + q_pos[hr]) * cz, kscale)
+                close_out(hr, t, np.broadcast_to(cz, (len(hr), A)), 1, mm[hit], cost)
+                cz = cz0 * (1.0 + fb.move(t, qd))
+                n_rounds += 1
+                n_liq += len(hr)
+            fb_log.append((t, n_rounds, n_liq, float(np.abs(fb.move(t, qd)).max()) if A else 0.0))
         # -- re-openings at today's close
         want = (~is_open) & (reopen_at >= 0) & (reopen_at <= t) & ok[t]
         # -- close: requirement for open accounts and for those opening today
@@ -368,6 +504,7 @@ def _simulate(
         if is_open.any():
             out_eq[t - start, is_open] = equity(cz)[is_open]
             out_open[t - start] = is_open
+        last_close = cz
 
     ev = np.concatenate(events) if events else np.empty(0, dtype=EVENT_DTYPE)
     ev = ev[np.lexsort((ev["account"], ev["t"]))]
@@ -389,4 +526,5 @@ def _simulate(
         start,
         end,
         policy,
+        np.array(fb_log, dtype=FEEDBACK_LOG_DTYPE) if fb is not None else None,
     )

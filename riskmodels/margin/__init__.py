@@ -13,6 +13,7 @@ from riskmodels.margin.base import (
     get,
     register,
 )
+from riskmodels.margin.concentration import ConcentrationAddon
 from riskmodels.margin.garch import EwmaMargin, GarchEstimationWarning, GarchMargin
 from riskmodels.margin.haircut import FixedHaircut
 from riskmodels.margin.historical import AgeWeightedHS, FilteredHS, HistoricalVaR
@@ -21,6 +22,7 @@ from riskmodels.margin.span import DeribitPM, ScenarioGrid
 __all__ = [
     "AgeWeightedHS",
     "Buffer25",
+    "ConcentrationAddon",
     "DeribitPM",
     "EwmaMargin",
     "FilteredHS",
