@@ -78,6 +78,12 @@ class LiquidationPolicy:
         Days after a liquidation before the account re-opens; None = never.
     intraday : bool
         Check the adverse intraday extreme (default) or only the close.
+    maintenance_ratio : float or None
+        The declared liquidation rule of the risk-model rows: maintenance =
+        ratio x initial margin, in (0, 1]; default 1/1.1 (CME HRP: IM = 110%
+        of MM). Methods whose rules define MM (haircut IMF/MMF) keep theirs.
+        None (config ``"model"``) keeps every model's own MM
+        (:mod:`riskmodels.backtest.mm_rule`).
     """
 
     cushion: float = 0.5
@@ -85,6 +91,7 @@ class LiquidationPolicy:
     penalty: float = 0.01
     reentry_days: int | None = 5
     intraday: bool = True
+    maintenance_ratio: float | None = 1.0 / 1.1
 
     def __post_init__(self) -> None:
         if not (self.cushion >= 0 and np.isfinite(self.cushion)):
@@ -95,6 +102,10 @@ class LiquidationPolicy:
             raise ValueError(f"penalty={self.penalty} must be in [0, 0.5)")
         if self.reentry_days is not None and int(self.reentry_days) < 1:
             raise ValueError(f"reentry_days={self.reentry_days} must be >= 1 or None (never re-open)")
+        r = self.maintenance_ratio
+        if r is not None and (isinstance(r, bool) or not isinstance(r, int | float) or not 0 < r <= 1):
+            raise ValueError(f"[liquidation] maintenance_ratio={r!r} must be a number in (0, 1] (maintenance = "
+                             "ratio x initial margin), or \"model\" to keep each model's own maintenance margin")
 
 
 @dataclass(frozen=True, eq=False)
