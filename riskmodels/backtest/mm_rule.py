@@ -72,52 +72,75 @@ def maintenance_rule(model: MarginModel, ratio: float | None) -> str:
     return "own: MM = IM" if k in (None, 1.0) else f"own: MM = IM / {float(k):.3g}"
 
 
-class DeclaredMaintenance(FittedMargin):
-    """A fitted model whose maintenance margin is ``ratio x`` its initial margin.
+def max_loss(collateral: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """``(N,)`` the most a book can lose: its net long value if it holds no net short, else inf.
 
-    Everything else (IM, eligibility, homogeneity, panel) is the inner
-    model's. ``maintenance_lipschitz`` (the simulation's exact intraday skip)
-    is the inner bound scaled by ``ratio x im_multiplier`` when the inner IM
-    is ``im_multiplier x`` its MM (historical simulation), else absent.
+    With ``x_a = collateral_a + position_a`` (USD, at the current prices), a
+    price can fall at most 100%, so a book with every ``x_a >= 0`` loses at
+    most ``sum_a x_a``; a net short can lose without bound.
+    """
+    x = np.atleast_2d(np.asarray(collateral, dtype=np.float64)) + np.atleast_2d(np.asarray(positions, dtype=np.float64))
+    return np.where((x < 0).any(axis=1), np.inf, np.maximum(x, 0.0).sum(axis=1))
+
+
+class DeclaredMaintenance(FittedMargin):
+    """A risk model as the comparison runs it: bounded IM and the declared MM rule.
+
+    ``IM' = min(IM, max_loss)`` (a margin never asks more than the book can
+    lose: a long-only book at most its value, :func:`max_loss`), and
+    ``MM' = ratio x IM'`` under a declared ratio, else ``min(MM, max_loss)``.
+    Everything else (eligibility, homogeneity, panel) is the inner model's.
+    ``maintenance_lipschitz`` (the simulation's exact intraday skip) is the
+    inner bound scaled by ``ratio x im_multiplier`` when the inner IM is
+    ``im_multiplier x`` its MM (historical simulation), raised to at least 1
+    per asset for the cap (``max_loss`` moves by at most ``|dx_a|``, and
+    ``min`` of two Lipschitz functions has the larger constant); else absent.
     """
 
-    def __init__(self, inner: FittedMargin, ratio: float) -> None:
+    def __init__(self, inner: FittedMargin, ratio: float | None) -> None:
         super().__init__(inner.model, inner.panel)
         self.inner = inner
-        self.ratio = float(ratio)
+        self.ratio = None if ratio is None else float(ratio)
         self.homogeneous = inner.homogeneous  # type: ignore[misc]
         lip = getattr(inner, "maintenance_lipschitz", None)
         k = getattr(inner.model, "im_multiplier", None)
-        if lip is not None and k is not None:
-            scale = self.ratio * float(k)
+        if lip is not None and (k is not None or self.ratio is None):
+            scale = 1.0 if self.ratio is None else self.ratio * float(k)  # type: ignore[arg-type]
 
             def maintenance_lipschitz(t: int) -> np.ndarray | None:
                 v = lip(t)
-                return None if v is None else scale * v
+                return None if v is None else np.maximum(scale * v, 1.0)
 
             self.maintenance_lipschitz = maintenance_lipschitz
 
-    def _declared(self, req: Requirement) -> Requirement:
-        return Requirement(req.initial, self.ratio * req.initial)
+    def _declared(self, req: Requirement, bound: np.ndarray) -> Requirement:
+        im = np.minimum(req.initial, bound)
+        mm = np.minimum(req.maintenance, bound) if self.ratio is None else self.ratio * im
+        return Requirement(im, mm)
 
     def requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:
-        return self._declared(self.inner.requirement(t, collateral, positions))
+        return self._declared(self.inner.requirement(t, collateral, positions), max_loss(collateral, positions))
 
     def isolated_requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:
-        return self._declared(self.inner.isolated_requirement(t, collateral, positions))
+        return self._declared(self.inner.isolated_requirement(t, collateral, positions), max_loss(collateral, positions))
 
     def account_requirement(
         self, t: int, collateral: np.ndarray, positions: np.ndarray, isolated: np.ndarray | None = None
     ) -> Requirement:
-        return self._declared(self.inner.account_requirement(t, collateral, positions, isolated))
+        return self._declared(self.inner.account_requirement(t, collateral, positions, isolated),
+                              max_loss(collateral, positions))
 
     def path(self, book: Book, eligible: np.ndarray | None = None) -> MarginPath:
         p = self.inner.path(book, eligible)
-        return MarginPath(p.model, p.dates, p.account_ids, p.initial, self.ratio * p.initial, p.eligible, p.offset)
+        b = book.align(self.panel.assets)
+        bound = max_loss(b.collateral, b.positions)[None, :]
+        im = np.minimum(p.initial, bound)
+        mm = np.minimum(p.maintenance, bound) if self.ratio is None else self.ratio * im
+        return MarginPath(p.model, p.dates, p.account_ids, im, mm, p.eligible, p.offset)
 
 
 def apply_rule(fitted: FittedMargin, ratio: float | None) -> FittedMargin:
-    """``fitted`` under the declared rule (unchanged for rule-defined methods or ``ratio`` None)."""
-    if ratio is None or defines_own_maintenance(fitted.model):
+    """``fitted`` as the comparison runs it: rule-defined methods unchanged, risk models bounded and on the rule."""
+    if defines_own_maintenance(fitted.model):
         return fitted
     return DeclaredMaintenance(fitted, ratio)
