@@ -170,6 +170,7 @@ def netting_table(result: BacktestResult) -> ComparisonTable | None:
     table = ComparisonTable(
         pd.concat(frames, ignore_index=True),
         title="Cross-margining benefit: 1 - cross IM / sum of isolated IMs, across accounts",
-        notes=["a benefit that shrinks in a stress window is netting that disappears when it is needed"],
+        notes=["a benefit that shrinks in a stress window is netting that disappears when it is needed",
+               window_header(result)],
     )
     return table
