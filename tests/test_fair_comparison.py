@@ -265,3 +265,16 @@ def test_comparison_uses_cells_all_models_price_and_states_the_dropped() -> None
     assert f["first_priced_date"] == str(first.date())
     assert f["priced_account_days"] == res.common["cells"]
     assert "account-days priced by every model" in res.summary().title
+
+
+def test_the_bound_is_what_keeps_raw_models_within_the_book_value() -> None:
+    """Not vacuous: on the jump panel the raw grid asks a long spot book for more than its value."""
+    panel = _jump_panel(constant=False)
+    raw = margin.get("scenario_grid", psr_lookback=100).fit(panel)
+    x, z = np.array([[1.0, 0.0, 0.0]]), np.zeros((1, 3))
+    assert raw.requirement(601, x, z).initial[0] > 1.0
+    req = apply_rule(raw, 1 / 1.1).requirement(601, x, z)
+    assert req.initial[0] == pytest.approx(1.0) and req.maintenance[0] == pytest.approx(1 / 1.1)
+    # a book with a net short is not capped (it can lose without bound)
+    xs = np.array([[1.0, -0.5, 0.0]])
+    assert apply_rule(raw, 1 / 1.1).requirement(601, xs, z).initial[0] == pytest.approx(raw.requirement(601, xs, z).initial[0])
