@@ -151,6 +151,7 @@ def worker_stages(data: str, accounts: int) -> dict[str, Any]:
 
     from riskmodels.backtest.coverage import coverage_backtest, realised_loss
     from riskmodels.backtest.engine import build_models
+    from riskmodels.backtest.mm_rule import apply_rule
     from riskmodels.backtest.report_tables import coverage_table, procyclicality_table
     from riskmodels.backtest.result import BacktestResult, ModelResult
     from riskmodels.backtest.simulation import simulate_accounts
@@ -181,7 +182,7 @@ def worker_stages(data: str, accounts: int) -> dict[str, Any]:
             for stage in ("fit", "path", "coverage", "simulation"):
                 t0 = time.perf_counter()
                 if stage == "fit":
-                    fitted = m.fit(panel)
+                    fitted = apply_rule(m.fit(panel), policy.maintenance_ratio)  # as the engine runs it
                 elif stage == "path":
                     path = fitted.path(book, eligible).window(start, end)  # as the engine keeps it
                 elif stage == "coverage":

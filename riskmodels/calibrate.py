@@ -794,7 +794,7 @@ def load_config_panel(args: argparse.Namespace, cfg: dict[str, Any], note: Calla
                                 progress=note)
     note(f"loading prices from {data_dir}")
     return load_panel(data_dir, assets=cfg["data"]["universe"] or None, policy=cfg["data"].get("policy", "error"),
-                      interval=cfg["data"].get("interval", "1d"))
+                      interval=cfg["data"].get("interval", "1d"), end=cfg["data"].get("end") or None)
 
 
 def run_calibrate(args: argparse.Namespace) -> int:

@@ -60,6 +60,19 @@ class ProgressBar:
             sys.stderr.flush()
 
 
+def _jsonable(obj: Any) -> Any:
+    """``obj`` with NaN / inf floats as None and numpy scalars as Python numbers (strict JSON)."""
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
 def _git_commit() -> str:
     try:
         root = Path(__file__).resolve().parents[1]
@@ -124,6 +137,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         assets=cfg["data"]["universe"] or None,
         policy=cfg["data"].get("policy", "error"),
         interval=cfg["data"].get("interval", "1d"),
+        end=cfg["data"].get("end") or None,  # quality policies decide on data up to the window's end only
     )
     result = run_backtest(cfg, panel, progress=bar)
     elapsed = time.perf_counter() - t0
@@ -144,17 +158,22 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         print(netting)
     with atomic_output(out, command=_backtest_command(args)) as out:
         frame = result.metrics_frame()
-        frame.to_csv(out / "summary.csv", float_format="%.10g")
+        rules = {m: r.mm_rule for m, r in result.results.items()}
+        verdicts = {m: v.to_dict() for m, v in result.verdicts().items()}
+        frame.assign(mm_rule=[rules[m] for m in frame.index]).to_csv(out / "summary.csv", float_format="%.10g")
         (out / "summary.json").write_text(
             json.dumps(
-                {
+                _jsonable({
                     "config": cfg,
                     "data_fingerprint": panel.fingerprint(),
+                    "mm_rule": rules,
+                    "coverage_verdict": verdicts,
+                    "window": result.window_facts(),
                     "metrics": {
                         m: {k: (None if not np.isfinite(v) else float(v)) for k, v in row.items()}
                         for m, row in frame.to_dict(orient="index").items()
                     },
-                },
+                }),
                 indent=2,
                 sort_keys=True,
             )

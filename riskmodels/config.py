@@ -119,6 +119,8 @@ def liquidation_policy(cfg: dict[str, Any]) -> LiquidationPolicy:
     liq = dict(cfg["liquidation"])
     if liq.get("reentry_days", None) in (0, -1, "never"):
         liq["reentry_days"] = None
+    if liq.get("maintenance_ratio", 0.5) == "model":
+        liq["maintenance_ratio"] = None
     known = set(LiquidationPolicy.__dataclass_fields__)
     unknown = set(liq) - known
     if unknown:

@@ -156,6 +156,8 @@ def liquidation_schema() -> dict[str, Any]:
     s = hints_of(LiquidationPolicy)
     if "reentry_days" in s:  # 0, -1 or "never" = never re-open (config.liquidation_policy)
         s["reentry_days"] = int | Literal["never"]
+    if "maintenance_ratio" in s:  # "model" = every model's own MM (config.liquidation_policy)
+        s["maintenance_ratio"] = float | Literal["model"]
     return s
 
 
@@ -389,6 +391,8 @@ def _check_policy(sec: dict[str, Any], where: str) -> None:
     liq = dict(sec)
     if liq.get("reentry_days") in (0, -1, "never"):
         liq["reentry_days"] = None
+    if liq.get("maintenance_ratio") == "model":
+        liq["maintenance_ratio"] = None
     try:
         LiquidationPolicy(**liq)
     except (ValueError, TypeError) as exc:

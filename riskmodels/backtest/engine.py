@@ -24,8 +24,10 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from riskmodels.backtest.coverage import CoverageResult, coverage_backtest, realised_loss
+from riskmodels.backtest.mm_rule import apply_rule
 from riskmodels.backtest.result import BacktestResult, ModelResult
 from riskmodels.backtest.simulation import LiquidationPolicy, simulate_accounts
+from riskmodels.backtest.windows import restrict_to_common
 from riskmodels.config import liquidation_policy
 from riskmodels.data.panel import PricePanel
 from riskmodels.margin import base as margin_base
@@ -181,7 +183,9 @@ def run_models(
     if progress:
         progress("done", n, n)
     cfg = config or {"backtest": {"mpor": mpor, "min_history": need, "coverage_on": coverage_on}}
-    return BacktestResult(panel, book, results, cfg, start, end)
+    # every row's coverage statistics on the cells all models price (what was dropped is stated)
+    common = restrict_to_common(results, book.held().astype(np.float64), panel.assets)
+    return BacktestResult(panel, book, results, cfg, start, end, common)
 
 
 def _run_one(
@@ -420,7 +424,8 @@ def _run_one_unlimited(model: MarginModel, panel: PricePanel, book: Book, *rest:
     eligible, asset_ok, gross, mpor, coverage_on, policy, start, end, netting, loss = rest
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    fitted = model.fit(panel)
+    # risk models run under the declared MM / IM rule; haircut rules keep their own MM
+    fitted = apply_rule(model.fit(panel), policy.maintenance_ratio)
     timings["fit"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     path, cov = _window_path(fitted, panel, book, eligible, start, end, mpor, coverage_on, loss)

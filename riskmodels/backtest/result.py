@@ -51,6 +51,13 @@ class ModelResult:
     def label(self) -> str:
         return self.model.label
 
+    @property
+    def mm_rule(self) -> str:
+        """The maintenance (liquidation) rule this row ran under, in words (:mod:`~riskmodels.backtest.mm_rule`)."""
+        from riskmodels.backtest.mm_rule import maintenance_rule
+
+        return maintenance_rule(self.model, self.simulation.policy.maintenance_ratio)
+
     @cached_property
     def metrics(self) -> dict[str, float]:
         """All registered metrics, computed once."""
@@ -67,6 +74,32 @@ class BacktestResult:
     config: dict[str, Any]
     start: int
     end: int
+    #: the cells all models price and what each model could not price (:func:`~riskmodels.backtest.windows.restrict_to_common`)
+    common: dict[str, Any] = field(default_factory=dict)
+
+    def window_facts(self) -> dict[str, Any]:
+        """First priced date, priced account-days, stress-window coverage (:func:`~riskmodels.backtest.windows.window_facts`)."""
+        from riskmodels.backtest.windows import window_facts
+
+        return window_facts(self)
+
+    def verdicts(self, level: float = 0.05) -> dict[str, Any]:
+        """``{model: CoverageVerdict}``: the book-level exceedance test per side (:mod:`~riskmodels.backtest.verdict`)."""
+        from riskmodels.backtest.verdict import coverage_verdict
+
+        cache = self.__dict__.setdefault("_verdicts", {})
+        if level in cache:
+            return cache[level]
+        bt = self.config.get("backtest", {})
+        p = 1.0 - float(bt.get("confidence", 0.99))
+        h = int(bt.get("mpor", 1))
+        out = {}
+        for name, r in self.results.items():
+            cov = r.coverage
+            sl = cov.rows(self.start, self.end)
+            out[name] = coverage_verdict(cov.exceptions[sl], cov.valid[sl], cov.side, p, h, level)
+        cache[level] = out
+        return out
 
     @property
     def models(self) -> list[str]:
@@ -83,12 +116,16 @@ class BacktestResult:
         ms: list[Metric] = metrics_with(tag)
         df = self.metrics_frame(tag)
         df.columns = [m.label for m in ms]
+        df.insert(0, "mm rule", [self.results[k].mm_rule for k in self.results])
         d0, d1 = self.panel.dates[self.start].date(), self.panel.dates[self.end].date()
         title = (
             f"{self.book.n_accounts} accounts, {self.panel.n_assets} assets, {d0}..{d1}, "
             f"MPOR {self.config.get('backtest', {}).get('mpor', '?')} days"
         )
-        return ComparisonTable(df.reset_index(), title, formats={m.label: m.fmt for m in ms})
+        from riskmodels.backtest.windows import window_header
+
+        return ComparisonTable(df.reset_index(), title + "\n" + window_header(self),
+                               formats={m.label: m.fmt for m in ms})
 
     def _repr_html_(self) -> str:
         return self.summary().to_html()

@@ -112,6 +112,12 @@ class LiquidationPolicy:
     feedback_oi_to_volume : float
         Real open interest per USD of trailing daily volume, the scale of the market the
         book stands for (feedback only), (0, 100]; default 0.5 (cascade.population).
+    maintenance_ratio : float or None
+        The declared liquidation rule of the risk-model rows: maintenance =
+        ratio x initial margin, in (0, 1]; default 1/1.1 (CME HRP: IM = 110%
+        of MM). Methods whose rules define MM (haircut IMF/MMF) keep theirs.
+        None (config ``"model"``) keeps every model's own MM
+        (:mod:`riskmodels.backtest.mm_rule`).
     """
 
     cushion: float = 0.5
@@ -130,6 +136,7 @@ class LiquidationPolicy:
     adv_window: int = 30
     feedback: bool = False
     feedback_oi_to_volume: float = 0.5
+    maintenance_ratio: float | None = 1.0 / 1.1
 
     def __post_init__(self) -> None:
         if not (self.cushion >= 0 and np.isfinite(self.cushion)):
@@ -166,6 +173,10 @@ class LiquidationPolicy:
             v = getattr(self, key)
             if isinstance(v, bool) or int(v) != v or not lo <= int(v) <= 1000:
                 raise ValueError(f"liquidation.{key}={v!r} must be a whole number of days in [{lo}, 1000]")
+        r = self.maintenance_ratio
+        if r is not None and (isinstance(r, bool) or not isinstance(r, int | float) or not 0 < r <= 1):
+            raise ValueError(f"maintenance_ratio={r!r} must be a number in (0, 1] (maintenance = "
+                             "ratio x initial margin), or \"model\" to keep each model's own maintenance margin")
 
 
 @dataclass(frozen=True, eq=False)

@@ -251,6 +251,9 @@ class MarginModel(ABC):
     #: the fit is cheap next to the per-account work: with several processes the
     #: engine fits the model in each and splits the accounts between them
     split_accounts: ClassVar[bool] = True
+    #: the method's own rules set the maintenance margin (haircut IMF/MMF); risk
+    #: models (False) run under the backtest's declared MM / IM ratio
+    own_maintenance: ClassVar[bool] = False
 
     def __init__(self, *, label: str | None = None) -> None:
         self.label = label or self.name

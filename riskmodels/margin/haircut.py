@@ -89,6 +89,7 @@ class FixedHaircut(MarginModel):
 
     name: ClassVar[str] = "fixed_haircut"
     summary: ClassVar[str] = "collateral haircuts + IMF/MMF on perp notional (dYdX / Binance style)"
+    own_maintenance: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -40,6 +40,21 @@ Variants (``method``)
   :data:`EWMA_WARMUP` squared returns (NaN before, so no future data is
   used). Another source (e.g. GARCH) plugs in as ``volatility=callable``
   returning that ``(T, A)`` array.
+
+  **Bounded rescaling** (``max_vol_ratio = c``, default 3): the ratio is
+  clipped to ``[1/c, c]``, ``r*_s = r_s clip(sigma_t / sigma_{s-h}, 1/c, c)``.
+  Unbounded, the ratio multiplies a calm period's moves by today's
+  volatility over a tiny historical one: after DOGE's +355% day
+  (2021-01-28) the EWMA ratio passed 9 and FHS asked short-DOGE accounts
+  for 92x their notional. Gurrola-Perez & Murphy (2015, Bank of England
+  Working Paper 525, "Filtered historical simulation Value-at-Risk models
+  and their competitors", s.4-5) show that the filter transforms the
+  return distribution through this ratio and discuss bounding it for
+  margin models; a symmetric cap also stops a calm today from scaling a
+  past crash away by more than ``c``. ``c = None`` is the textbook,
+  unbounded FHS. With a cap, a volatility of 0 (a constant price) gives the
+  bound instead of a division by zero (0/0 -> 1), so such an asset is
+  priced, not dropped.
 * ``"brw"``: age-weighted HS (Boudoukh, Richardson & Whitelaw 1998, "The best
   of both worlds"): the scenario ``i = t - s`` days old has weight
   ``proportional to brw_decay**i``; the weighted quantile / ES.
@@ -207,6 +222,9 @@ class HistoricalVaR(MarginModel):
     volatility : "ewma" or callable
         FHS volatility source: a callable ``f(panel) -> (T, A)`` array whose
         row t is the 1-day volatility forecast for t+1 using data up to t.
+    max_vol_ratio : float or None
+        FHS only: bound ``c >= 1`` on the volatility ratio, clipped to
+        ``[1/c, c]`` (module docstring); default 3.0, None = unbounded.
     """
 
     relative_cost: ClassVar[float] = 5.0
@@ -230,10 +248,12 @@ class HistoricalVaR(MarginModel):
         min_window: int | None = None,
         min_history: int | None = None,
         volatility: str | VolatilitySource = "ewma",
+        max_vol_ratio: float | None = 3.0,
         *,
         label: str | None = None,
     ) -> None:
         super().__init__(label=label)
+        self.max_vol_ratio = None if max_vol_ratio is None else check_range("max_vol_ratio", max_vol_ratio, 1.0)
         self.confidence = check_range("confidence", confidence, 0.5, 1.0, lo_open=True, hi_open=True)
         self.horizon = _whole("horizon", horizon, 1, 10)
         self.window = _whole("window", window, 20)
@@ -328,7 +348,7 @@ class FittedHistorical(FittedMargin):
                 if sigma.shape != (T, A):
                     raise ValueError(f"volatility source returned shape {sigma.shape}, expected {(T, A)}")
             with np.errstate(invalid="ignore"):
-                sigma = np.where(sigma > 0, sigma, np.nan)
+                sigma = np.where(sigma >= 0 if m.max_vol_ratio is not None else sigma > 0, sigma, np.nan)
             self.sigma = sigma
             self.sigma_then = np.full((T, A), np.nan)
             self.sigma_then[lag:] = sigma[:-lag]
@@ -352,8 +372,7 @@ class FittedHistorical(FittedMargin):
         m: HistoricalVaR = self.model  # type: ignore[assignment]
         lo = max(0, t - m.window + 1)
         if m.method == "fhs":
-            with np.errstate(invalid="ignore", divide="ignore"):
-                gw = np.expm1(self.R[lo : t + 1] * (self.sigma[t] / self.sigma_then[lo : t + 1]))
+            gw = np.expm1(self.R[lo : t + 1] * self.vol_ratio(t, lo))
         else:
             gw = self.G[lo : t + 1]  # type: ignore[index]
         n_window = t + 1 - lo
@@ -367,6 +386,21 @@ class FittedHistorical(FittedMargin):
             gw = np.vstack([gw, graw])
             flags = np.concatenate([flags, np.ones(ext.size, dtype=bool)])
         return gw, n_window, weights, flags
+
+    def vol_ratio(self, t: int, lo: int) -> np.ndarray:
+        """FHS ``(t + 1 - lo, A)`` rescaling ``sigma_t / sigma_then`` of scenarios ``lo..t``, clipped to ``[1/c, c]``.
+
+        With a cap ``c`` a zero volatility is handled at the bound (0/0 -> 1,
+        x/0 -> c, 0/x -> 1/c); NaN (no forecast yet) stays NaN.
+        """
+        c = self.model.max_vol_ratio  # type: ignore[attr-defined]
+        now, then = self.sigma[t][None, :], self.sigma_then[lo : t + 1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = now / then
+            if c is None:
+                return ratio
+            ratio = np.where((now == 0) & (then == 0), 1.0, ratio)
+            return np.clip(ratio, 1.0 / c, c)  # x/0 = inf -> c; NaN stays NaN
 
     def _losses(self, g: np.ndarray, X: np.ndarray) -> np.ndarray:
         """``(rows, N)`` losses of exposures ``X`` (N, A); NaN where a held asset has no return.

@@ -119,7 +119,7 @@ def run_report(args: argparse.Namespace) -> int:
     note(f"riskmodels {__version__}: loading prices from {data_dir}")
     t0 = time.perf_counter()
     panel = load_panel(data_dir, assets=cfg["data"]["universe"] or None, policy=cfg["data"].get("policy", "error"),
-                       interval=cfg["data"].get("interval", "1d"))
+                       interval=cfg["data"].get("interval", "1d"), end=cfg["data"].get("end") or None)
 
     def progress(what: str, i: int, n: int) -> None:
         note(f"  backtest {i}/{n}: {what} ({time.perf_counter() - t0:.1f} s)")
