@@ -71,16 +71,11 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def _data_dir(args: argparse.Namespace, cfg: dict[str, Any], bar: ProgressBar) -> Path:
-    from riskmodels.data.resolve import resolve_data_dir
+def _data_choice(args: argparse.Namespace, cfg: dict[str, Any]):  # -> DataChoice
+    from riskmodels.data.resolve import choose_data
 
-    flag = args.data or cfg["data"].get("dir") or None
-    return resolve_data_dir(
-        flag,
-        offline=bool(getattr(args, "offline", False)),
-        fetch_if_missing=True,
-        progress=bar.note,
-    )
+    return choose_data(args.data, cfg["data"].get("dir") or None,
+                       interval=cfg["data"].get("interval", "1d"))
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
@@ -104,8 +99,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides)
     build_models(cfg)  # an unknown model or bad parameter fails before any data is read
     bar = ProgressBar(args.quiet)
-    data_dir = _data_dir(args, cfg, bar)
-    bar.note(f"riskmodels {__version__}: loading prices from {data_dir}")
+    choice = _data_choice(args, cfg)
+    data_dir = choice.path
+    bar.note(f"riskmodels {__version__}: {choice.describe()}")
     t0 = time.perf_counter()
     panel = load_panel(
         data_dir,
@@ -138,6 +134,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         json.dumps(
             {
                 "config": cfg,
+                "data": choice.as_dict(),
                 "data_fingerprint": panel.fingerprint(),
                 "metrics": {
                     m: {k: (None if not np.isfinite(v) else float(v)) for k, v in row.items()}
@@ -165,6 +162,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         "riskmodels": __version__,
         "commit": _git_commit(),
         "data_dir": str(data_dir),
+        "dataset": choice.label(),
         "data_fingerprint": panel.fingerprint(),
         "files_sha256": dict(sorted(panel.sources.items())),
         "seed": cfg["book"]["seed"],
@@ -220,11 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("backtest", help="run the comparison of margin methods (the main job)")
     b.add_argument("--config", help="TOML config (default: the embedded config; see `riskmodels config`)")
-    b.add_argument("--data", help="price data directory (else $RISKMODELS_DATA, else the fetch cache)")
+    b.add_argument("--data", help="price data: a folder, 'embedded' or 'binance' (the fetch cache); default: [data] dir, "
+                        "else $RISKMODELS_DATA, else the embedded dataset")
     b.add_argument("--out", default="riskmodels-out", help="output directory (default: ./riskmodels-out)")
     b.add_argument("--accounts", type=int, help="number of generated accounts (overrides the config)")
     b.add_argument("--start", help="first date of the evaluation window (overrides the config)")
-    b.add_argument("--offline", action="store_true", help="never download data; say what to run instead")
+    b.add_argument("--offline", action="store_true", help="never download data (always true: runs never download; kept for scripts)")
     b.add_argument("--quiet", action="store_true", help="no progress on stderr")
     b.set_defaults(func=cmd_backtest)
 
