@@ -103,11 +103,14 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     data_dir = choice.path
     bar.note(f"riskmodels {__version__}: {choice.describe()}")
     t0 = time.perf_counter()
+    from riskmodels.data.options import LoaderOptions
+
     panel = load_panel(
         data_dir,
         assets=cfg["data"]["universe"] or None,
         policy=cfg["data"].get("policy", "error"),
         interval=cfg["data"].get("interval", "1d"),
+        **LoaderOptions.from_config(cfg["data"]).kwargs(),
     )
     result = run_backtest(cfg, panel, progress=bar)
     elapsed = time.perf_counter() - t0
@@ -186,11 +189,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from riskmodels.data.loaders import validate_directory
+    from riskmodels.data.validate_cli import run_validate
 
-    report = validate_directory(args.dir)
-    print(report)
-    return 1 if args.strict and report.errors else 0
+    return run_validate(args)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -232,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     v = dsub.add_parser("validate", help="list every defect in a directory of price files")
     v.add_argument("dir", help="directory of OHLCV files (or one with crypto-daily/)")
     v.add_argument("--strict", action="store_true", help="exit 1 when any error-severity defect is found")
+    from riskmodels.data.validate_cli import add_validate_arguments
+
+    add_validate_arguments(v)
     v.set_defaults(func=cmd_validate)
     add_fetch_parser(dsub)
 
