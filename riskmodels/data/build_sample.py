@@ -74,7 +74,7 @@ def _frame(csv: Path) -> pd.DataFrame:
         lossy = ~((f.astype(np.float64) == v) | np.isnan(v))
         if lossy.any():
             i = int(np.flatnonzero(lossy)[0])
-            raise ValueError(f"{csv}: {c} = {v[i]!r} on {out['datetime'].iloc[i]} is not exact "
+            raise ValueError(f"{csv}: {c} = {float(v[i])!r} on {out['datetime'].iloc[i].date()} is not exact "
                              "in float32; store this column as float64")
         out[c] = f
     vol = df["volume"].to_numpy()[keep]
