@@ -135,15 +135,18 @@ def check_directory(path: str | os.PathLike[str], *, interval: str | None = None
         if iv:
             df.attrs["interval"] = iv
         groups.setdefault((asset, iv), []).append((p, df))
-    frames_by_iv: dict[str | None, dict[str, pd.DataFrame]] = {}
-    for (asset, iv), members in groups.items():
-        paths = [p for p, _ in members]
-        if len(members) > 1 and not all(is_archive_piece(p) for p in paths):
+    by_name: dict[str, list[Path]] = {}
+    for p, asset in zip(files, names, strict=True):
+        by_name.setdefault(asset, []).append(p)
+    for asset, paths in by_name.items():
+        if len(paths) > 1 and not all(is_archive_piece(p) for p in paths):
             msg = (f"{len(paths)} files map to asset {asset}: "
                    + " and ".join(p.name for p in paths)
                    + "; a run refuses them (merging would mix sources): remove one, or give "
                      "them different assets with [data] symbols or name_pattern")
             extra.append(Defect(asset, "duplicate_asset", None, None, len(paths), "error", msg))
+    frames_by_iv: dict[str | None, dict[str, pd.DataFrame]] = {}
+    for (asset, iv), members in groups.items():
         attrs = dict(members[0][1].attrs)
         df = pd.concat([f for _, f in members]) if len(members) > 1 else members[0][1]
         df.attrs = attrs
