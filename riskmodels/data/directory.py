@@ -154,8 +154,8 @@ def check_directory(path: str | os.PathLike[str], *, interval: str | None = None
     defects: list[Defect] = []
     assets: list[str] = []
     for iv, frames in frames_by_iv.items():
-        rep = validate(frames, splice_threshold=splice_threshold, interval=iv,
-                       min_length=min_length)
+        rep = validate(frames, splice_threshold=splice_threshold, interval=None,
+                       min_length=min_length)  # each frame's attrs carry its interval
         defects.extend(rep.defects)
         assets.extend(rep.assets)
     defects.extend(extra)

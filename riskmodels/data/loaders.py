@@ -303,7 +303,7 @@ def read_ohlcv(path: str | os.PathLike[str], *, columns: Mapping[str, str] | Non
     size = p.stat().st_size
     if size > max_bytes:
         raise DataError(f"{p}: the file is {size:,} bytes, over the limit of {max_bytes:,} "
-                        "([data] max_file_mb); an OHLCV file is far smaller: check it is the "
+                        "bytes ([data] max_file_mb); an OHLCV file is far smaller: check it is the "
                         "file you mean, or raise the limit")
     raw = p.read_bytes()
     if p.suffix.lower() not in (".parquet", ".pq"):
@@ -478,7 +478,7 @@ def load_files(
             "files": [str(p) for p in sorted(group)],
             "sha256": shas[0] if len(shas) == 1 else hashlib.sha256("".join(shas).encode()).hexdigest(),
             "interval": iv,
-            "interval_from": "argument" if interval else "name" if named else "spacing",
+            "interval_from": "name" if named else "argument" if interval else "spacing",
             "utc_offsets": offsets,
         }
         out[name] = df

@@ -537,7 +537,7 @@ def validate(
         if missing:
             raise DataError(f"{asset}: frame has no column(s) {missing}; columns are {list(df.columns)}")
         iv = interval or df.attrs.get("interval") or infer_interval(df.index)
-        by = ("interval=" if interval else "the file name" if df.attrs.get("interval_from") == "name"
+        by = ("the file name" if df.attrs.get("interval_from") == "name" else "interval=" if interval
               else "the interval" if df.attrs.get("interval") else "the median spacing")
         if iv:
             used_interval.add(iv)
