@@ -128,7 +128,7 @@ def test_unreachable_mid_run_is_not_retried(tmp_path):
 
 def test_unresolvable_host_stops_at_once(tmp_path):
     t0 = time.perf_counter()
-    with pytest.raises(ArchiveUnreachable, match="data.binance.vision.*embedded dataset"):
+    with pytest.raises(ArchiveUnreachable, match=r"data\.binance\.vision.*embedded dataset"):
         _fetch("https://data.binance.vision", tmp_path)  # the guard makes DNS fail
     assert time.perf_counter() - t0 < 10
 

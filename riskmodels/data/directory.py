@@ -153,7 +153,7 @@ def check_directory(path: str | os.PathLike[str], *, interval: str | None = None
         frames_by_iv.setdefault(iv, {})[asset] = df
     defects: list[Defect] = []
     assets: list[str] = []
-    for iv, frames in frames_by_iv.items():
+    for frames in frames_by_iv.values():
         rep = validate(frames, splice_threshold=splice_threshold, interval=None,
                        min_length=min_length)  # each frame's attrs carry its interval
         defects.extend(rep.defects)
