@@ -71,7 +71,7 @@ def test_unknown_model_is_a_clear_error(tmp_path: Path, data_root: Path, capsys)
     assert "unknown margin model 'nope'" in err and "fixed_haircut" in err
 
 
-def test_no_data_runs_offline_on_the_embedded_dataset(tmp_path: Path, monkeypatch, capsys,
+def test_no_data_runs_offline_on_the_embedded_dataset(tmp_path: Path, monkeypatch, capsys, loopback_only,
                                                       small_config: Path):
     """Issue 24: with no --data, no [data] dir and no RISKMODELS_DATA the backtest runs on the
     embedded dataset, says so on its first line and records its SHA-256 (was: exit 2 asking

@@ -3,10 +3,10 @@
 File formats
 ------------
 * **Named columns** (any order, any case, extra columns ignored): a time column
-  called ``datetime``, ``date``, ``timestamp``, ``time`` or ``open_time``, and
-  ``open``, ``high``, ``low``, ``close``, ``volume``. Times are ISO text
-  (``2024-01-02`` or ``2024-01-02 13:00:00``, time zones converted to UTC) or
-  epoch numbers.
+  (``datetime``, ``date``, ``day``, ``timestamp``, ``time``, ``open_time``...) and
+  ``open``, ``high``, ``low``, ``close``, ``volume``; other names through a column
+  map (:mod:`riskmodels.data.columns`). Times are ISO text (``2024-01-02`` or
+  ``2024-01-02 13:00:00``, time zones converted to UTC) or epoch numbers.
 * **Binance kline CSV** (data.binance.vision, 12 columns: open_time, open,
   high, low, close, volume, close_time, quote_volume, count,
   taker_buy_volume, taker_buy_quote_volume, ignore), with the header row
@@ -15,7 +15,9 @@ File formats
   spot files use microseconds from 2025-01-01). The bar's timestamp is its
   open time, in UTC.
 
-The asset symbol comes from the file name unless the caller gives it:
+The asset symbol comes from the file name unless the caller gives a map or a
+name pattern (:mod:`riskmodels.data.naming`; two files of one asset are an
+error unless they are dated archive pieces):
 ``BTC-USD_1d.csv`` -> ``BTC``, ``BTCUSDT-1d-2024-01.csv`` -> ``BTC`` (the
 quote currency USDT/USDC/BUSD/FDUSD/TUSD/USD/EUR is stripped). Several files
 of one symbol (Binance monthly files) are concatenated. The bar interval comes
