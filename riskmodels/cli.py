@@ -98,19 +98,20 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         overrides.setdefault("data", {})["start"] = args.start
     cfg = load_config(args.config, overrides)
     build_models(cfg)  # an unknown model or bad parameter fails before any data is read
+    from riskmodels.data.options import LoaderOptions
+
+    loader_options = LoaderOptions.from_config(cfg["data"]).kwargs()  # checked before any work
     bar = ProgressBar(args.quiet)
     choice = _data_choice(args, cfg)
     data_dir = choice.path
     bar.note(f"riskmodels {__version__}: {choice.describe()}")
     t0 = time.perf_counter()
-    from riskmodels.data.options import LoaderOptions
-
     panel = load_panel(
         data_dir,
         assets=cfg["data"]["universe"] or None,
         policy=cfg["data"].get("policy", "error"),
         interval=cfg["data"].get("interval", "1d"),
-        **LoaderOptions.from_config(cfg["data"]).kwargs(),
+        **loader_options,
     )
     result = run_backtest(cfg, panel, progress=bar)
     elapsed = time.perf_counter() - t0

@@ -124,9 +124,14 @@ class DataChoice:
         return f"{self.name} (per-file SHA-256 under files_sha256)"
 
     def as_dict(self) -> dict[str, str | None]:
-        """For summary.json and the report: kind, origin, name, path, sha256."""
-        return {"kind": self.kind, "origin": self.origin, "name": self.name,
-                "path": str(self.path), "sha256": self.sha256}
+        """For summary.json: kind, origin, name, sha256, and the folder unless it is the
+        embedded dataset (whose install path differs between machines while its bytes
+        do not: summary.json stays byte-identical everywhere)."""
+        out: dict[str, str | None] = {"kind": self.kind, "origin": self.origin,
+                                      "name": self.name, "sha256": self.sha256}
+        if self.kind != "embedded":
+            out["path"] = str(self.path)
+        return out
 
 
 def _embedded(origin: Origin) -> DataChoice:
