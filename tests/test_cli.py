@@ -90,6 +90,7 @@ def test_no_data_runs_offline_on_the_embedded_dataset(tmp_path: Path, monkeypatc
     assert "--data DIR" in first and "RISKMODELS_DATA" in first
     summary = json.loads((out / "summary.json").read_text())
     assert summary["data"]["kind"] == "embedded" and summary["data"]["sha256"] == sha
+    assert "path" not in summary["data"]  # no install path: identical bytes on every machine
     assert f"sha256 {sha}" in (out / "report.html").read_text()
 
 

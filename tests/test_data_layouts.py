@@ -180,3 +180,12 @@ def test_compare_same_source_is_lag_zero_and_exact():
     row = compare_closes(s, s, pd.Timedelta(days=1))
     assert row["best_lag"] == 0 and row["median_pct"] == 0 and row["max_pct"] == 0
     assert compare_closes(s, s.iloc[:5], pd.Timedelta(days=1))["best_lag"] is None
+
+
+def test_backtest_refuses_a_bad_loader_key_before_any_work(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[data]\ncolumns = { clse = "Close" }\n')
+    assert main(["backtest", "--config", str(cfg), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "[data] columns: unknown key 'clse'" in err and "close" in err
+    assert not (tmp_path / "o").exists()
