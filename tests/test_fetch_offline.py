@@ -23,7 +23,14 @@ from riskmodels.cli import main
 from riskmodels.data import fetch as F
 from riskmodels.data.fetch_guard import ArchiveUnreachable, SizeLimitError, read_zip_member
 
-pytestmark = pytest.mark.usefixtures("loopback_only")
+pytestmark = pytest.mark.usefixtures("loopback_only", "no_proxy")
+
+
+@pytest.fixture
+def no_proxy(monkeypatch):
+    """urllib would send even 127.0.0.1 requests through a configured proxy."""
+    for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
 
 TODAY = date(2024, 2, 10)  # January 2024 is the one complete month asked for
 PAIR, NAME = "AAAUSDT", "AAAUSDT-1d-2024-01.zip"
