@@ -140,6 +140,34 @@ def test_unresolvable_host_stops_at_once(tmp_path):
     assert time.perf_counter() - t0 < 10
 
 
+def test_connect_that_hangs_is_cut_by_the_probe_timeout(tmp_path):
+    """A listener whose backlog is full drops SYNs, so a connect hangs (as to a black-holed
+    address); the probe gives up after PROBE_TIMEOUT and the fetch stops."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(0)
+    port = srv.getsockname()[1]
+    fill = []
+    try:
+        for _ in range(8):
+            c = socket.socket()
+            c.setblocking(False)
+            try:
+                c.connect(("127.0.0.1", port))
+            except BlockingIOError:
+                pass
+            fill.append(c)
+        time.sleep(0.2)
+        t0 = time.perf_counter()
+        with pytest.raises(ArchiveUnreachable, match="timed out"):
+            _fetch(f"http://127.0.0.1:{port}", tmp_path)
+        assert time.perf_counter() - t0 < 10
+    finally:
+        for c in fill:
+            c.close()
+        srv.close()
+
+
 def test_cli_fetch_offline_exits_1_within_10_s(tmp_path, capsys):
     t0 = time.perf_counter()
     code = main(["data", "fetch", "--symbols", "BTC", "ETH", "--dest", str(tmp_path),
