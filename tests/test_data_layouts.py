@@ -101,6 +101,9 @@ def test_asset_from_a_map_or_a_pattern(tmp_path):
         == {"BTC", "ETH"}
     with pytest.raises(DataError, match=r"bitcoin\.csv.*does not match name_pattern"):
         load_files(tmp_path, name_pattern=r"(?P<asset>[a-z]+)_daily")
+    rep = validate_directory(tmp_path, name_pattern=r"(?P<asset>[a-z]+)_daily", min_length=1)
+    assert {f.path.name: f.status for f in rep.files} == {"bitcoin.csv": "unreadable",
+                                                          "eth_daily.csv": "ok"}
     (tmp_path / "bitcoin.csv").rename(tmp_path / "btc_daily.csv")
     panel = load_panel(tmp_path, name_pattern=r"(?P<asset>[a-z]+)_daily", assets=["ETH", "BTC"],
                        min_length=1)

@@ -112,13 +112,22 @@ def check_directory(path: str | os.PathLike[str], *, interval: str | None = None
     if interval is not None:
         interval_step(interval)
     files = _files_of(Path(path), interval)
-    names = asset_names(files, symbols, name_pattern)
+    names: list[str] = []
+    naming_error: dict[Path, DataError] = {}
+    for p in files:  # a name the pattern cannot read makes that file unreadable, not the folder
+        try:
+            names.append(asset_names([p], symbols, name_pattern)[0])
+        except DataError as e:
+            names.append(p.name)
+            naming_error[p] = e
     extra: list[Defect] = []
     entries: dict[Path, FileEntry] = {}
     groups: dict[tuple[str, str | None], list[tuple[Path, pd.DataFrame]]] = {}
     for p, asset in zip(files, names, strict=True):
         named = interval_from_filename(p)
         try:
+            if p in naming_error:
+                raise naming_error[p]
             df, sha = read_ohlcv(p, columns=columns, max_bytes=max_bytes or MAX_FILE_BYTES)
         except (DataError, OSError, ValueError, UnicodeError) as e:
             msg = str(e)
