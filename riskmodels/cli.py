@@ -19,11 +19,7 @@ from typing import Any
 import numpy as np
 
 from riskmodels import __version__
-from riskmodels.calibrate import add_calibrate_parser
-from riskmodels.cascade.cli import add_cascade_parser
 from riskmodels.data.fetch import add_fetch_parser
-from riskmodels.report.cli import add_report_parser
-from riskmodels.sweep import add_sweep_parser
 
 
 def _format_warning(message, category, filename, lineno, line=None) -> str:
@@ -211,7 +207,9 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only_data: bool = False) -> argparse.ArgumentParser:
+    """The argument parser; ``only_data`` leaves out the commands whose modules are slow to
+    import, so ``riskmodels data fetch`` answers (and fails) within seconds."""
     p = argparse.ArgumentParser(
         prog="riskmodels", description="Compare margin methods on real crypto price history."
     )
@@ -240,10 +238,16 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_validate)
     add_fetch_parser(dsub)
 
-    add_cascade_parser(sub)
-    add_report_parser(sub)
-    add_calibrate_parser(sub)
-    add_sweep_parser(sub)
+    if not only_data:
+        from riskmodels.calibrate import add_calibrate_parser
+        from riskmodels.cascade.cli import add_cascade_parser
+        from riskmodels.report.cli import add_report_parser
+        from riskmodels.sweep import add_sweep_parser
+
+        add_cascade_parser(sub)
+        add_report_parser(sub)
+        add_calibrate_parser(sub)
+        add_sweep_parser(sub)
 
     m = sub.add_parser("models", help="list the registered margin methods")
     m.set_defaults(func=cmd_models)
@@ -253,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(only_data=argv[:1] == ["data"])
     args = parser.parse_args(argv)
     previous = warnings.formatwarning
     warnings.formatwarning = _format_warning
