@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from riskmodels.cli import main
 from riskmodels.data.compare import compare_closes, compare_sources
@@ -192,3 +194,19 @@ def test_backtest_refuses_a_bad_loader_key_before_any_work(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "[data] columns: unknown key 'clse'" in err and "close" in err
     assert not (tmp_path / "o").exists()
+
+
+
+
+@settings(max_examples=40, deadline=None)
+@given(k=st.integers(-3, 3), seed=st.integers(0, 2**31 - 1), noise=st.floats(0, 1e-3))
+def test_compare_recovers_any_stamp_lag(k, seed, noise):
+    """OTHER = the same closes stamped k bars later, with relative noise << daily moves."""
+    rng = np.random.default_rng(seed)
+    n = 120
+    close = 100 * np.exp(np.cumsum(0.03 * rng.standard_normal(n)))
+    a = pd.Series(close, index=pd.date_range("2024-01-01", periods=n))
+    b = pd.Series(close * (1 + noise * rng.uniform(-1, 1, n)), index=a.index + pd.Timedelta(days=k))
+    row = compare_closes(a, b, pd.Timedelta(days=1), max_lag=3)
+    assert row["best_lag"] == k and row["overlap"] == n
+    assert row["max_pct"] <= noise * 100 * (1 + 1e-9)

@@ -12,9 +12,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from riskmodels.cli import main
 from riskmodels.data.loaders import load_panel
+from riskmodels.data.timegrid import grid_defects
 from riskmodels.data.validate import DataError
 
 N = 40
@@ -153,3 +156,24 @@ def test_misaligned_and_inf_truncate_to_the_clean_tail(tmp_path: Path):
     with pytest.warns(UserWarning, match="AAA truncated: starts on 2024-01-09"):
         panel = load_panel(tmp_path, policy="truncate", min_length=1)
     assert np.isfinite(panel.close).all() and panel.dates[0] == pd.Timestamp("2024-01-09")
+
+
+# ------------------------------------------------------------------ invariants of the grid check
+
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(10, 200), seed=st.integers(0, 2**31 - 1), drop=st.floats(0, 0.3),
+       shift_h=st.integers(0, 23))
+def test_grid_flags_exactly_the_shifted_daily_series(n, seed, drop, shift_h):
+    """Midnight daily stamps with up to 30 % of days missing never raise a grid defect (the
+    gap check owns missing days); shifting every stamp by 1-23 h flags every bar misaligned."""
+    rng = np.random.default_rng(seed)
+    days = pd.date_range("2021-01-01", periods=n, freq="D")
+    keep = np.ones(n, dtype=bool)
+    keep[rng.choice(np.arange(1, n - 1), size=int(drop * n), replace=False)] = False
+    idx = pd.DatetimeIndex(days[keep]).as_unit("ns") + pd.Timedelta(hours=shift_h)
+    out, mismatch = grid_defects("A", idx, pd.Timedelta(days=1), "1d", "the file name")
+    assert not mismatch
+    kinds = {d.kind: d.count for d in out}
+    assert kinds == ({} if shift_h == 0 else {"misaligned": len(idx)})
