@@ -96,6 +96,7 @@ def run_cascade(args: argparse.Namespace) -> int:
     )
     from riskmodels.config import liquidation_policy
     from riskmodels.data.loaders import load_panel
+    from riskmodels.data.options import LoaderOptions
     from riskmodels.data.resolve import resolve_data_dir
 
     cfg, casc = load_cascade_config(args.config)
@@ -110,7 +111,8 @@ def run_cascade(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         panel = load_panel(data_dir, assets=casc["universe"] or cfg["data"]["universe"] or None,
-                           policy=cfg["data"].get("policy", "truncate"), start=casc["start"] or None)
+                           policy=cfg["data"].get("policy", "truncate"), start=casc["start"] or None,
+                           **LoaderOptions.from_config(cfg["data"]).kwargs())
     fitted = [m.fit(panel) for m in models]
     ref = fitted[0]
     policy = liquidation_policy(cfg)
