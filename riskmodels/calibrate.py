@@ -793,8 +793,11 @@ def load_config_panel(args: argparse.Namespace, cfg: dict[str, Any], note: Calla
     data_dir = resolve_data_dir(flag, offline=bool(getattr(args, "offline", False)), fetch_if_missing=True,
                                 progress=note)
     note(f"loading prices from {data_dir}")
+    from riskmodels.data.options import LoaderOptions
+
     return load_panel(data_dir, assets=cfg["data"]["universe"] or None, policy=cfg["data"].get("policy", "error"),
-                      interval=cfg["data"].get("interval", "1d"), end=cfg["data"].get("end") or None)
+                      interval=cfg["data"].get("interval", "1d"), end=cfg["data"].get("end") or None,
+                      **LoaderOptions.from_config(cfg["data"]).kwargs())
 
 
 def run_calibrate(args: argparse.Namespace) -> int:

@@ -19,11 +19,7 @@ from typing import Any
 import numpy as np
 
 from riskmodels import __version__
-from riskmodels.calibrate import add_calibrate_parser
-from riskmodels.cascade.cli import add_cascade_parser
 from riskmodels.data.fetch import add_fetch_parser
-from riskmodels.report.cli import add_report_parser
-from riskmodels.sweep import add_sweep_parser
 
 
 def _format_warning(message, category, filename, lineno, line=None) -> str:
@@ -84,16 +80,18 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def _data_dir(args: argparse.Namespace, cfg: dict[str, Any], bar: ProgressBar) -> Path:
-    from riskmodels.data.resolve import resolve_data_dir
+def _data_choice(args: argparse.Namespace, cfg: dict[str, Any]):  # -> DataChoice
+    from riskmodels.data.resolve import choose_data
 
-    flag = args.data or cfg["data"].get("dir") or None
-    return resolve_data_dir(
-        flag,
-        offline=bool(getattr(args, "offline", False)),
-        fetch_if_missing=True,
-        progress=bar.note,
-    )
+    return choose_data(args.data, cfg["data"].get("dir") or None,
+                       interval=cfg["data"].get("interval", "1d"))
+
+
+def _data_dir(args: argparse.Namespace, cfg: dict[str, Any], bar: ProgressBar) -> Path:
+    """The chosen price folder (see :func:`_data_choice`), named on stderr."""
+    choice = _data_choice(args, cfg)
+    bar.note(f"riskmodels {__version__}: {choice.describe()}")
+    return choice.path
 
 
 def _backtest_command(args: argparse.Namespace) -> str:
@@ -128,9 +126,13 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
         return backtest_lending(args, cfg, ProgressBar(args.quiet), _data_dir)
     build_models(cfg)  # an unknown model or bad parameter fails before any data is read
+    from riskmodels.data.options import LoaderOptions
+
+    loader_options = LoaderOptions.from_config(cfg["data"]).kwargs()  # checked before any work
     bar = ProgressBar(args.quiet)
-    data_dir = _data_dir(args, cfg, bar)
-    bar.note(f"riskmodels {__version__}: loading prices from {data_dir}")
+    choice = _data_choice(args, cfg)
+    data_dir = choice.path
+    bar.note(f"riskmodels {__version__}: {choice.describe()}")
     t0 = time.perf_counter()
     panel = load_panel(
         data_dir,
@@ -138,6 +140,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         policy=cfg["data"].get("policy", "error"),
         interval=cfg["data"].get("interval", "1d"),
         end=cfg["data"].get("end") or None,  # quality policies decide on data up to the window's end only
+        **loader_options,
     )
     result = run_backtest(cfg, panel, progress=bar)
     elapsed = time.perf_counter() - t0
@@ -165,6 +168,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             json.dumps(
                 _jsonable({
                     "config": cfg,
+                    "data": choice.as_dict(),
                     "data_fingerprint": panel.fingerprint(),
                     "mm_rule": rules,
                     "coverage_verdict": verdicts,
@@ -198,6 +202,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             "riskmodels": __version__,
             "commit": _git_commit(),
             "data_dir": str(data_dir),
+            "dataset": choice.label(),
             "data_fingerprint": panel.fingerprint(),
             "files_sha256": dict(sorted(panel.sources.items())),
             "seed": cfg["book"]["seed"],
@@ -222,11 +227,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from riskmodels.data.loaders import validate_directory
+    from riskmodels.data.validate_cli import run_validate
 
-    report = validate_directory(args.dir)
-    print(report)
-    return 1 if args.strict and report.errors else 0
+    return run_validate(args)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -245,7 +248,9 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only_data: bool = False) -> argparse.ArgumentParser:
+    """The argument parser; ``only_data`` leaves out the commands whose modules are slow to
+    import, so ``riskmodels data fetch`` answers (and fails) within seconds."""
     p = argparse.ArgumentParser(
         prog="riskmodels", description="Compare margin methods on real crypto price history."
     )
@@ -255,11 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("backtest", help="run the comparison of margin methods (the main job)")
     b.add_argument("--config", help="TOML config (default: the embedded config; see `riskmodels config`)")
-    b.add_argument("--data", help="price data directory (else $RISKMODELS_DATA, else the fetch cache)")
+    b.add_argument("--data", help="price data: a folder, 'embedded' or 'binance' (the fetch cache); default: [data] dir, "
+                        "else $RISKMODELS_DATA, else the embedded dataset")
     b.add_argument("--out", default="riskmodels-out", help="output directory (default: ./riskmodels-out)")
     b.add_argument("--accounts", type=int, help="number of generated accounts (overrides the config)")
     b.add_argument("--start", help="first date of the evaluation window (overrides the config)")
-    b.add_argument("--offline", action="store_true", help="never download data; say what to run instead")
+    b.add_argument("--offline", action="store_true", help="never download data (always true: runs never download; kept for scripts)")
     b.add_argument("--quiet", action="store_true", help="no progress on stderr")
     b.set_defaults(func=cmd_backtest)
 
@@ -268,13 +274,22 @@ def build_parser() -> argparse.ArgumentParser:
     v = dsub.add_parser("validate", help="list every defect in a directory of price files")
     v.add_argument("dir", help="directory of OHLCV files (or one with crypto-daily/)")
     v.add_argument("--strict", action="store_true", help="exit 1 when any error-severity defect is found")
+    from riskmodels.data.validate_cli import add_validate_arguments
+
+    add_validate_arguments(v)
     v.set_defaults(func=cmd_validate)
     add_fetch_parser(dsub)
 
-    add_cascade_parser(sub)
-    add_report_parser(sub)
-    add_calibrate_parser(sub)
-    add_sweep_parser(sub)
+    if not only_data:
+        from riskmodels.calibrate import add_calibrate_parser
+        from riskmodels.cascade.cli import add_cascade_parser
+        from riskmodels.report.cli import add_report_parser
+        from riskmodels.sweep import add_sweep_parser
+
+        add_cascade_parser(sub)
+        add_report_parser(sub)
+        add_calibrate_parser(sub)
+        add_sweep_parser(sub)
 
     m = sub.add_parser("models", help="list the registered margin methods")
     m.set_defaults(func=cmd_models)
@@ -285,7 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(only_data=argv[:1] == ["data"])
     args = parser.parse_args(argv)
     previous = warnings.formatwarning
     warnings.formatwarning = _format_warning

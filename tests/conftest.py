@@ -62,3 +62,44 @@ def random_walk_panel(T: int = 600, A: int = 3, seed: int = 0, vol: float = 0.03
     r[0] = 0.0
     close = 100.0 * np.exp(np.cumsum(r, axis=0))
     return make_panel(close, spread=0.01)
+
+
+@pytest.fixture
+def loopback_only(monkeypatch):
+    """Fail any connection or name lookup that would leave 127.0.0.1 / ::1 (issue 24: tests
+    never send traffic anywhere but the loopback). A blocked lookup raises ``socket.gaierror``,
+    as on a machine without DNS."""
+    import ipaddress
+    import socket
+
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+    real_getaddrinfo = socket.getaddrinfo
+
+    def loopback(host: object) -> bool:
+        if host in ("localhost", "localhost.localdomain"):
+            return True
+        try:
+            return ipaddress.ip_address(str(host)).is_loopback
+        except ValueError:
+            return False
+
+    def check(sock: socket.socket, address: object) -> None:
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not loopback(address[0]):  # type: ignore[index]
+            raise ConnectionRefusedError(f"test guard: connection to {address} blocked")
+
+    def connect(self, address):  # type: ignore[no-untyped-def]
+        check(self, address)
+        return real_connect(self, address)
+
+    def connect_ex(self, address):  # type: ignore[no-untyped-def]
+        check(self, address)
+        return real_connect_ex(self, address)
+
+    def getaddrinfo(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if host is not None and not loopback(host):
+            raise socket.gaierror(socket.EAI_NONAME, f"test guard: lookup of {host} blocked")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)

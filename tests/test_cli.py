@@ -71,12 +71,33 @@ def test_unknown_model_is_a_clear_error(tmp_path: Path, data_root: Path, capsys)
     assert "unknown margin model 'nope'" in err and "fixed_haircut" in err
 
 
-def test_offline_without_data_says_what_to_run(tmp_path: Path, monkeypatch, capsys):
+def test_no_data_runs_offline_on_the_embedded_dataset(tmp_path: Path, monkeypatch, capsys, loopback_only,
+                                                      small_config: Path):
+    """Issue 24: with no --data, no [data] dir and no RISKMODELS_DATA the backtest runs on the
+    embedded dataset, says so on its first line and records its SHA-256 (was: exit 2 asking
+    to run `riskmodels data fetch`)."""
+    from riskmodels.data.embedded import embedded_info
+
     monkeypatch.delenv("RISKMODELS_DATA", raising=False)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert main(["backtest", "--offline", "--out", str(tmp_path / "o")]) == 2
+    out = tmp_path / "o"
+    assert main(["backtest", "--offline", "--config", str(small_config), "--out", str(out)]) == 0
+    first = capsys.readouterr().err.splitlines()[0]
+    sha = embedded_info().sha256
+    assert "embedded dataset" in first and "offline" in first and sha[:12] in first
+    assert "--data DIR" in first and "RISKMODELS_DATA" in first
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["data"]["kind"] == "embedded" and summary["data"]["sha256"] == sha
+    assert "path" not in summary["data"]  # no install path: identical bytes on every machine
+    assert f"sha256 {sha}" in (out / "report.html").read_text()
+
+
+def test_named_fetch_cache_without_data_says_what_to_run(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.delenv("RISKMODELS_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert main(["backtest", "--data", "binance", "--out", str(tmp_path / "o")]) == 2
     assert "riskmodels data fetch" in capsys.readouterr().err
 
 

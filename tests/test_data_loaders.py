@@ -263,8 +263,10 @@ def test_mixed_interval_folder_defaults_to_daily(tmp_path: Path) -> None:
     hourly = _series(pd.date_range("2024-01-01", periods=48, freq="h"))
     hourly["datetime"] = pd.date_range("2024-01-01", periods=48, freq="h").strftime("%Y-%m-%d %H:%M:%S")
     hourly.to_csv(tmp_path / "AAA-USD_1h.csv", index=False)
-    assert load_panel(tmp_path, min_length=5).n_dates == 20
-    assert load_panel(tmp_path, interval="1h", min_length=5).n_dates == 48
+    with pytest.warns(DataQualityWarning, match=r"skipped 1 file.*AAA-USD_1h\.csv"):
+        assert load_panel(tmp_path, min_length=5).n_dates == 20
+    with pytest.warns(DataQualityWarning, match=r"skipped 1 file.*AAA-USD_1d\.csv"):
+        assert load_panel(tmp_path, interval="1h", min_length=5).n_dates == 48
 
 
 # --------------------------------------------------------------------------- real data

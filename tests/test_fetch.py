@@ -577,19 +577,31 @@ def clean_env(tmp_path, monkeypatch):
     return work
 
 
-def test_resolve_order_flag_env_cache(clean_env, tmp_path, monkeypatch):
+def test_resolve_order_flag_config_env_embedded(clean_env, tmp_path, monkeypatch):
+    """Issue 24: --data, then [data] dir, then RISKMODELS_DATA, then the embedded dataset;
+    a fetch cache or ./data with prices is never picked up unless named."""
+    from riskmodels.data.embedded import EMBEDDED_DIR
+    from riskmodels.data.resolve import choose_data
+
     flag = _with_prices(tmp_path / "flag")
+    conf = _with_prices(tmp_path / "conf")
     env = _with_prices(tmp_path / "env")
     cache = _with_prices(tmp_path / "xdg/riskmodels")
+    _with_prices(clean_env / "data")  # ./data with prices: ignored unless named
     monkeypatch.setenv("RISKMODELS_DATA", str(env))
-    assert resolve_data_dir(str(flag), offline=True, fetch_if_missing=False) == flag
-    assert resolve_data_dir(None, offline=True, fetch_if_missing=False) == env
+    assert choose_data(str(flag), str(conf)).path == flag
+    assert choose_data(None, str(conf)).origin == "[data] dir"
+    assert choose_data(None, "").path == env
+    assert resolve_data_dir(None) == env
     monkeypatch.delenv("RISKMODELS_DATA")
-    assert resolve_data_dir(None, offline=True, fetch_if_missing=False) == cache
+    got = choose_data(None, "")
+    assert (got.path, got.kind, got.origin) == (EMBEDDED_DIR, "embedded", "default")
+    assert resolve_data_dir(None, offline=False, fetch_if_missing=True) == EMBEDDED_DIR
     assert default_cache_dir() == cache
-    local = _with_prices(clean_env / "data")  # ./data with prices beats the user cache
-    assert default_cache_dir() == local
-    assert resolve_data_dir(None, offline=True, fetch_if_missing=False) == local
+    assert choose_data("binance").path == cache
+    assert choose_data("./data").path == Path("data")
+    monkeypatch.setenv("RISKMODELS_DATA", "embedded")
+    assert choose_data(None).kind == "embedded"
 
 
 def test_resolve_accepts_crypto_daily_layout(clean_env, tmp_path):
@@ -598,11 +610,18 @@ def test_resolve_accepts_crypto_daily_layout(clean_env, tmp_path):
     assert resolve_data_dir(root, offline=True, fetch_if_missing=False) == root
 
 
-def test_resolve_offline_names_the_command(clean_env):
+def test_resolve_empty_fetch_cache_names_the_command(clean_env):
     with pytest.raises(DataNotFoundError) as e:
-        resolve_data_dir(None, offline=True, fetch_if_missing=True)
+        resolve_data_dir("binance")
     msg = str(e.value)
-    assert "`riskmodels data fetch`" in msg and "--data DIR" in msg and "RISKMODELS_DATA" in msg
+    assert "`riskmodels data fetch`" in msg and "embedded dataset" in msg
+
+
+def test_resolve_embedded_is_daily_only(clean_env):
+    from riskmodels.data.resolve import choose_data
+
+    with pytest.raises(DataNotFoundError, match=r"daily \(1d\) only.*--data DIR"):
+        choose_data(None, None, interval="1h")
 
 
 def test_resolve_bad_flag_or_env_is_an_error(clean_env, tmp_path, monkeypatch):
@@ -615,27 +634,15 @@ def test_resolve_bad_flag_or_env_is_an_error(clean_env, tmp_path, monkeypatch):
         resolve_data_dir(None, offline=False, fetch_if_missing=True)
 
 
-def test_resolve_fetches_into_cache_when_missing(clean_env, archive, tmp_path, bars_a,
-                                                 monkeypatch):
-    publish_span(archive, "AAAUSDT", bars_a)
-    real_fetch = F.fetch
-    calls = []
+def test_resolve_never_downloads(clean_env, monkeypatch):
+    """The old fallback fetched the universe when no data was found; now nothing is fetched."""
+    def no_fetch(**kw):
+        raise AssertionError("resolution must never download")
 
-    def small_fetch(**kw):  # the default universe, shrunk to one synthetic symbol
-        calls.append(kw)
-        return real_fetch(symbols=["AAA"], start="2024-01-01", dest=kw["dest"],
-                          progress=kw["progress"], base_url=archive.url, **FAST)
-
-    monkeypatch.setattr(F, "fetch", small_fetch)
+    monkeypatch.setattr(F, "fetch", no_fetch)
     lines: list[str] = []
     got = resolve_data_dir(None, offline=False, fetch_if_missing=True, progress=lines.append)
-    assert got == tmp_path / "xdg/riskmodels"
-    assert calls and calls[0]["dest"] == got
-    assert "fetching the default universe" in lines[0]
-    assert (got / "AAA-USD_1d.parquet").exists()
-    # second call finds the cache without fetching
-    assert resolve_data_dir(None, offline=True, fetch_if_missing=True) == got
-    assert len(calls) == 1
+    assert got.name == "embedded" and "embedded dataset" in lines[0]
 
 
 def test_fetched_cache_loads_into_equal_price_panel(archive, tmp_path, bars_a, bars_b):

@@ -97,6 +97,7 @@ def run_cascade(args: argparse.Namespace) -> int:
     )
     from riskmodels.config import liquidation_policy
     from riskmodels.data.loaders import load_panel
+    from riskmodels.data.options import LoaderOptions
     from riskmodels.data.resolve import resolve_data_dir
     from riskmodels.outputs import atomic_output, check_target
 
@@ -113,7 +114,8 @@ def run_cascade(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         panel = load_panel(data_dir, assets=casc["universe"] or cfg["data"]["universe"] or None,
-                           policy=cfg["data"].get("policy", "truncate"), start=casc["start"] or None)
+                           policy=cfg["data"].get("policy", "truncate"), start=casc["start"] or None,
+                           **LoaderOptions.from_config(cfg["data"]).kwargs())
     fitted = [m.fit(panel) for m in models]
     ref = fitted[0]
     policy = liquidation_policy(cfg)

@@ -69,6 +69,15 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from riskmodels.data.fetch_guard import (
+    DEFAULT_MAX_BYTES,
+    ArchiveUnreachable,
+    SizeLimitError,
+    is_unreachable,
+    offline_message,
+    probe,
+    read_zip_member,
+)
 from riskmodels.data.loaders import DEFAULT_UNIVERSE
 
 __all__ = [
@@ -117,7 +126,11 @@ class _Transient(Exception):
 
 
 class _Permanent(Exception):
-    """A failure not worth retrying (other 4xx)."""
+    """A failure not worth retrying (other 4xx, a malformed CHECKSUM, a refused file)."""
+
+
+class _Unreachable(Exception):
+    """The host cannot be resolved or connected to: stop the whole fetch."""
 
 
 # --------------------------------------------------------------------------- report
@@ -301,20 +314,17 @@ def parse_checksum(text: str, filename: str) -> str:
     return parts[0].lower()
 
 
-def read_kline_zip(source: str | os.PathLike[str] | bytes) -> pd.DataFrame:
+def read_kline_zip(source: str | os.PathLike[str] | bytes,
+                   max_bytes: int = DEFAULT_MAX_BYTES) -> pd.DataFrame:
     """Read the kline CSV inside an archive ZIP.
 
     Returns columns ``datetime`` (naive UTC, the bar's open time), ``open``,
     ``high``, ``low``, ``close``, ``volume`` (float64). The CSV may or may not
     have a header row; open times may be epoch milliseconds or microseconds
-    (values >= 1e14 are microseconds), row by row.
+    (values >= 1e14 are microseconds), row by row. A CSV declaring or expanding to
+    more than ``max_bytes`` raises :class:`~riskmodels.data.fetch_guard.SizeLimitError`.
     """
-    handle = io.BytesIO(source) if isinstance(source, bytes) else source
-    with zipfile.ZipFile(handle) as zf:
-        members = [n for n in zf.namelist() if n.lower().endswith(".csv")]
-        if len(members) != 1:
-            raise ValueError(f"expected one CSV in the ZIP, found {members or zf.namelist()}")
-        raw = zf.read(members[0])
+    _, raw = read_zip_member(source, max_bytes)
     text = raw.decode("utf-8-sig")
     first = text.lstrip()[:1]
     header = None if (first.isdigit() or first == "") else 0
@@ -369,6 +379,8 @@ def _open(url: str, timeout: float) -> http.client.HTTPResponse:
             raise _Transient(f"HTTP {e.code} {e.reason}") from None
         raise _Permanent(f"HTTP {e.code} {e.reason}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+        if is_unreachable(e):
+            raise _Unreachable(f"{type(e).__name__}: {getattr(e, 'reason', e)}") from None
         raise _Transient(f"{type(e).__name__}: {getattr(e, 'reason', e)}") from None
 
 
@@ -395,8 +407,10 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def _download_verified(url: str, target: Path, expected: str, timeout: float) -> int:
-    """Stream ``url`` to a temporary file beside ``target``; rename if SHA-256 matches."""
+def _download_verified(url: str, target: Path, expected: str, timeout: float,
+                       max_bytes: int = DEFAULT_MAX_BYTES) -> int:
+    """Stream ``url`` to a temporary file beside ``target``; rename into the cache only if
+    it is within ``max_bytes``, its SHA-256 matches and its CSV expands within ``max_bytes``."""
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     tmp = Path(tmp_name)
     try:
@@ -406,10 +420,16 @@ def _download_verified(url: str, target: Path, expected: str, timeout: float) ->
             try:
                 with _open(url, timeout) as resp:
                     length = resp.headers.get("Content-Length")
+                    if length is not None and length.isdigit() and int(length) > max_bytes:
+                        raise _Permanent(f"refused: {url} is {int(length):,} bytes, over the "
+                                         f"limit of {max_bytes:,} (--max-mb)")
                     while chunk := resp.read(1 << 16):
                         digest.update(chunk)
                         out.write(chunk)
                         n += len(chunk)
+                        if n > max_bytes:
+                            raise _Permanent(f"refused: {url} sent more than {max_bytes:,} "
+                                             "bytes, the limit (--max-mb)")
             except _NETWORK_ERRORS as e:
                 raise _Transient(f"download interrupted after {n} bytes: {type(e).__name__}") from None
             out.flush()
@@ -419,6 +439,10 @@ def _download_verified(url: str, target: Path, expected: str, timeout: float) ->
         got = digest.hexdigest()
         if got != expected:
             raise _Transient(f"checksum mismatch: sha256 {got} != published {expected}")
+        try:  # a file that cannot be read back within the limit never enters the cache
+            read_zip_member(tmp, max_bytes, name=url)
+        except (SizeLimitError, ValueError, zipfile.BadZipFile) as e:
+            raise _Permanent(f"refused, not cached: {e}") from None
         os.replace(tmp, target)
         _fsync_dir(target.parent)
         return n
@@ -432,6 +456,9 @@ class _Opts:
     max_retries: int
     backoff: float
     say: Progress
+    max_bytes: int = DEFAULT_MAX_BYTES
+    abort: threading.Event = field(default_factory=threading.Event)
+    abort_reason: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -448,20 +475,29 @@ def _get_piece(piece: Piece, folder: Path, opts: _Opts) -> _Outcome:
         return _Outcome(piece, "skipped")
     reason = ""
     for attempt in range(opts.max_retries + 1):
+        if opts.abort.is_set():
+            return _Outcome(piece, "failed", "not tried: the archive is unreachable")
         if attempt:
             delay = min(opts.backoff * 2 ** (attempt - 1), 60.0)
             opts.say(f"retry {attempt}/{opts.max_retries} in {delay:.3g} s: {piece.url} ({reason})")
             time.sleep(delay)
         try:
-            expected = parse_checksum(_read_small(piece.url + ".CHECKSUM", opts.timeout),
-                                      piece.filename)
-            n = _download_verified(piece.url, target, expected, opts.timeout)
+            try:
+                expected = parse_checksum(_read_small(piece.url + ".CHECKSUM", opts.timeout),
+                                          piece.filename)
+            except ValueError as e:
+                raise _Permanent(str(e)) from None
+            n = _download_verified(piece.url, target, expected, opts.timeout, opts.max_bytes)
             return _Outcome(piece, "fetched", nbytes=n)
         except _NotFound:
             return _Outcome(piece, "missing", "HTTP 404 Not Found")
+        except _Unreachable as e:
+            opts.abort_reason.append(str(e))
+            opts.abort.set()
+            return _Outcome(piece, "failed", str(e))
         except _Permanent as e:
             return _Outcome(piece, "failed", str(e))
-        except (_Transient, ValueError) as e:
+        except _Transient as e:
             reason = str(e)
     return _Outcome(piece, "failed", f"{reason} (after {opts.max_retries + 1} attempts)")
 
@@ -595,7 +631,7 @@ def _fetch_symbol(sym: str, *, quote: str, interval: str, start: date, end: date
     frames = []
     for f in sorted(folder.glob(f"{pair}-{interval}-*.zip")):
         try:
-            frames.append(read_kline_zip(f))
+            frames.append(read_kline_zip(f, opts.max_bytes))
         except (ValueError, zipfile.BadZipFile) as e:
             rep.messages.append(f"unreadable cached file {f} ({e}); delete it and fetch again")
     lo = pd.Timestamp(start)
@@ -668,6 +704,8 @@ def fetch(
     *,
     workers: int = 4,
     today: date | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    check_network: bool = True,
 ) -> FetchReport:
     """Download spot klines from the Binance public data archive into Parquet files.
 
@@ -691,16 +729,30 @@ def fetch(
     progress : callable, optional
         Called with one-line status messages.
     max_retries : int
-        Retries after the first attempt for a network error, HTTP 429/5xx, a
-        truncated body or a checksum mismatch (404 is not retried: the file
-        does not exist). Waits ``backoff * 2**k`` seconds before retry ``k+1``
-        (no jitter, at most 60 s).
+        Retries after the first attempt for HTTP 429/5xx, a connection reset or
+        time-out mid-transfer, a truncated body or a checksum mismatch (404 is
+        not retried: the file does not exist; nor is a malformed CHECKSUM or a
+        refused file). Waits ``backoff * 2**k`` seconds before retry ``k+1``
+        (no jitter, at most 60 s). A name-resolution or connection failure is
+        never retried: it stops the fetch (:class:`ArchiveUnreachable`).
     backoff, timeout : float
         Seconds.
     workers : int
         Parallel downloads.
     today : date, optional
         The UTC date deciding which months are complete (for tests).
+    max_bytes : int
+        Largest download, and largest decompressed CSV, accepted (default 64 MiB);
+        a larger file is refused and never cached.
+    check_network : bool
+        Probe the archive's host once before planning (:func:`fetch_guard.probe`).
+
+    Raises
+    ------
+    ArchiveUnreachable
+        The host cannot be resolved or connected to (by the probe, or by any
+        download); raised within seconds, naming the embedded dataset,
+        ``--data`` and ``RISKMODELS_DATA``.
 
     Returns
     -------
@@ -718,6 +770,8 @@ def fetch(
         raise ValueError(f"timeout must be in (0, 3600] seconds, got {timeout!r}")
     if not (isinstance(workers, int) and 1 <= workers <= 32):
         raise ValueError(f"workers must be an integer in [1, 32], got {workers!r}")
+    if not (isinstance(max_bytes, int) and max_bytes > 0):
+        raise ValueError(f"max_bytes must be a positive whole number of bytes, got {max_bytes!r}")
     quote = str(quote).strip().upper()
     if not _SYMBOL_RE.match(quote):
         raise ValueError(f"quote must be a ticker such as USDT, got {quote!r}")
@@ -732,6 +786,8 @@ def fetch(
     if start_d > end_d:
         raise ValueError(f"start ({start_d}) must be on or before end ({end_d}; "
                          f"the archive ends yesterday, {yesterday})")
+    if check_network:
+        probe(base)
     out_dir = Path(dest).expanduser() if dest is not None else default_fetch_dest()
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -742,12 +798,14 @@ def fetch(
             with lock:
                 progress(msg)
 
-    opts = _Opts(float(timeout), max_retries, float(backoff), say)
+    opts = _Opts(float(timeout), max_retries, float(backoff), say, max_bytes)
     report = FetchReport(out_dir, interval, base, start_d, end_d)
     t0 = time.perf_counter()
     say(f"fetching {len(syms)} symbol(s) {interval} {start_d}..{end_d} from {base} into {out_dir}")
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for i, sym in enumerate(syms, 1):
+            if opts.abort.is_set():
+                break
             rep = _fetch_symbol(sym, quote=quote, interval=interval, start=start_d, end=end_d,
                                 today=today, base=base, dest=out_dir, pool=pool, opts=opts)
             report.symbols[sym] = rep
@@ -757,6 +815,8 @@ def fetch(
             for m in rep.messages:
                 say(f"  {rep.pair}: {m}")
     report.elapsed = time.perf_counter() - t0
+    if opts.abort.is_set():
+        raise ArchiveUnreachable(offline_message(base, opts.abort_reason[0]))
     return report
 
 
@@ -778,12 +838,14 @@ def add_fetch_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     p.add_argument("--end", default=None, help="last UTC date (default: yesterday)")
     p.add_argument("--interval", choices=sorted(INTERVALS), default="1d", help="bar length")
     p.add_argument("--dest", default=None,
-                   help="output folder (default: ./data if it holds prices, else the user cache)")
+                   help="output folder (default: the user cache, read with --data binance)")
     p.add_argument("--base-url", default=None,
                    help=f"archive root (default ${ENV_FETCH_URL} or {DEFAULT_BASE_URL})")
     p.add_argument("--quote", default="USDT", help="quote asset (default USDT)")
     p.add_argument("--retries", type=int, default=4, help="retries per file (default 4)")
     p.add_argument("--workers", type=int, default=4, help="parallel downloads (default 4)")
+    p.add_argument("--max-mb", type=float, default=DEFAULT_MAX_BYTES / 2**20,
+                   help="refuse a download or a decompressed CSV larger than this (MiB, default 64)")
     p.set_defaults(func=run_fetch)
     return p
 
@@ -802,7 +864,11 @@ def run_fetch(args: argparse.Namespace) -> int:
             symbols=args.symbols, start=args.start, end=args.end, interval=args.interval,
             dest=args.dest, base_url=args.base_url, quote=args.quote, progress=progress,
             max_retries=getattr(args, "retries", 4), workers=getattr(args, "workers", 4),
+            max_bytes=int(getattr(args, "max_mb", DEFAULT_MAX_BYTES / 2**20) * 2**20),
         )
+    except ArchiveUnreachable as e:
+        print(f"riskmodels data fetch: error: {e}", file=sys.stderr)
+        return 1
     except ValueError as e:
         print(f"riskmodels data fetch: error: {e}", file=sys.stderr)
         return 2

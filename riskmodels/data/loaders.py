@@ -3,10 +3,10 @@
 File formats
 ------------
 * **Named columns** (any order, any case, extra columns ignored): a time column
-  called ``datetime``, ``date``, ``timestamp``, ``time`` or ``open_time``, and
-  ``open``, ``high``, ``low``, ``close``, ``volume``. Times are ISO text
-  (``2024-01-02`` or ``2024-01-02 13:00:00``, time zones converted to UTC) or
-  epoch numbers.
+  (``datetime``, ``date``, ``day``, ``timestamp``, ``time``, ``open_time``...) and
+  ``open``, ``high``, ``low``, ``close``, ``volume``; other names through a column
+  map (:mod:`riskmodels.data.columns`). Times are ISO text (``2024-01-02`` or
+  ``2024-01-02 13:00:00``, time zones converted to UTC) or epoch numbers.
 * **Binance kline CSV** (data.binance.vision, 12 columns: open_time, open,
   high, low, close, volume, close_time, quote_volume, count,
   taker_buy_volume, taker_buy_quote_volume, ignore), with the header row
@@ -15,7 +15,9 @@ File formats
   spot files use microseconds from 2025-01-01). The bar's timestamp is its
   open time, in UTC.
 
-The asset symbol comes from the file name unless the caller gives it:
+The asset symbol comes from the file name unless the caller gives a map or a
+name pattern (:mod:`riskmodels.data.naming`; two files of one asset are an
+error unless they are dated archive pieces):
 ``BTC-USD_1d.csv`` -> ``BTC``, ``BTCUSDT-1d-2024-01.csv`` -> ``BTC`` (the
 quote currency USDT/USDC/BUSD/FDUSD/TUSD/USD/EUR is stripped). Several files
 of one symbol (Binance monthly files) are concatenated. The bar interval comes
@@ -75,6 +77,14 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from riskmodels.data.columns import (
+    TIME_ALIASES,
+    apply_column_map,
+    check_column_map,
+    pick_alias,
+    utc_offsets,
+)
+from riskmodels.data.naming import asset_names, group_by_asset
 from riskmodels.data.panel import FIELDS, PricePanel
 from riskmodels.data.validate import (
     DataError,
@@ -108,7 +118,7 @@ BINANCE_KLINE_COLUMNS: tuple[str, ...] = (
     "count", "taker_buy_volume", "taker_buy_quote_volume", "ignore",
 )
 
-TIME_ALIASES = ("datetime", "date", "timestamp", "time", "open_time")
+MAX_FILE_BYTES = 512 * 2**20  # the largest shared file is ~1 MB; [data] max_file_mb
 SUFFIXES = (".csv", ".parquet", ".pq")
 QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "USD", "EUR")
 INTERVAL_DIRS = {"1d": "crypto-daily", "1h": "crypto-hourly"}
@@ -201,7 +211,7 @@ def _pick_columns(path: Path, df: pd.DataFrame) -> dict[str, str | None]:
     found["time"] = time_col
     missing = []
     for name in FIELDS:
-        cols = by_lower.get(name, [])
+        cols = pick_alias(by_lower, name)
         if len(cols) > 1:
             raise DataError(f"{path}: column {name!r} appears {len(cols)} times ({cols}); keep one")
         if not cols:
@@ -219,6 +229,14 @@ def _pick_columns(path: Path, df: pd.DataFrame) -> dict[str, str | None]:
 
 
 def _parse_times(path: Path, values: pd.Series | pd.Index, has_header: bool) -> pd.DatetimeIndex:
+    if (not isinstance(values, pd.DatetimeIndex)
+            and not pd.api.types.is_numeric_dtype(values.dtype)
+            and not pd.api.types.is_datetime64_any_dtype(values.dtype)):
+        head = pd.Series(values).dropna()
+        if len(head) and _looks_numeric(str(head.iloc[0])):  # quoted epoch numbers
+            as_num = pd.to_numeric(pd.Series(values).astype(str).str.strip(), errors="coerce")
+            if as_num.notna().all():
+                values = as_num
     if isinstance(values, pd.DatetimeIndex):
         idx = values
     elif pd.api.types.is_datetime64_any_dtype(values.dtype):
@@ -266,20 +284,38 @@ def _numeric(path: Path, df: pd.DataFrame, col: str, name: str, has_header: bool
     return num.to_numpy(dtype=np.float64)
 
 
-def read_ohlcv(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, str]:
+def read_ohlcv(path: str | os.PathLike[str], *, columns: Mapping[str, str] | None = None,
+               max_bytes: int = MAX_FILE_BYTES) -> tuple[pd.DataFrame, str]:
     """Read one file into a raw OHLCV frame and the sha256 of its bytes.
 
     The frame is indexed by naive-UTC ``timestamp`` in file order (not sorted,
     duplicates kept: :func:`~riskmodels.data.validate.validate` reports them).
+    ``columns`` maps canonical names to the file's (:mod:`riskmodels.data.columns`);
+    ``frame.attrs["utc_offsets"]`` lists non-zero UTC offsets seen in ISO timestamps.
 
     Raises
     ------
     DataError
-        Empty file, missing column, text in a price column, repeated header
-        row, unreadable timestamp; the message names the file and the line.
+        Empty file, a file over ``max_bytes``, a binary or gzip file, missing
+        column, text in a price column, repeated header row, unreadable
+        timestamp; the message names the file and the line.
     """
     p = Path(path)
+    cmap = check_column_map(columns)
+    size = p.stat().st_size
+    if size > max_bytes:
+        raise DataError(f"{p}: the file is {size:,} bytes, over the limit of {max_bytes:,} "
+                        "bytes ([data] max_file_mb); an OHLCV file is far smaller: check it is the "
+                        "file you mean, or raise the limit")
     raw = p.read_bytes()
+    if p.suffix.lower() not in (".parquet", ".pq"):
+        head = raw[:4096]
+        if head[:2] == b"\x1f\x8b":
+            raise DataError(f"{p}: the file is gzip-compressed, not CSV text; decompress it "
+                            "(gunzip) and point riskmodels at the .csv")
+        if b"\x00" in head or head[:4] in (b"PK\x03\x04", b"PAR1"):
+            raise DataError(f"{p}: the file is binary (not CSV text); a CSV must be UTF-8 text "
+                            "(a Parquet file must end in .parquet)")
     sha = hashlib.sha256(raw).hexdigest()
     if p.suffix.lower() in (".parquet", ".pq"):
         try:
@@ -293,6 +329,7 @@ def read_ohlcv(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, str]:
         df, has_header = _read_csv(p, raw)
     if len(df) == 0:
         raise DataError(f"{p}: the file has a header but no data rows")
+    df = apply_column_map(p, df, cmap)
     cols = _pick_columns(p, df)
     tcol = cols["time"]
     if (has_header and tcol is not None and not pd.api.types.is_numeric_dtype(df[tcol].dtype)
@@ -308,6 +345,8 @@ def read_ohlcv(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, str]:
     times = _parse_times(p, df[tcol] if tcol is not None else df.index, has_header)
     data = {name: _numeric(p, df, cols[name], name, has_header) for name in FIELDS}  # type: ignore[arg-type]
     out = pd.DataFrame(data, index=times)
+    if tcol is not None:
+        out.attrs["utc_offsets"] = utc_offsets(df[tcol])
     return out, sha
 
 
@@ -331,7 +370,13 @@ def find_files(directory: str | os.PathLike[str], interval: str | None = None) -
                     f"{d} holds files of several intervals {sorted(named)}; pass interval=..."
                 )
     if interval is not None:
+        skipped = [p.name for p in files if interval_from_filename(p) not in (None, interval)]
         files = [p for p in files if interval_from_filename(p) in (None, interval)]
+        if skipped and files:
+            shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+            warnings.warn(f"{d}: skipped {len(skipped)} file(s) whose name says another interval "
+                          f"than {interval} ({shown}); rename a file whose name is wrong",
+                          DataQualityWarning, stacklevel=3)
     if not files:
         what = f" for interval {interval}" if interval else ""
         raise FileNotFoundError(f"no OHLCV files (*.csv, *.parquet){what} in {d}; {DATA_HINT}")
@@ -367,6 +412,9 @@ def load_files(
     *,
     symbols: Sequence[str] | Mapping[str, str] | None = None,
     interval: str | None = None,
+    columns: Mapping[str, str] | None = None,
+    name_pattern: str | None = None,
+    max_bytes: int = MAX_FILE_BYTES,
 ) -> dict[str, pd.DataFrame]:
     """Read OHLCV files into raw frames, one per asset.
 
@@ -378,6 +426,14 @@ def load_files(
     symbols : sequence or mapping, optional
         Asset symbols instead of the file-name rule: a sequence aligned with the
         (sorted) file list, or ``{file name or path: symbol}``.
+    columns : mapping, optional
+        Column map ``{"time": "day", "close": "Close Price"}``
+        (:mod:`riskmodels.data.columns`).
+    name_pattern : str, optional
+        Regular expression with a group ``asset`` matched against each file name
+        (:mod:`riskmodels.data.naming`).
+    max_bytes : int
+        Larger files are refused with a message.
     interval : str, optional
         ``"1d"``, ``"1h"``...: skip files whose name says another interval, and
         record it in each frame's ``attrs["interval"]``. Default: from the file
@@ -393,31 +449,16 @@ def load_files(
     Raises
     ------
     DataError
-        A malformed file (named, with the problem and line) or two files
-        claiming one asset with different intervals.
+        A malformed file (named, with the problem and line), two files claiming
+        one asset (named, unless both are dated archive pieces), or archive
+        pieces of one asset with different intervals.
     FileNotFoundError
         No such folder / no files.
     """
     if interval is not None:
         interval_step(interval)
     files = resolve_source(paths_or_dir, interval)
-    if symbols is None:
-        names = [symbol_from_filename(p) for p in files]
-    elif isinstance(symbols, Mapping):
-        names = []
-        for p in files:
-            key = next((k for k in (str(p), p.name, p.stem) if k in symbols), None)
-            names.append(symbols[key] if key is not None else symbol_from_filename(p))
-    else:
-        if len(symbols) != len(files):
-            raise ValueError(
-                f"symbols has {len(symbols)} entries but there are {len(files)} files "
-                f"({[p.name for p in files]})"
-            )
-        names = [str(s) for s in symbols]
-    grouped: dict[str, list[Path]] = {}
-    for name, p in zip(names, files, strict=True):
-        grouped.setdefault(name, []).append(p)
+    grouped = group_by_asset(files, asset_names(files, symbols, name_pattern))
     out: dict[str, pd.DataFrame] = {}
     for name, group in grouped.items():
         parts, shas = [], []
@@ -428,15 +469,19 @@ def load_files(
                 "pass interval='1d' (or '1h') to choose"
             )
         for p in sorted(group):
-            df, sha = read_ohlcv(p)
+            df, sha = read_ohlcv(p, columns=columns, max_bytes=max_bytes)
             parts.append(df)
             shas.append(sha)
+        offsets = tuple(sorted({o for f in parts for o in f.attrs.get("utc_offsets", ())}))
         df = parts[0] if len(parts) == 1 else pd.concat(parts)
-        iv = interval or (ivs.pop() if ivs else None) or infer_interval(df.index)
+        named = ivs.pop() if ivs else None
+        iv = interval or named or infer_interval(df.index)
         df.attrs = {
             "files": [str(p) for p in sorted(group)],
             "sha256": shas[0] if len(shas) == 1 else hashlib.sha256("".join(shas).encode()).hexdigest(),
             "interval": iv,
+            "interval_from": "name" if named else "argument" if interval else "spacing",
+            "utc_offsets": offsets,
         }
         out[name] = df
     return out
@@ -444,12 +489,15 @@ def load_files(
 
 def validate_directory(path: str | os.PathLike[str], *, interval: str | None = None,
                        splice_threshold: float = float(np.log(5)),
-                       min_length: int = 250) -> QualityReport:
-    """Load every file under ``path`` and return its :class:`QualityReport`
-    (for ``riskmodels data validate DIR``)."""
-    frames = load_files(path, interval=interval)
-    return validate(frames, splice_threshold=splice_threshold, interval=interval,
-                    min_length=min_length)
+                       min_length: int = 250, **options: object) -> QualityReport:
+    """Check every file under ``path``, the unreadable ones included, and return a
+    :class:`~riskmodels.data.directory.DirectoryReport` (a :class:`QualityReport` with a
+    per-file table; for ``riskmodels data validate DIR``). ``options``: ``columns``,
+    ``symbols``, ``name_pattern``, ``max_bytes`` as for :func:`load_files`."""
+    from riskmodels.data.directory import check_directory
+
+    return check_directory(path, interval=interval, splice_threshold=splice_threshold,
+                           min_length=min_length, **options)  # type: ignore[arg-type]
 
 
 def _fill_gaps(asset: str, df: pd.DataFrame, gaps: list[Defect], step: pd.Timedelta
@@ -485,6 +533,10 @@ def load_panel(
     interval: str | None = None,
     max_fill: int = 0,
     min_length: int = 250,
+    columns: Mapping[str, str] | None = None,
+    symbols: Mapping[str, str] | None = None,
+    name_pattern: str | None = None,
+    max_bytes: int = MAX_FILE_BYTES,
 ) -> PricePanel:
     """Load, validate and assemble a :class:`PricePanel`.
 
@@ -510,6 +562,8 @@ def load_panel(
         ``gap_filled`` warnings); 0 fills nothing. Must be >= 0.
     min_length : int, default 250
         Threshold of the ``short_history`` warning.
+    columns, symbols, name_pattern, max_bytes
+        Column map, asset names and file-size limit, as for :func:`load_files`.
 
     Returns
     -------
@@ -522,20 +576,23 @@ def load_panel(
     if int(max_fill) != max_fill or max_fill < 0:
         raise ValueError(f"max_fill must be a whole number of bars >= 0, got {max_fill}")
     files = resolve_source(source, interval)
+    names = asset_names(files, symbols, name_pattern)
+    name_of = {str(p): n for p, n in zip(files, names, strict=True)}
     if assets is not None:
         assets = [str(a) for a in assets]
         if len(set(assets)) != len(assets):
             raise ValueError(f"assets has duplicates: {assets}")
         by_symbol: dict[str, list[Path]] = {}
-        for p in files:
-            by_symbol.setdefault(symbol_from_filename(p), []).append(p)
+        for p, name in zip(files, names, strict=True):
+            by_symbol.setdefault(name, []).append(p)
         unknown = [a for a in assets if a not in by_symbol]
         if unknown:
             raise DataError(
                 f"no file for asset(s) {unknown} in {source}; available: {sorted(by_symbol)}"
             )
         files = [p for a in assets for p in by_symbol[a]]
-    frames = load_files(files, interval=interval)
+    frames = load_files(files, interval=interval, columns=columns, max_bytes=max_bytes,
+                        symbols={str(p): name_of[str(p)] for p in files})
     t0 = pd.Timestamp(start) if start is not None else None
     t1 = pd.Timestamp(end) if end is not None else None
     if t0 is not None or t1 is not None:

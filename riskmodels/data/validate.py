@@ -20,6 +20,8 @@ kind                      severity  rule
 ``unsorted``              warning   timestamps decrease somewhere (the loader sorts)
 ``duplicate_dates``       error     a timestamp appears more than once
 ``nan_price``             error     open/high/low/close is NaN
+``infinite_price``        error     open/high/low/close is +-inf
+``infinite_volume``       error     volume is +-inf
 ``nonpositive_price``     error     open/high/low/close <= 0
 ``nan_volume``            error     volume is NaN
 ``negative_volume``       error     volume < 0
@@ -28,6 +30,13 @@ kind                      severity  rule
 ``gap``                   error     missing bars between two rows (missing calendar
                                     days in a daily series, hours in an hourly one);
                                     one record per gap
+``interval_mismatch``     error     the median spacing is another interval than the
+                                    declared one (file name or ``interval=``)
+``short_spacing``         error     two bars closer than one interval (86 s apart
+                                    in a daily file)
+``misaligned``            error     bars off the interval's UTC grid (a daily bar not
+                                    at 00:00 UTC, e.g. stamped with ``+05:00``);
+                                    see :mod:`riskmodels.data.timegrid`
 ``bad_tick``              error     ``|ln(C_t / C_{t-1})| > splice_threshold`` and the
                                     next return undoes at least half of it (opposite
                                     sign, ``|r_t + r_{t+1}| <= |r_t| / 2``)
@@ -83,11 +92,16 @@ ERROR_KINDS = frozenset(
         "empty",
         "duplicate_dates",
         "nan_price",
+        "infinite_price",
+        "infinite_volume",
         "nonpositive_price",
         "nan_volume",
         "negative_volume",
         "ohlc_inconsistent",
         "gap",
+        "interval_mismatch",
+        "short_spacing",
+        "misaligned",
         "bad_tick",
         "splice",
     }
@@ -329,7 +343,8 @@ def _row_defect(asset: str, kind: str, dates: pd.DatetimeIndex, what: str, remed
 
 
 def _check_asset(asset: str, df: pd.DataFrame, step: pd.Timedelta | None, threshold: float,
-                 min_length: int) -> list[Defect]:
+                 min_length: int, interval: str | None = None,
+                 declared_by: str = "the interval") -> list[Defect]:
     out: list[Defect] = []
     if len(df) == 0:
         return [Defect(asset, "empty", None, None, 0, "error",
@@ -359,12 +374,18 @@ def _check_asset(asset: str, df: pd.DataFrame, step: pd.Timedelta | None, thresh
 
     px = df.loc[:, list(PRICE_COLS)].to_numpy(dtype=np.float64)
     vol = df["volume"].to_numpy(dtype=np.float64)
-    nan_px = np.isnan(px).any(axis=1)
+    inf_px = np.isinf(px).any(axis=1)
+    nan_px = np.isnan(px).any(axis=1) | inf_px  # inf is as unusable as NaN downstream
     with np.errstate(invalid="ignore"):
         nonpos = (px <= 0).any(axis=1)
-    if nan_px.any():
+    if inf_px.any():
+        cols = [c for j, c in enumerate(PRICE_COLS) if np.isinf(px[:, j]).any()]
+        out.append(_row_defect(asset, "infinite_price", idx[inf_px], f"inf {'/'.join(cols)}",
+                               "an overflow or a division by zero in the source: fix the rows, "
+                               "or policy='truncate'/'drop_asset'"))
+    if (nan_px & ~inf_px).any():
         cols = [c for j, c in enumerate(PRICE_COLS) if np.isnan(px[:, j]).any()]
-        out.append(_row_defect(asset, "nan_price", idx[nan_px], f"NaN {'/'.join(cols)}",
+        out.append(_row_defect(asset, "nan_price", idx[nan_px & ~inf_px], f"NaN {'/'.join(cols)}",
                                "fix the source or start the asset after the last bad row "
                                "(policy='truncate') or drop it (policy='drop_asset')"))
     if nonpos.any():
@@ -373,6 +394,9 @@ def _check_asset(asset: str, df: pd.DataFrame, step: pd.Timedelta | None, thresh
                                f"{'/'.join(cols)} <= 0",
                                "fix the source or start the asset after the last bad row "
                                "(policy='truncate') or drop it (policy='drop_asset')"))
+    if np.isinf(vol).any():
+        out.append(_row_defect(asset, "infinite_volume", idx[np.isinf(vol)], "inf volume",
+                               "fix the source or policy='truncate'/'drop_asset'"))
     if np.isnan(vol).any():
         out.append(_row_defect(asset, "nan_volume", idx[np.isnan(vol)], "NaN volume",
                                "fill the volume in the source or policy='truncate'/'drop_asset'"))
@@ -398,6 +422,14 @@ def _check_asset(asset: str, df: pd.DataFrame, step: pd.Timedelta | None, thresh
         out.append(_row_defect(asset, "ohlc_inconsistent", idx[bad_ohlc], "; ".join(parts),
                                "fix the source rows or policy='truncate'/'drop_asset'"))
 
+    if step is not None and interval is not None:
+        from riskmodels.data.timegrid import grid_defects
+
+        grid, mismatch = grid_defects(asset, idx, step, interval, declared_by,
+                                      tuple(df.attrs.get("utc_offsets", ())))
+        out.extend(grid)
+        if mismatch:
+            step = None  # every row would be a gap or a short spacing
     if step is not None and len(idx) > 1:
         d = np.diff(idx.asi8)
         s = step.value
@@ -505,10 +537,13 @@ def validate(
         if missing:
             raise DataError(f"{asset}: frame has no column(s) {missing}; columns are {list(df.columns)}")
         iv = interval or df.attrs.get("interval") or infer_interval(df.index)
+        by = ("the file name" if df.attrs.get("interval_from") == "name" else "interval=" if interval
+              else "the interval" if df.attrs.get("interval") else "the median spacing")
         if iv:
             used_interval.add(iv)
         step = interval_step(iv) if iv else None
-        defects.extend(_check_asset(str(asset), df, step, float(splice_threshold), int(min_length)))
+        defects.extend(_check_asset(str(asset), df, step, float(splice_threshold), int(min_length),
+                                    iv, by))
         if len(df):
             last_dates[str(asset)] = pd.DatetimeIndex(df.index).max()
     if last_dates:

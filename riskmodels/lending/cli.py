@@ -115,9 +115,12 @@ def backtest_lending(args: Any, cfg: dict[str, Any], bar: Any, data_dir: Callabl
         cfg.setdefault("lending", {}).setdefault("generator", {})["accounts"] = int(args.accounts)
     LendingConfig.from_dict(cfg.get("lending", {}))  # a bad parameter fails before any data is read
     d = data_dir(args, cfg, bar)
-    bar.note(f"lending market: loading prices from {d}")
+    bar.note("lending market")
+    from riskmodels.data.options import LoaderOptions
+
     panel = load_panel(d, assets=cfg["data"]["universe"] or None, policy=cfg["data"].get("policy", "error"),
-                       interval=cfg["data"].get("interval", "1d"))
+                       interval=cfg["data"].get("interval", "1d"), end=cfg["data"].get("end") or None,
+                       **LoaderOptions.from_config(cfg["data"]).kwargs())
     run = run_lending(cfg, panel, progress=bar)
     names = write_lending(run, Path(args.out), cfg, panel)
     with pd.option_context("display.width", 200, "display.max_columns", 20):

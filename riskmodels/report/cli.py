@@ -118,8 +118,11 @@ def run_report(args: argparse.Namespace) -> int:
                                 progress=note)
     note(f"riskmodels {__version__}: loading prices from {data_dir}")
     t0 = time.perf_counter()
+    from riskmodels.data.options import LoaderOptions
+
     panel = load_panel(data_dir, assets=cfg["data"]["universe"] or None, policy=cfg["data"].get("policy", "error"),
-                       interval=cfg["data"].get("interval", "1d"), end=cfg["data"].get("end") or None)
+                       interval=cfg["data"].get("interval", "1d"), end=cfg["data"].get("end") or None,
+                       **LoaderOptions.from_config(cfg["data"]).kwargs())
 
     def progress(what: str, i: int, n: int) -> None:
         note(f"  backtest {i}/{n}: {what} ({time.perf_counter() - t0:.1f} s)")

@@ -54,6 +54,7 @@ def render_summary_html(
         "<h1>riskmodels: margin methods compared</h1>",
         f"<p>{esc(result.summary().title)}. Capital efficiency (margin per unit of exposure, "
         "leverage allowed) against liquidation frequency and bad debt, on the same accounts and prices.</p>",
+        *([f"<p class='dataset'>Data: {esc(str(provenance['dataset']))}</p>"] if (provenance or {}).get("dataset") else []),
         "<h2>Comparison</h2>",
         result.summary().to_html(),
         f"<img alt='margin over time' src='data:image/png;base64,{png}'>",
