@@ -59,6 +59,10 @@ class DataKeys:
     start: Date
     end: Date
     policy: Literal["error", "drop_asset", "truncate"]
+    columns: dict  # checked whole by riskmodels.data.options.LoaderOptions
+    symbols: dict
+    name_pattern: str
+    max_file_mb: float
 
 
 class BookKeys:
@@ -374,6 +378,8 @@ def check_document(doc: Mapping[str, Any], where: str = "config", *, sections: t
             raise
         if name == "liquidation":
             _check_policy(sec, w)
+        elif name == "data":
+            _data_extra(sec, w)
         elif name == "sweep":
             _sweep_extra(sec, w, {k: schema(k) for k in ("book", "liquidation", "backtest", "data")})
         elif name == "calibrate":
@@ -382,6 +388,19 @@ def check_document(doc: Mapping[str, Any], where: str = "config", *, sections: t
             _cascade_extra(sec, w)
         out[name] = sec
     return out
+
+
+def _data_extra(sec: dict[str, Any], where: str) -> None:
+    """``[data]`` loader keys (column map, asset names, size limit) by :class:`LoaderOptions`."""
+    from riskmodels.data.options import LoaderOptions
+
+    keys = ("columns", "symbols", "name_pattern", "max_file_mb")
+    if any(k in sec for k in keys):
+        try:
+            LoaderOptions(**{k: sec[k] for k in keys if k in sec})
+        except (ValueError, TypeError) as exc:
+            head = where[: -len(": [data]")] if where.endswith(": [data]") else where
+            raise UserError(f"{head}: {exc}") from None
 
 
 def _check_policy(sec: dict[str, Any], where: str) -> None:

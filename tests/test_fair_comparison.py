@@ -192,7 +192,7 @@ def test_fhs_ratio_cap_bounds_the_scenarios_and_prices_constant_price_assets() -
 def _models_for_property() -> dict[str, object]:
     out = {}
     for name in margin.available():
-        if name.startswith("apc_"):
+        if name.startswith("apc_") or name == "concentration":  # wrappers around an inner model
             m = margin.get(name, inner={"name": "historical_var", "window": 100})
         elif name in ("historical_var", "filtered_hs", "age_weighted_hs"):
             m = margin.get(name, window=100)
