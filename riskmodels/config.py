@@ -17,7 +17,7 @@ from typing import Any
 
 from riskmodels.backtest.simulation import LiquidationPolicy
 
-SECTIONS = ("data", "book", "backtest", "liquidation", "models", "cascade", "calibrate", "sweep", "report")
+SECTIONS = ("data", "book", "backtest", "liquidation", "models", "cascade", "calibrate", "sweep", "report", "stress")
 
 
 def default_config() -> dict[str, Any]:
@@ -85,6 +85,10 @@ def validate_config(cfg: dict[str, Any]) -> None:
     if len(set(labels)) != len(labels):
         raise ValueError(f"model labels must be unique, got {labels}")
     liquidation_policy(cfg)  # validates
+    if "stress" in cfg:
+        from riskmodels.stress.config import StressConfig
+
+        StressConfig.from_dict(cfg["stress"])  # validates
 
 
 def liquidation_policy(cfg: dict[str, Any]) -> LiquidationPolicy:
