@@ -217,16 +217,16 @@ def fund_ledger(sim: SimulationResult, book: Book, panel: PricePanel, policy: Fu
         b0 = policy.initial_share * float(sim.notional_total[live[0]]) if len(live) else 0.0
     inflow = policy.penalty_share * pen
     hold = Holdings(sim, book, panel) if policy.adl and (bad > 0).any() else None
-    bal_open = np.zeros(n)
     paid = np.zeros(n)
     adl = np.zeros(n)
+    bal_close = np.full(n, np.nan)
     bal = b0
     adl_rows: list[dict[str, object]] = []
     for i in np.flatnonzero((inflow > 0) | (bad > 0)) if n else []:
-        bal_open[i] = bal  # filled for event days here, the rest below
         avail = bal + inflow[i]
         paid[i] = min(avail, bad[i])
-        bal = avail - paid[i]
+        bal = max(avail - paid[i], 0.0)
+        bal_close[i] = bal
         short = bad[i] - paid[i]
         if short > 0 and hold is not None:
             t = sim.start + int(i)
@@ -235,10 +235,9 @@ def fund_ledger(sim: SimulationResult, book: Book, panel: PricePanel, policy: Fu
             eq_left = np.nan_to_num(sim.equity[i].astype(np.float64), nan=0.0)
             share = ev["bad_debt"] / ev["bad_debt"].sum() * short
             adl[i] = min(_deleverage(hold, sim, t, ev["account"].astype(np.int64), share, eq_left, adl_rows), short)
-    # balances between event days are constant: carry them forward
-    change = inflow - paid
-    bal_close = b0 + np.cumsum(change)
-    bal_open = bal_close - change
+    # the balance is constant between event days: carry it forward
+    bal_close = pd.Series(bal_close).ffill().fillna(b0).to_numpy()
+    bal_open = np.concatenate([[b0], bal_close[:-1]])
     shortfall = bad - paid
     ledger = pd.DataFrame(
         {
