@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from riskmodels.portfolio import Book
-from riskmodels.stress.cover import reverse_stress, scenario_losses, stress_book, top_n_sum
+from riskmodels.stress.cover import (
+    GroupIndex,
+    group_codes,
+    group_sum,
+    reverse_stress,
+    scenario_losses,
+    stress_book,
+    top2,
+    top_n_sum,
+)
 from riskmodels.stress.scenarios import Scenario, ScenarioSet
 
 ASSETS = ("BTC", "ETH")
@@ -106,7 +117,7 @@ def test_reverse_stress_is_the_smallest_move_and_the_measure_is_monotone(b, reso
 
     grid = np.linspace(0, 1, 21)
     vals = [f(s) for s in grid]
-    assert all(b2 >= b1 - 1e-9 * (1 + abs(b1)) for b1, b2 in zip(vals, vals[1:], strict=False))
+    assert all(b2 >= b1 - 1e-9 * (1 + abs(b1)) for b1, b2 in itertools.pairwise(vals))
     if r.move is None:
         assert f(1.0) <= resources
     else:
@@ -144,5 +155,26 @@ def test_top_n_sum_ties_and_small_counts():
     v = np.array([[1.0, 5.0], [3.0, 5.0], [2.0, 0.0]])
     tot, idx = top_n_sum(v, 2)
     np.testing.assert_allclose(tot, [5.0, 10.0])
+    assert idx[:, 0].tolist() == [1, 2]
     tot, idx = top_n_sum(v[:1], 2)
     np.testing.assert_allclose(tot, [1.0, 5.0])
+    assert idx.shape == (1, 2)
+    c1, c2 = top2(v)
+    np.testing.assert_allclose(c1, [3.0, 5.0])
+    np.testing.assert_allclose(c2, [5.0, 10.0])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 5), min_size=1, max_size=30), st.integers(0, 2**31))
+def test_group_index_sums_equal_the_reference_and_top2_a_full_sort(codes, seed):
+    vals = np.random.default_rng(seed).uniform(0, 10, (len(codes), 4))
+    groups = tuple(f"g{c}" for c in codes)
+    gi = GroupIndex(groups)
+    c, labels = group_codes(groups)
+    np.testing.assert_allclose(gi.sum(vals), group_sum(vals, c, len(labels)))
+    assert list(labels) == list(dict.fromkeys(groups))
+    g = gi.sum(vals)
+    srt = -np.sort(-g, axis=0)
+    c1, c2 = top2(g)
+    np.testing.assert_allclose(c1, srt[0])
+    np.testing.assert_allclose(c2, srt[:2].sum(axis=0))

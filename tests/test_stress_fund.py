@@ -9,7 +9,12 @@ from conftest import random_walk_panel
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from riskmodels.backtest.simulation import EVENT_DTYPE, LiquidationPolicy, SimulationResult, simulate_accounts
+from riskmodels.backtest.simulation import (
+    EVENT_DTYPE,
+    LiquidationPolicy,
+    SimulationResult,
+    simulate_accounts,
+)
 from riskmodels.data.panel import PricePanel
 from riskmodels.margin import FixedHaircut
 from riskmodels.portfolio import Book, generate_book

@@ -10,10 +10,28 @@
 """
 
 from riskmodels.stress.config import StressConfig
-from riskmodels.stress.cover import StressResult, reverse_stress, reverse_table, scenario_losses, stress_book
+from riskmodels.stress.cover import (
+    StressResult,
+    reverse_stress,
+    reverse_table,
+    scenario_losses,
+    stress_book,
+)
 from riskmodels.stress.fund import FundLedger, FundPolicy, fund_ledger
-from riskmodels.stress.run import BacktestStress, DateStress, backtest_stress, cover_path, stress_date
-from riskmodels.stress.scenarios import LibrarySpec, Scenario, ScenarioHistory, ScenarioSet, user_scenarios
+from riskmodels.stress.run import (
+    BacktestStress,
+    DateStress,
+    backtest_stress,
+    cover_path,
+    stress_date,
+)
+from riskmodels.stress.scenarios import (
+    LibrarySpec,
+    Scenario,
+    ScenarioHistory,
+    ScenarioSet,
+    user_scenarios,
+)
 
 __all__ = [
     "BacktestStress",

@@ -71,11 +71,43 @@ def group_codes(groups: tuple[str, ...] | np.ndarray) -> tuple[np.ndarray, np.nd
     return remap[codes], labels[order]
 
 
+class GroupIndex:
+    """Accounts -> groups, for fast per-group sums (one gather and one ``reduceat``)."""
+
+    def __init__(self, groups: tuple[str, ...] | np.ndarray) -> None:
+        self.codes, self.labels = group_codes(groups)
+        self.order = np.argsort(self.codes, kind="stable")
+        sorted_codes = self.codes[self.order]
+        self.starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]]) if len(sorted_codes) \
+            else np.zeros(0, dtype=np.intp)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def sum(self, values: np.ndarray) -> np.ndarray:
+        """``(G, ...)`` sums of ``values (P, ...)`` per group."""
+        if not len(self.order):
+            return np.zeros((0, *values.shape[1:]))
+        return np.add.reduceat(values[self.order], self.starts, axis=0)
+
+
 def group_sum(values: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
-    """``(G, S)`` column sums of ``values (P, S)`` per group code."""
+    """``(G, S)`` column sums of ``values (P, S)`` per group code (reference for :class:`GroupIndex`)."""
     out = np.zeros((n_groups, values.shape[1]))
     np.add.at(out, codes, values)
     return out
+
+
+def top2(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of ``values (G, S)``: the largest and the sum of the two largest (no full sort)."""
+    g = values.shape[0]
+    if g == 0:
+        z = np.zeros(values.shape[1])
+        return z, z
+    if g == 1:
+        return values[0], values[0]
+    part = np.partition(values, g - 2, axis=0)[-2:]
+    return part.max(axis=0), part.sum(axis=0)
 
 
 def top_n_sum(values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -178,19 +210,30 @@ def stress_book(
     account_ids: tuple[str, ...],
     groups: tuple[str, ...],
     margin_basis: str = "initial",
+    *,
+    loss: np.ndarray | None = None,
+    index: GroupIndex | None = None,
 ) -> StressResult:
     """Losses, losses beyond margin and group sums of one book under ``scenarios``.
 
     Accounts whose ``margin`` is NaN (not priced: an asset without history)
-    contribute nothing.
+    contribute nothing. ``loss`` (:func:`scenario_losses`) and ``index``
+    (:class:`GroupIndex` of ``groups``) may be passed when several models
+    share them.
     """
     margin = np.asarray(margin, dtype=np.float64)
+    loss = scenario_losses(exposure, cash, scenarios) if loss is None else loss
+    unc = beyond_margin(loss, margin)
+    gi = GroupIndex(groups) if index is None else index
+    return StressResult(scenarios, tuple(account_ids), tuple(groups), loss, margin, unc, gi.labels,
+                        gi.sum(unc), margin_basis)
+
+
+def beyond_margin(loss: np.ndarray, margin: np.ndarray) -> np.ndarray:
+    """``(P, S)`` ``max(L - M, 0)``, 0 for accounts whose margin is NaN (not priced)."""
+    margin = np.asarray(margin, dtype=np.float64)
     priced = np.isfinite(margin)
-    loss = scenario_losses(exposure, cash, scenarios)
-    unc = np.where(priced[:, None], np.maximum(loss - np.where(priced, margin, 0.0)[:, None], 0.0), 0.0)
-    codes, labels = group_codes(groups)
-    return StressResult(scenarios, tuple(account_ids), tuple(groups), loss, margin, unc, labels,
-                        group_sum(unc, codes, len(labels)), margin_basis)
+    return np.where(priced[:, None], np.maximum(loss - np.where(priced, margin, 0.0)[:, None], 0.0), 0.0)
 
 
 # ------------------------------------------------------------------ reverse

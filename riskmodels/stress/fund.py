@@ -140,7 +140,7 @@ class FundLedger:
             "fund_paid": float(lg["fund_paid"].sum()),
             "days_fund_exhausted": int((lg["shortfall"] > 0).sum()),
             "adl_usd": float(lg["adl"].sum()),
-            "adl_events": int(len(self.adl)),
+            "adl_events": len(self.adl),
             "accounts_hit": int(self.adl["account"].nunique()) if len(self.adl) else 0,
             "socialised": float(lg["socialised"].sum()),
         }

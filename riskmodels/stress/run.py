@@ -27,7 +27,15 @@ import pandas as pd
 
 from riskmodels.portfolio import Book
 from riskmodels.stress.config import StressConfig
-from riskmodels.stress.cover import StressResult, reverse_table, stress_book
+from riskmodels.stress.cover import (
+    GroupIndex,
+    StressResult,
+    beyond_margin,
+    reverse_table,
+    scenario_losses,
+    stress_book,
+    top2,
+)
 from riskmodels.stress.fund import FundLedger, fund_ledger
 from riskmodels.stress.scenarios import ScenarioHistory, ScenarioSet
 
@@ -184,24 +192,41 @@ def cover_path(
     """Cover-1 / Cover-2 and the total loss beyond margin per model and date index in ``dates``.
 
     ``margins[model]`` is ``(len(dates), P)``, NaN where the account is not
-    priced. The scenarios and losses of a date are shared by every model.
+    priced. The scenarios and losses of a date are computed once for every
+    model; per model the work is one ``max(L - M, 0)``, one group sum and a
+    partial sort (the full :class:`StressResult` is built for the end date only).
     """
     book = book.align(history.panel.assets)
-    rows = []
+    gi = GroupIndex(book.group)
+    x, cash = book.exposure, book.cash
+    out: dict[str, list[Any]] = {k: [] for k in (
+        "model", "date", "n_scenarios", "cover1", "cover1_scenario", "cover1_groups", "cover2",
+        "cover2_scenario", "cover2_groups", "total_beyond_margin", "total_scenario")}
     for i, t in enumerate(np.asarray(dates, dtype=np.int64)):
         scen = history.at(int(t))
+        names = scen.names
+        loss = scenario_losses(x, cash, scen)
         date = history.panel.dates[t]
         for m, mar in margins.items():
-            r = stress_book(book.exposure, book.cash, mar[i], scen, book.account_ids, book.group, margin_basis)
-            c1, s1, g1 = r.cover(1)
-            c2, s2, g2 = r.cover(2)
-            tot = r.uncovered.sum(axis=0)
+            unc = beyond_margin(loss, mar[i])
+            gu = gi.sum(unc)  # (G, S)
+            c1, c2 = top2(gu)
+            tot = unc.sum(axis=0)
+            out["model"].append(m)
+            out["date"].append(date)
+            out["n_scenarios"].append(len(scen))
+            for key, vals in (("cover1", c1), ("cover2", c2)):
+                s = int(np.argmax(vals)) if len(vals) else 0
+                v = float(vals[s]) if len(vals) else 0.0
+                n = 1 if key == "cover1" else 2
+                top = np.argsort(-gu[:, s], kind="stable")[:n] if v > 0 else []
+                out[key].append(v)
+                out[f"{key}_scenario"].append(names[s] if v > 0 else "")
+                out[f"{key}_groups"].append(";".join(str(gi.labels[g]) for g in top if gu[g, s] > 0))
             k = int(np.argmax(tot)) if len(tot) else 0
-            rows.append({"model": m, "date": date, "n_scenarios": len(scen), "cover1": c1, "cover1_scenario": s1,
-                         "cover1_groups": ";".join(g1), "cover2": c2, "cover2_scenario": s2,
-                         "cover2_groups": ";".join(g2), "total_beyond_margin": float(tot[k]) if len(tot) else 0.0,
-                         "total_scenario": scen.names[k] if len(tot) and tot[k] > 0 else ""})
-    return pd.DataFrame(rows)
+            out["total_beyond_margin"].append(float(tot[k]) if len(tot) else 0.0)
+            out["total_scenario"].append(names[k] if len(tot) and tot[k] > 0 else "")
+    return pd.DataFrame(out)
 
 
 def backtest_stress(result: Any, cfg: StressConfig) -> BacktestStress:

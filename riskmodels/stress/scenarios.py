@@ -45,6 +45,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -120,18 +121,18 @@ class ScenarioSet:
     def __len__(self) -> int:
         return len(self.scenarios)
 
-    @property
+    @cached_property
     def moves(self) -> np.ndarray:
         """``(S, A)`` per-asset moves."""
         if not self.scenarios:
             return np.zeros((0, len(self.assets)))
         return np.vstack([s.vector(self.assets) for s in self.scenarios])
 
-    @property
+    @cached_property
     def cash(self) -> np.ndarray:
         return np.array([s.cash for s in self.scenarios], dtype=np.float64)
 
-    @property
+    @cached_property
     def adverse(self) -> np.ndarray:
         return np.array([s.mode == "adverse" for s in self.scenarios], dtype=bool)
 
@@ -260,6 +261,7 @@ class ScenarioHistory:
                                       int(self.spec.beta_min_obs))
         else:
             self.beta = np.ones((panel.n_dates, panel.n_assets))
+        self._cache: dict[tuple[int, str, str], Scenario] = {}
         self.crash_days = []
         if self.spec.crash_days:
             for day in CRASH_DAYS:
@@ -270,6 +272,12 @@ class ScenarioHistory:
 
     # ---------------------------------------------------------------- pieces
     def _window(self, e: int, name: str, rule: str) -> Scenario:
+        key = (e, name, rule)
+        if key not in self._cache:  # the same window recurs on every later date
+            self._cache[key] = self._make_window(e, name, rule)
+        return self._cache[key]
+
+    def _make_window(self, e: int, name: str, rule: str) -> Scenario:
         row = self.ret_h[e]
         proxy = np.isfinite(self.market[e]) and not np.isfinite(row).all()
         mv = np.where(np.isfinite(row), row, self.market[e] if np.isfinite(self.market[e]) else 0.0)
