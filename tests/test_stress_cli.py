@@ -101,7 +101,8 @@ def test_backtest_stress_outputs(tmp_path: Path):
     assert len(lg) == 350
     files = st.write(tmp_path / "stress")
     assert {"scenarios.csv", "stress_table.csv", "cover.csv", "fund.csv", "adl.csv", "reverse_stress.csv",
-            "stress_summary.json"} <= set(files)
+            "stress_summary.json", "cover_fund.png"} <= set(files)
+    assert (tmp_path / "stress" / "cover_fund.png").read_bytes()[:4] == b"\x89PNG"
     summ = json.loads((tmp_path / "stress" / "stress_summary.json").read_text())
     assert summ["models"][0]["model"] == "hc"
     st.write(tmp_path / "stress")  # replacing an existing folder works

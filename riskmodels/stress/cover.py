@@ -166,8 +166,14 @@ class StressResult:
         return self.cover(2)[0]
 
     def table(self) -> pd.DataFrame:
-        """One row per scenario: its rule, total loss, loss beyond margin, accounts short, Cover-1/2."""
+        """One row per scenario: its rule, book loss, loss beyond margin, accounts short, Cover-1/2.
+
+        ``net_loss`` sums the priced accounts' losses (gains offset them),
+        ``gross_loss`` only the losing accounts'; ``loss_beyond_margin`` is
+        the sum of ``max(L - M, 0)``.
+        """
         s_list = self.scenarios.scenarios
+        priced_loss = np.where(np.isfinite(self.margin)[:, None], self.loss, 0.0)
         c1, i1 = top_n_sum(self.group_uncovered, 1)
         c2, _ = top_n_sum(self.group_uncovered, 2)
         top = [str(self.group_labels[i]) if self.group_uncovered[i, k] > 0 else ""
@@ -177,7 +183,8 @@ class StressResult:
                 "scenario": self.scenarios.names,
                 "kind": [s.kind for s in s_list],
                 "mode": [s.mode for s in s_list],
-                "stressed_loss": np.nansum(np.where(np.isfinite(self.margin)[:, None], self.loss, 0.0), axis=0),
+                "net_loss": priced_loss.sum(axis=0),
+                "gross_loss": np.maximum(priced_loss, 0.0).sum(axis=0),
                 "loss_beyond_margin": self.uncovered.sum(axis=0),
                 "accounts_beyond_margin": (self.uncovered > 0).sum(axis=0),
                 "groups_beyond_margin": (self.group_uncovered > 0).sum(axis=0),

@@ -5,7 +5,8 @@
 * :func:`backtest_stress` -- per model over the backtest: the Cover-N path
   (every ``[stress].every``-th date), the insurance-fund ledger and ADL hits,
   and the end date's stress table; :meth:`BacktestStress.write` writes them
-  as CSV + JSON into a directory, atomically (a temporary folder renamed).
+  as CSV + JSON and the Cover-2 / fund chart (``cover_fund.png``) into a
+  directory, atomically (a temporary folder renamed).
 
 Losses use the constant-notional book of the coverage backtest (the USD
 amounts of the Book every date) and the model's margin at the date; the
@@ -85,7 +86,7 @@ class DateStress:
             c1, s1, _ = r.cover(1)
             c2, s2, _ = r.cover(2)
             lines += ["", f"== {m}: Cover-1 {c1:,.0f} USD ({s1 or '-'}), Cover-2 {c2:,.0f} USD ({s2 or '-'})"]
-            show = t[["scenario", "stressed_loss", "loss_beyond_margin", "accounts_beyond_margin", "cover1",
+            show = t[["scenario", "net_loss", "gross_loss", "loss_beyond_margin", "accounts_beyond_margin", "cover1",
                       "cover2"]]
             lines.append(show.to_string(index=False, float_format=lambda v: f"{v:,.0f}"))
             rv = self.reverse[m]
@@ -163,6 +164,9 @@ class BacktestStress:
             self.cover.to_csv(tmp / "cover.csv", index=False, float_format="%.10g")
             self.fund_frame().to_csv(tmp / "fund.csv", index=False, float_format="%.10g")
             self.adl_frame().to_csv(tmp / "adl.csv", index=False, float_format="%.10g")
+            from riskmodels.stress.charts import cover_fund_png
+
+            (tmp / "cover_fund.png").write_bytes(cover_fund_png(self.cover, self.fund_frame()))
             summ = self.summary()
             summ.to_csv(tmp / "stress_summary.csv", index=False, float_format="%.10g")
             (tmp / "stress_summary.json").write_text(
