@@ -164,3 +164,20 @@ def test_generated_groups_leave_the_holdings_unchanged():
     assert (np.sum(g[1:] != g[:-1]) + 1) == len(sizes)
     with pytest.raises(ValueError, match="group_size"):
         generate_book(assets, 10, group_size=(0, 2))
+
+
+def test_backtest_with_stress_enabled_writes_the_stress_folder(data_root: Path, tmp_path: Path, capsys):
+    cfg = tmp_path / "bt.toml"
+    cfg.write_text(SMALL.replace("worst_windows = 2", "worst_windows = 2\nenabled = true\nevery = 10")
+                   .replace("[backtest]\n", "[backtest]\nnetting = false\nn_jobs = 1\n"))
+    out = tmp_path / "bt"
+    assert main(["backtest", "--config", str(cfg), "--data", str(data_root), "--out", str(out), "--quiet"]) == 0
+    cover = pd.read_csv(out / "stress" / "cover.csv")
+    assert set(cover["model"]) == {"flat"} and cover["date"].iloc[-1] == "2022-12-31"
+    fund = pd.read_csv(out / "stress" / "fund.csv")
+    liq = pd.read_csv(out / "liquidations.csv")
+    liq = liq[liq["trigger"] != "delisted"]
+    # the ledger's inflows and bad debt are the backtest's own liquidation events
+    assert fund["penalties"].sum() == pytest.approx(liq["penalty"].sum(), rel=1e-9, abs=1e-6)
+    assert fund["bad_debt"].sum() == pytest.approx(liq["bad_debt"].sum(), rel=1e-9, abs=1e-6)
+    assert "ETH unwind" in set(pd.read_csv(out / "stress" / "stress_table.csv")["scenario"])
