@@ -62,6 +62,10 @@ def test_stress_command_prints_the_table_and_writes_csv(data_root: Path, tmp_pat
     cover = pd.read_csv(out / "cover.csv")
     assert cover["cover2"].iloc[0] == pytest.approx(tab["cover2"].max())
     assert set(pd.read_csv(out / "reverse_stress.csv")["family"]) >= {"all assets fall", "all assets rise"}
+    acc = pd.read_csv(out / "stress_accounts.csv")
+    assert len(acc) == 40 and (acc["worst_loss_beyond_margin"] >= 0).all()
+    # a group's Cover-1 is at least its largest member's worst loss beyond margin
+    assert cover["cover1"].iloc[0] >= acc["worst_loss_beyond_margin"].max() - 1e-6
 
 
 def test_stress_errors_name_the_key(data_root: Path, tmp_path: Path, capsys):

@@ -28,7 +28,8 @@ def add_stress_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     s.add_argument("--config", help="TOML config (backtest sections + optional [stress])")
     s.add_argument("--data", help="price data directory (else $RISKMODELS_DATA, else the fetch cache)")
     s.add_argument("--model", action="append", help="model label to stress (repeatable; default: every model)")
-    s.add_argument("--out", help="also write scenarios.csv, stress_table.csv, cover.csv, reverse_stress.csv here")
+    s.add_argument("--out", help="also write scenarios.csv, stress_table.csv, cover.csv, reverse_stress.csv, "
+                   "stress_accounts.csv here")
     s.add_argument("--offline", action="store_true", help="never download data")
     s.add_argument("--quiet", action="store_true", help="no progress on stderr")
     s.set_defaults(func=run_stress)
@@ -98,6 +99,8 @@ def run_stress(args: argparse.Namespace) -> int:
         res.table().to_csv(out / "stress_table.csv", index=False, float_format="%.10g")
         res.cover_frame().to_csv(out / "cover.csv", index=False, float_format="%.10g")
         res.reverse_frame().to_csv(out / "reverse_stress.csv", index=False, float_format="%.10g")
-        _say(args.quiet, f"wrote {out}/scenarios.csv, stress_table.csv, cover.csv, reverse_stress.csv "
+        res.account_frame().to_csv(out / "stress_accounts.csv", index=False, float_format="%.10g")
+        _say(args.quiet, f"wrote {out}/scenarios.csv, stress_table.csv, cover.csv, reverse_stress.csv, "
+                         "stress_accounts.csv "
                          f"({time.perf_counter() - t0:.1f} s)")
     return 0

@@ -75,6 +75,11 @@ class DateStress:
                          "cover2_scenario": s2, "cover2_groups": ";".join(g2)})
         return pd.DataFrame(rows)
 
+    def account_frame(self) -> pd.DataFrame:
+        """Per model and account: group, margin, worst loss beyond margin and its scenario."""
+        return pd.concat([r.account_table().assign(model=m, date=self.date) for m, r in self.results.items()],
+                         ignore_index=True)
+
     def reverse_frame(self) -> pd.DataFrame:
         return pd.concat([f.assign(model=m, date=self.date) for m, f in self.reverse.items()], ignore_index=True)
 
@@ -161,6 +166,7 @@ class BacktestStress:
             self.final.scenarios.to_frame().to_csv(tmp / "scenarios.csv", index=False, float_format="%.10g")
             self.final.table().to_csv(tmp / "stress_table.csv", index=False, float_format="%.10g")
             self.final.reverse_frame().to_csv(tmp / "reverse_stress.csv", index=False, float_format="%.10g")
+            self.final.account_frame().to_csv(tmp / "stress_accounts.csv", index=False, float_format="%.10g")
             self.cover.to_csv(tmp / "cover.csv", index=False, float_format="%.10g")
             self.fund_frame().to_csv(tmp / "fund.csv", index=False, float_format="%.10g")
             self.adl_frame().to_csv(tmp / "adl.csv", index=False, float_format="%.10g")
