@@ -25,8 +25,10 @@ gap of ``D_a / |Q_a|`` per unit. Open accounts holding the opposite side of
 
     score = (unrealised P&L / |entry notional|) x (gross perp notional / equity)
 
-("PnL percentage x effective leverage", the ranking of Binance's ADL FAQ;
-BitMEX ranks by profit and leverage the same way), and, best score first,
+("PnL percentage x effective leverage" for profitable positions: the
+ranking of Binance Futures' "What is Auto-Deleveraging (ADL)" FAQ and of
+BitMEX's auto-deleveraging guide; Hyperliquid ranks by unrealised P&L and
+leverage, METHODOLOGY.md section 2), and, best score first,
 have ``u <= |q|`` units closed at the bankrupt account's bankruptcy price,
 which costs them ``u x D_a / |Q_a|`` until the ``|Q_a|`` units are matched.
 A counterparty never pays more than its equity (ADL does not leave a balance

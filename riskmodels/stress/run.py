@@ -236,7 +236,9 @@ def cover_path(
             k = int(np.argmax(tot)) if len(tot) else 0
             out["total_beyond_margin"].append(float(tot[k]) if len(tot) else 0.0)
             out["total_scenario"].append(names[k] if len(tot) and tot[k] > 0 else "")
-    return pd.DataFrame(out)
+    frame = pd.DataFrame(out)
+    frame["margin_basis"] = margin_basis
+    return frame
 
 
 def backtest_stress(result: Any, cfg: StressConfig) -> BacktestStress:
