@@ -80,12 +80,15 @@ class GroupIndex:
         sorted_codes = self.codes[self.order]
         self.starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]]) if len(sorted_codes) \
             else np.zeros(0, dtype=np.intp)
+        self.identity = len(self.labels) == len(self.codes) and bool((self.codes == np.arange(len(self.codes))).all())
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def sum(self, values: np.ndarray) -> np.ndarray:
-        """``(G, ...)`` sums of ``values (P, ...)`` per group."""
+        """``(G, ...)`` sums of ``values (P, ...)`` per group (``values`` itself when every account is its own group)."""
+        if self.identity:
+            return values
         if not len(self.order):
             return np.zeros((0, *values.shape[1:]))
         return np.add.reduceat(values[self.order], self.starts, axis=0)
