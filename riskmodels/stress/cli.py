@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -49,7 +48,7 @@ def run_stress(args: argparse.Namespace) -> int:
     from riskmodels.data.resolve import resolve_data_dir
     from riskmodels.margin.base import account_eligibility
     from riskmodels.stress.config import StressConfig
-    from riskmodels.stress.run import stress_date
+    from riskmodels.stress.run import stress_date, write_files
     from riskmodels.stress.scenarios import ScenarioHistory
 
     try:
@@ -93,14 +92,6 @@ def run_stress(args: argparse.Namespace) -> int:
     res = stress_date(book, history, t, margins, scfg)
     print(res)
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        res.scenarios.to_frame().to_csv(out / "scenarios.csv", index=False, float_format="%.10g")
-        res.table().to_csv(out / "stress_table.csv", index=False, float_format="%.10g")
-        res.cover_frame().to_csv(out / "cover.csv", index=False, float_format="%.10g")
-        res.reverse_frame().to_csv(out / "reverse_stress.csv", index=False, float_format="%.10g")
-        res.account_frame().to_csv(out / "stress_accounts.csv", index=False, float_format="%.10g")
-        _say(args.quiet, f"wrote {out}/scenarios.csv, stress_table.csv, cover.csv, reverse_stress.csv, "
-                         "stress_accounts.csv "
-                         f"({time.perf_counter() - t0:.1f} s)")
+        files = write_files(args.out, res.frames())
+        _say(args.quiet, f"wrote {args.out}/: {', '.join(files)} ({time.perf_counter() - t0:.1f} s)")
     return 0

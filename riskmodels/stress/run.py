@@ -83,6 +83,12 @@ class DateStress:
     def reverse_frame(self) -> pd.DataFrame:
         return pd.concat([f.assign(model=m, date=self.date) for m, f in self.reverse.items()], ignore_index=True)
 
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """The date's tables by file name (what ``riskmodels stress --out`` writes)."""
+        return {"scenarios.csv": self.scenarios.to_frame(), "stress_table.csv": self.table(),
+                "cover.csv": self.cover_frame(), "reverse_stress.csv": self.reverse_frame(),
+                "stress_accounts.csv": self.account_frame()}
+
     def __str__(self) -> str:
         lines = [f"stress on {self.date.date()}: {len(self.scenarios)} scenarios "
                  f"(margin basis: {next(iter(self.results.values())).margin_basis} margin)"]
@@ -158,38 +164,54 @@ class BacktestStress:
         return pd.DataFrame(rows)
 
     def write(self, out: str | Path) -> list[str]:
-        """CSV + JSON into ``out`` (replaced atomically); returns the file names."""
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".stress-", dir=out.parent))
-        try:
-            self.final.scenarios.to_frame().to_csv(tmp / "scenarios.csv", index=False, float_format="%.10g")
-            self.final.table().to_csv(tmp / "stress_table.csv", index=False, float_format="%.10g")
-            self.final.reverse_frame().to_csv(tmp / "reverse_stress.csv", index=False, float_format="%.10g")
-            self.final.account_frame().to_csv(tmp / "stress_accounts.csv", index=False, float_format="%.10g")
-            self.cover.to_csv(tmp / "cover.csv", index=False, float_format="%.10g")
-            self.fund_frame().to_csv(tmp / "fund.csv", index=False, float_format="%.10g")
-            self.adl_frame().to_csv(tmp / "adl.csv", index=False, float_format="%.10g")
-            from riskmodels.stress.charts import cover_fund_png
+        """CSV + JSON + the chart into ``out`` (replaced atomically); returns the file names."""
+        from riskmodels.stress.charts import cover_fund_png
 
-            (tmp / "cover_fund.png").write_bytes(cover_fund_png(self.cover, self.fund_frame()))
-            summ = self.summary()
-            summ.to_csv(tmp / "stress_summary.csv", index=False, float_format="%.10g")
-            (tmp / "stress_summary.json").write_text(
-                json.dumps({"date": str(self.final.date.date()), "models": summ.to_dict(orient="records")},
-                           indent=2, default=str) + "\n", encoding="utf-8")
-            if out.exists():
-                old = out.with_name(out.name + ".old")
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(out, old)
-                os.replace(tmp, out)
-                shutil.rmtree(old, ignore_errors=True)
+        summ = self.summary()
+        files: dict[str, pd.DataFrame | str | bytes] = {
+            **{k: v for k, v in self.final.frames().items() if k != "cover.csv"},  # the last date
+            "cover.csv": self.cover,  # every date
+            "fund.csv": self.fund_frame(),
+            "adl.csv": self.adl_frame(),
+            "stress_summary.csv": summ,
+            "stress_summary.json": json.dumps({"date": str(self.final.date.date()),
+                                               "models": summ.to_dict(orient="records")}, indent=2,
+                                              default=str) + "\n",
+            "cover_fund.png": cover_fund_png(self.cover, self.fund_frame()),
+        }
+        return write_files(out, files)
+
+
+def write_files(out: str | Path, files: dict[str, pd.DataFrame | str | bytes]) -> list[str]:
+    """Write ``name -> table | text | bytes`` into the folder ``out``, atomically.
+
+    Everything goes to a temporary sibling folder first, which then replaces
+    ``out`` (an existing ``out`` is moved aside and removed only after the
+    swap), so a reader never sees a half-written folder.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".stress-", dir=out.parent))
+    try:
+        for name, obj in files.items():
+            if isinstance(obj, pd.DataFrame):
+                obj.to_csv(tmp / name, index=False, float_format="%.10g")
+            elif isinstance(obj, bytes):
+                (tmp / name).write_bytes(obj)
             else:
-                os.replace(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return sorted(p.name for p in out.iterdir())
+                (tmp / name).write_text(obj, encoding="utf-8")
+        if out.exists():
+            old = out.with_name(out.name + ".old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return sorted(p.name for p in out.iterdir())
 
 
 def cover_path(
