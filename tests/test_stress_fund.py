@@ -132,3 +132,31 @@ def test_fund_policy_validation():
         FundPolicy(initial=-1.0)
     with pytest.raises(ValueError, match=r"stress.fund_initial_share=2"):
         FundPolicy(initial_share=2)
+
+
+def test_two_bankrupt_accounts_use_each_counterpartys_units_once():
+    """b (100 units, 1,000 of bad debt: gap 10/unit) and b2 (50 units, 200: gap 4/unit) on the same day.
+
+    Bankrupt units laid end to end: b's [0, 100) at 10, b2's [100, 150) at 4. c2 (ranked first, 50 units)
+    covers [0, 50): 500; c1 (100 units) covers [50, 150): 50 x 10 + 50 x 4 = 700. Total 1,200 = the bad debt.
+    """
+    close = np.array([[100.0], [120.0], [90.0]])
+    dates = pd.date_range("2022-01-01", periods=3)
+    panel = PricePanel(dates, ("BTC",), close, close, close, close, np.ones_like(close))
+    book = Book(("BTC",), np.zeros((4, 1)), np.array([[12_000.0], [-10_000.0], [-6_000.0], [6_000.0]]),
+                account_ids=("b", "c1", "c2", "b2"))
+    ev = np.zeros(2, dtype=EVENT_DTYPE)
+    ev["account"], ev["t"], ev["bad_debt"] = [0, 3], 2, [1_000.0, 200.0]
+    op = np.zeros(4, dtype=[("account", np.int32), ("t", np.int32), ("notional", np.float64)])
+    op["account"], op["t"] = [1, 0, 2, 3], [0, 1, 1, 1]
+    is_open = np.array([[False, True, False, False], [True, True, True, True], [False, True, True, False]])
+    eq = np.array([[np.nan, 1_500, np.nan, np.nan], [1_800, 1_000, 900, 900], [np.nan, 3_000, 2_000, np.nan]],
+                  dtype=np.float32)
+    sim = SimulationResult("hand", dates, book.account_ids, ev, is_open, eq, np.zeros_like(eq),
+                           np.array([10e3, 34e3, 16e3]), op, 0, 2)
+    lg = fund_ledger(sim, book, panel, FundPolicy(initial=0.0))
+    assert list(lg.adl["account"]) == ["c2", "c1"]
+    np.testing.assert_allclose(lg.adl["units"], [50, 100])
+    np.testing.assert_allclose(lg.adl["usd"], [500, 700])
+    assert (lg.adl["bankrupt_accounts"] == 2).all() and (lg.adl["bankrupt_side"] == "long").all()
+    assert lg.ledger.iloc[2]["adl"] == pytest.approx(1_200) and lg.ledger.iloc[2]["socialised"] == pytest.approx(0)

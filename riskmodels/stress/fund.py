@@ -20,8 +20,9 @@ price, with ADL beyond it.
 in proportion to their bad debt; each bankrupt account's share is split over
 its perp positions in proportion to their notional at the day's close, so
 position ``a`` of quantity ``Q_a`` is short ``D_a`` USD, a bankruptcy-price
-gap of ``D_a / |Q_a|`` per unit. Open accounts holding the opposite side of
-``a`` with a profit on it are ranked by::
+gap of ``D_a / |Q_a|`` per unit. Per asset and side, all of the day's
+bankrupt units are matched at once against the accounts open at the close
+that hold the opposite side of ``a`` with a profit on it, ranked by::
 
     score = (unrealised P&L / |entry notional|) x (gross perp notional / equity)
 
@@ -30,7 +31,8 @@ ranking of Binance Futures' "What is Auto-Deleveraging (ADL)" FAQ and of
 BitMEX's auto-deleveraging guide; Hyperliquid ranks by unrealised P&L and
 leverage, METHODOLOGY.md section 2), and, best score first,
 have ``u <= |q|`` units closed at the bankrupt account's bankruptcy price,
-which costs them ``u x D_a / |Q_a|`` until the ``|Q_a|`` units are matched.
+which costs them ``u x D_a / |Q_a|`` until every bankrupt unit is matched
+(a counterparty's units are used once: it cannot be closed twice).
 A counterparty never pays more than its equity (ADL does not leave a balance
 negative; WhiteBIT's ADL documentation states the same guarantee); what the
 opposing side cannot absorb is ``socialised`` (left uncovered, reported).
@@ -44,6 +46,7 @@ the opening).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -155,53 +158,80 @@ def _deleverage(
     bankrupt: np.ndarray,
     short_usd: np.ndarray,
     eq_left: np.ndarray,
-    rows: list[dict[str, object]],
+    rows: list[tuple[Any, ...]],
 ) -> float:
     """Cover ``short_usd`` of each bankrupt account by ADL at date ``t``; returns the USD absorbed.
 
-    ``eq_left (P,)`` is each account's equity still available to ADL today
-    (decremented in place).
+    Per asset and side, the bankrupt positions' units are laid end to end
+    (in account order), unit ``x`` carrying its account's gap ``g(x)``; the
+    ranked counterparties' opposing units are laid end to end the same way,
+    and counterparty ``j`` covering units ``[C_{j-1}, C_j)`` pays
+    ``G(C_j) - G(C_{j-1})`` with ``G(x) = integral_0^x g`` (piecewise linear:
+    one ``np.interp``), capped at its equity left. ``eq_left (P,)`` is each
+    account's equity still available to ADL today (decremented in place).
     """
     c = np.where(np.isfinite(hold.close[t]), hold.close[t], 0.0)
-    open_now = sim.is_open[sim.row(t)].copy()
-    cand = np.flatnonzero(open_now)
+    cand = np.flatnonzero(sim.is_open[sim.row(t)])
     qc, ec = hold.at(cand, t)  # (n, A)
     gross = (np.abs(qc) * c).sum(axis=1)
+    qb, _ = hold.at(bankrupt, t, strict=True)  # (nb, A)
+    notional = np.abs(qb) * c
+    tot = notional.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d_usd = np.where(tot[:, None] > 0, np.asarray(short_usd)[:, None] * notional / tot[:, None], 0.0)  # (nb, A)
     absorbed = 0.0
-    qb_all, _ = hold.at(bankrupt, t, strict=True)
-    ids = sim.account_ids
-    for b, need, qb in zip(bankrupt, short_usd, qb_all, strict=True):
-        notional = np.abs(qb) * c
-        if need <= 0 or notional.sum() <= 0:
-            continue
-        for a in np.flatnonzero(notional > 0):
-            d_usd = need * notional[a] / notional.sum()
-            units_need = abs(qb[a])
-            gap = d_usd / units_need  # USD per unit at the bankruptcy price
+    for a in np.flatnonzero((d_usd > 0).any(axis=0)):
+        for side in (1.0, -1.0):
+            mine = (np.sign(qb[:, a]) == side) & (d_usd[:, a] > 0)
+            if not mine.any():
+                continue
+            units = np.abs(qb[mine, a])
+            ucum = np.r_[0.0, np.cumsum(units)]
+            gcum = np.r_[0.0, np.cumsum(d_usd[mine, a])]
             q = qc[:, a]
             pnl = q * (c[a] - ec[:, a])
             eq = eq_left[cand]
-            opp = (np.sign(q) == -np.sign(qb[a])) & (q != 0) & (pnl > 0) & (eq > 0) & (cand != b)
+            opp = (np.sign(q) == -side) & (pnl > 0) & (eq > 0)
             if not opp.any():
                 continue
             k = np.flatnonzero(opp)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                score = pnl[k] / np.abs(q[k] * ec[k, a]) * gross[k] / eq[k]
-            k = k[np.argsort(-score, kind="stable")]
-            score = np.sort(score)[::-1]
-            units = np.abs(q[k])
-            before = np.cumsum(units) - units
-            take = np.clip(units_need - before, 0.0, units)
-            cost = np.minimum(take * gap, eq[k])
+            score = pnl[k] / np.abs(q[k] * ec[k, a]) * gross[k] / eq[k]
+            rank = np.argsort(-score, kind="stable")
+            k, score = k[rank], score[rank]
+            cap = np.abs(q[k])
+            hi = np.cumsum(cap)
+            lo = hi - cap
+            take = np.clip(ucum[-1] - lo, 0.0, cap)
             hit = take > 0
-            k, take, cost, score = k[hit], take[hit], cost[hit], score[hit]
-            eq_left[cand[k]] -= cost
+            k, score, lo, take = k[hit], score[hit], lo[hit], take[hit]
+            owed = np.interp(lo + take, ucum, gcum) - np.interp(lo, ucum, gcum)
+            before = eq[k]
+            cost = np.minimum(owed, before)
+            eq_left[cand[k]] = before - cost
             absorbed += float(cost.sum())
-            for j, u, usd, sc in zip(cand[k], take, cost, score, strict=True):
-                rows.append({"date": sim.dates[t], "bankrupt_account": ids[b], "asset": hold.book.assets[a],
-                             "account": ids[j], "units": float(u), "usd": float(usd), "rank_score": float(sc),
-                             "equity_before": float(eq_left[j] + usd), "equity_after": float(eq_left[j])})
+            rows.append((t, int(a), side, int(mine.sum()), cand[k], take, cost, score, before, before - cost))
     return absorbed
+
+
+def _adl_frame(sim: SimulationResult, hold: Holdings | None, rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+    """One row per ADL hit (account, asset, day) from the chunks of :func:`_deleverage`."""
+    cols = ["date", "model", "asset", "bankrupt_side", "bankrupt_accounts", "account", "units", "usd", "rank_score",
+            "equity_before", "equity_after"]
+    if not rows or hold is None:
+        return pd.DataFrame(columns=cols)
+    n = np.array([len(r[4]) for r in rows])
+    ids = np.asarray(sim.account_ids, dtype=object)
+    assets = np.asarray(hold.book.assets, dtype=object)
+    cat = [np.concatenate([r[k] for r in rows]) for k in range(4, 10)]
+    return pd.DataFrame({
+        "date": sim.dates[np.repeat([r[0] for r in rows], n)],
+        "model": sim.model,
+        "asset": assets[np.repeat([r[1] for r in rows], n)],
+        "bankrupt_side": np.where(np.repeat([r[2] for r in rows], n) > 0, "long", "short"),
+        "bankrupt_accounts": np.repeat([r[3] for r in rows], n),
+        "account": ids[cat[0]],
+        "units": cat[1], "usd": cat[2], "rank_score": cat[3], "equity_before": cat[4], "equity_after": cat[5],
+    })
 
 
 def fund_ledger(sim: SimulationResult, book: Book, panel: PricePanel, policy: FundPolicy | None = None) -> FundLedger:
@@ -223,7 +253,7 @@ def fund_ledger(sim: SimulationResult, book: Book, panel: PricePanel, policy: Fu
     adl = np.zeros(n)
     bal_close = np.full(n, np.nan)
     bal = b0
-    adl_rows: list[dict[str, object]] = []
+    adl_rows: list[tuple[Any, ...]] = []
     for i in np.flatnonzero((inflow > 0) | (bad > 0)) if n else []:
         avail = bal + inflow[i]
         paid[i] = min(avail, bad[i])
@@ -256,8 +286,5 @@ def fund_ledger(sim: SimulationResult, book: Book, panel: PricePanel, policy: Fu
             "socialised": np.maximum(shortfall - adl, 0.0),
         }
     )
-    cols = ["date", "bankrupt_account", "asset", "account", "units", "usd", "rank_score", "equity_before",
-            "equity_after"]
-    frame = pd.DataFrame(adl_rows, columns=cols)
-    frame.insert(1, "model", sim.model)
+    frame = _adl_frame(sim, hold, adl_rows)
     return FundLedger(sim.model, ledger, frame, policy)
