@@ -109,8 +109,12 @@ def top2(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return z, z
     if g == 1:
         return values[0], values[0]
-    part = np.partition(values, g - 2, axis=0)[-2:]
-    return part.max(axis=0), part.sum(axis=0)
+    cols = np.arange(values.shape[1])
+    i1 = np.argmax(values, axis=0)  # row reductions run along contiguous memory, unlike a partition on axis 0
+    m1 = values[i1, cols]
+    rest = values.copy()
+    rest[i1, cols] = -np.inf
+    return m1, m1 + rest.max(axis=0)
 
 
 def top_n_sum(values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -214,6 +214,16 @@ def write_files(out: str | Path, files: dict[str, pd.DataFrame | str | bytes]) -
     return sorted(p.name for p in out.iterdir())
 
 
+def _top_rows(col: np.ndarray, n: int) -> list[int]:
+    """Rows of the ``n`` (1 or 2) largest values of ``col``, largest first (first row on ties)."""
+    i = int(np.argmax(col))
+    if n == 1 or len(col) < 2:
+        return [i]
+    rest = col.copy()
+    rest[i] = -np.inf
+    return [i, int(np.argmax(rest))]
+
+
 def cover_path(
     book: Book,
     history: ScenarioHistory,
@@ -251,7 +261,7 @@ def cover_path(
                 s = int(np.argmax(vals)) if len(vals) else 0
                 v = float(vals[s]) if len(vals) else 0.0
                 n = 1 if key == "cover1" else 2
-                top = np.argsort(-gu[:, s], kind="stable")[:n] if v > 0 else []
+                top = _top_rows(gu[:, s], n) if v > 0 else []
                 out[key].append(v)
                 out[f"{key}_scenario"].append(names[s] if v > 0 else "")
                 out[f"{key}_groups"].append(";".join(str(gi.labels[g]) for g in top if gu[g, s] > 0))
