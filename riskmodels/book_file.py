@@ -2,7 +2,7 @@
 
 CSV layout (one row per holding; ``isolated`` optional)::
 
-    account,asset,kind,usd,isolated
+    account,asset,kind,usd,isolated[,group]
     alice,BTC,collateral,20000,false
     alice,BTC,position,-15000,false
     alice,USD,cash,10000,false
@@ -91,9 +91,9 @@ def read_book_csv(path: str | Path) -> pd.DataFrame:
     if missing:
         raise UserError(f"{path}: the header lacks column(s) {missing}; a book CSV has columns "
                         f"account,asset,kind,usd[,isolated] (found {list(df.columns)})")
-    extra = [c for c in cols if c not in (*need, "isolated")]
+    extra = [c for c in cols if c not in (*need, "isolated", "group")]
     if extra:
-        raise UserError(f"{path}: unknown column(s) {extra}; valid: account, asset, kind, usd, isolated")
+        raise UserError(f"{path}: unknown column(s) {extra}; valid: account, asset, kind, usd, isolated, group")
     df = df.rename(columns={v: k for k, v in cols.items()})
     df = df.apply(lambda s: s.str.strip())
     line = pd.Series(range(2, len(df) + 2), index=df.index)  # header is line 1 (blank lines aside)
@@ -125,10 +125,18 @@ def read_book_csv(path: str | Path) -> pd.DataFrame:
             acct = per.index[(per > 1).to_numpy().argmax()]
             raise UserError(f"{path}: account {acct!r} is isolated on some rows and not on others; "
                             "give all its rows the same `isolated` value")
+    if "group" in df.columns:  # related accounts (stress Cover-N); blank = the account's own group
+        grp = df["group"].where(df["group"] != "", df["account"])
+        out["group"] = grp
+        per = out.groupby("account", sort=False)["group"].nunique()
+        if (per > 1).any():
+            acct = per.index[(per > 1).to_numpy().argmax()]
+            raise UserError(f"{path}: account {acct!r} has different `group` values on its rows; "
+                            "give all its rows the same group")
     return out.reset_index(drop=True)
 
 
-_ACCOUNT_KEYS: dict[str, Any] = {"id": str, "isolated": bool, "cash": float,
+_ACCOUNT_KEYS: dict[str, Any] = {"id": str, "isolated": bool, "group": str, "cash": float,
                                  "collateral": dict[str, float], "positions": dict[str, float]}
 
 
@@ -155,21 +163,22 @@ def read_book_toml(path: str | Path) -> pd.DataFrame:
         a = check_table(acct, _ACCOUNT_KEYS, f"{path}: [[account]] #{k + 1}")
         aid = a.get("id", f"acct{k:04d}")
         iso = a.get("isolated", False)
+        grp = a.get("group", aid)
         for name, v in (("cash", a.get("cash", 0.0)), *a.get("collateral", {}).items(), *a.get("positions", {}).items()):
             if not math.isfinite(v):
                 raise UserError(f"{path}: [[account]] #{k + 1} ({aid}) {name} = {v} is not a finite USD amount")
         if a.get("cash"):
-            rows.append((aid, CASH, "cash", float(a["cash"]), iso))
+            rows.append((aid, CASH, "cash", float(a["cash"]), iso, grp))
         for asset, usd in a.get("collateral", {}).items():
             if usd < 0:
                 raise UserError(f"{path}: [[account]] #{k + 1} ({aid}) collateral.{asset} = {usd} is negative; "
                                 "collateral is >= 0 USD (a short is a position)")
-            rows.append((aid, asset, "collateral", float(usd), iso))
+            rows.append((aid, asset, "collateral", float(usd), iso, grp))
         for asset, usd in a.get("positions", {}).items():
-            rows.append((aid, asset, "position", float(usd), iso))
+            rows.append((aid, asset, "position", float(usd), iso, grp))
     if not rows:
         raise UserError(f"{path}: no [[account]] entries with holdings")
-    return pd.DataFrame(rows, columns=["account", "asset", "kind", "usd", "isolated"])
+    return pd.DataFrame(rows, columns=["account", "asset", "kind", "usd", "isolated", "group"])
 
 
 __all__ = ["MAX_BOOK_BYTES", "read_book_csv", "read_book_toml", "sniff_text"]

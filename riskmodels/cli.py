@@ -216,12 +216,19 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             provenance=provenance,
             config_text=config_text,
         )
+        stress_files = ""
+        if cfg.get("stress", {}).get("enabled"):
+            from riskmodels.stress import StressConfig, backtest_stress
+
+            backtest_stress(result, StressConfig.from_dict(cfg["stress"])).write(out / "stress")
+            stress_files = ", stress/"
     out = Path(args.out)  # the staging folder is now in place here
     for name, r in result.results.items():
         bar.note(f"  {name}: " + ", ".join(f"{k} {v:.1f} s" for k, v in r.timings.items()))
     bar.note(
         f"wrote {out}/summary.csv, summary.json, comparison.csv, coverage.csv, procyclicality.csv, "
-        f"netting.csv, margin_paths.parquet, liquidations.csv, concentration.csv, pareto.png, report.html ({elapsed:.1f} s)"
+        f"netting.csv, margin_paths.parquet, liquidations.csv, concentration.csv, pareto.png, "
+        f"report.html{stress_files} ({elapsed:.1f} s)"
     )
     return 0
 
@@ -284,12 +291,14 @@ def build_parser(only_data: bool = False) -> argparse.ArgumentParser:
         from riskmodels.calibrate import add_calibrate_parser
         from riskmodels.cascade.cli import add_cascade_parser
         from riskmodels.report.cli import add_report_parser
+        from riskmodels.stress.cli import add_stress_parser
         from riskmodels.sweep import add_sweep_parser
 
         add_cascade_parser(sub)
         add_report_parser(sub)
         add_calibrate_parser(sub)
         add_sweep_parser(sub)
+        add_stress_parser(sub)
 
     m = sub.add_parser("models", help="list the registered margin methods")
     m.set_defaults(func=cmd_models)

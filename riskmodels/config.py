@@ -19,7 +19,7 @@ from riskmodels.backtest.simulation import LiquidationPolicy
 from riskmodels.errors import UserError, UserFileNotFound
 
 SECTIONS = ("data", "book", "backtest", "liquidation", "models", "cascade", "calibrate", "sweep", "report", "market",
-            "lending")
+            "lending", "stress")
 
 
 def default_config() -> dict[str, Any]:
@@ -113,6 +113,10 @@ def validate_config(cfg: dict[str, Any]) -> None:
         dup = sorted({x for x in labels if labels.count(x) > 1})
         raise UserError(f"[[models]] labels must be unique, {dup} appear twice; give each a distinct label")
     liquidation_policy(cfg)  # validates
+    if "stress" in cfg:
+        from riskmodels.stress.config import StressConfig
+
+        StressConfig.from_dict(cfg["stress"])  # validates
 
 
 def liquidation_policy(cfg: dict[str, Any]) -> LiquidationPolicy:

@@ -16,6 +16,9 @@ Conventions (see README "Conventions")
   quantities at a date's prices.
 * ``isolated[p]`` marks accounts margined per position (the requirement is the
   sum of each holding's stand-alone requirement); the default is cross margin.
+* ``group[p]`` names the group of related accounts (one participant and its
+  affiliates, the unit of PFMI Principle 4's Cover-1 / Cover-2, see
+  :mod:`riskmodels.stress.cover`); the default is each account its own group.
 
 The USD value of the account's assets is ``cash + sum(collateral)``; perps
 carry no value at opening (their P&L accrues to equity as prices move).
@@ -51,6 +54,9 @@ class Book:
         ``(P,)`` bool, True for isolated-margin accounts; default all cross.
     account_ids : tuple of str, optional
         Names of the accounts; default ``"acct0000"``...
+    group : tuple of str, optional
+        Group of related accounts per account (stress testing's Cover-N
+        unit); default each account its own group (its id).
     """
 
     assets: tuple[str, ...]
@@ -59,6 +65,7 @@ class Book:
     cash: np.ndarray | None = None
     isolated: np.ndarray | None = None
     account_ids: tuple[str, ...] | None = None
+    group: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         assets = tuple(str(a) for a in self.assets)
@@ -91,6 +98,10 @@ class Book:
             arr.setflags(write=False)
             object.__setattr__(self, name, arr)
         object.__setattr__(self, "account_ids", tuple(ids))
+        grp = tuple(ids) if self.group is None else tuple(str(g) for g in self.group)
+        if len(grp) != n:
+            raise ValueError(f"{len(grp)} group labels for {n} accounts")
+        object.__setattr__(self, "group", grp)
 
     # ------------------------------------------------------------- measures
     @property
@@ -149,7 +160,7 @@ class Book:
             if a in pos:
                 coll[:, pos[a]] = self.collateral[:, j]
                 perp[:, pos[a]] = self.positions[:, j]
-        return Book(assets, coll, perp, self.cash, self.isolated, self.account_ids)
+        return Book(assets, coll, perp, self.cash, self.isolated, self.account_ids, self.group)
 
     def subset(self, accounts: np.ndarray | Sequence[int]) -> Book:
         idx = np.asarray(accounts)
@@ -160,6 +171,7 @@ class Book:
             self.cash[idx],
             self.isolated[idx],
             tuple(np.asarray(self.account_ids, dtype=object)[idx]),
+            tuple(np.asarray(self.group, dtype=object)[idx]),
         )
 
     def scaled(self, factor: float | np.ndarray) -> Book:
@@ -167,7 +179,8 @@ class Book:
         f = np.asarray(factor, dtype=np.float64)
         fa = f[:, None] if f.ndim == 1 else f
         return Book(
-            self.assets, self.collateral * fa, self.positions * fa, self.cash * f, self.isolated, self.account_ids
+            self.assets, self.collateral * fa, self.positions * fa, self.cash * f, self.isolated, self.account_ids,
+            self.group,
         )
 
     @classmethod
@@ -184,7 +197,11 @@ class Book:
         return cls(tuple(assets), np.asarray(collateral_qty) * p, np.asarray(position_qty) * p, **kwargs)  # type: ignore[arg-type]
 
     def to_frame(self) -> pd.DataFrame:
-        """Long table: account, asset, kind (collateral/position/cash), usd."""
+        """Long table: account, asset, kind (collateral/position/cash), usd, isolated[, group].
+
+        The ``group`` column is written only when some account's group is not
+        its own id (the default), so plain books keep their five columns.
+        """
         rows = []
         for p, acct in enumerate(self.account_ids):
             if self.cash[p] != 0:
@@ -194,11 +211,14 @@ class Book:
                     rows.append((acct, a, "collateral", self.collateral[p, j], bool(self.isolated[p])))
                 if self.positions[p, j] != 0:
                     rows.append((acct, a, "position", self.positions[p, j], bool(self.isolated[p])))
-        return pd.DataFrame(rows, columns=["account", "asset", "kind", "usd", "isolated"])
+        df = pd.DataFrame(rows, columns=["account", "asset", "kind", "usd", "isolated"])
+        if self.group != self.account_ids:
+            df["group"] = df["account"].map(dict(zip(self.account_ids, self.group, strict=True)))
+        return df
 
     @classmethod
     def from_frame(cls, df: pd.DataFrame) -> Book:
-        """Inverse of :meth:`to_frame` (columns account, asset, kind, usd[, isolated])."""
+        """Inverse of :meth:`to_frame` (columns account, asset, kind, usd[, isolated][, group])."""
         need = {"account", "asset", "kind", "usd"}
         cols = {c.lower(): c for c in df.columns}
         missing = need - set(cols)
@@ -228,7 +248,17 @@ class Book:
                 pos[p, si[str(r.asset)]] += float(r.usd)
             if "isolated" in df.columns:
                 iso[p] = bool(r.isolated)
-        return cls(assets, coll, pos, cash, iso, accounts)
+        group = None
+        if "group" in df.columns:
+            g = df.groupby(df["account"].astype(str), sort=False)["group"].agg(lambda x: set(x.astype(str)))
+            clash = g[g.map(len) > 1]
+            if len(clash):
+                raise ValueError(
+                    f"book table: account {clash.index[0]!r} has several groups {sorted(clash.iloc[0])}; "
+                    "give every row of an account the same group"
+                )
+            group = tuple(next(iter(g[a])) for a in accounts)
+        return cls(assets, coll, pos, cash, iso, accounts, group)
 
     @classmethod
     def read(cls, path: str | Path) -> Book:
@@ -239,6 +269,7 @@ class Book:
             [[account]]
             id = "alice"
             isolated = false
+            group = "fund-a"      # optional: related accounts (default: its own id)
             cash = 10000
             collateral = { BTC = 20000, ETH = 5000 }
             positions = { BTC = -15000, SOL = 8000 }
@@ -279,6 +310,7 @@ def generate_book(
     isolated_share: float = 0.1,
     major_weight: float = 3.0,
     majors: Sequence[str] = ("BTC", "ETH"),
+    group_size: tuple[int, int] = (1, 1),
 ) -> Book:
     """A seeded book of realistic cross-margined perp accounts.
 
@@ -294,6 +326,11 @@ def generate_book(
     The backtest re-sizes cash at each opening so that equity equals initial
     margin x (1 + cushion); the generated cash matters only for a book used
     as-is (e.g. a coverage backtest of a given book).
+
+    ``group_size = (lo, hi)`` groups consecutive accounts into groups of
+    related accounts of ``U{lo..hi}`` members (``"grp0000"``...), drawn after
+    everything else so the holdings do not depend on it; the default
+    ``(1, 1)`` leaves each account its own group.
     """
     if n_accounts < 1:
         raise ValueError(f"n_accounts must be >= 1, got {n_accounts}")
@@ -332,4 +369,12 @@ def generate_book(
     else:
         cash = equity
     iso = rng.random(n_accounts) < isolated_share
-    return Book(assets, coll, pos, cash, iso)
+    glo, ghi = (int(x) for x in group_size)
+    if not 1 <= glo <= ghi:
+        raise ValueError(f"group_size={tuple(group_size)} must satisfy 1 <= lo <= hi")
+    group = None
+    if ghi > 1:
+        sizes = rng.integers(glo, ghi + 1, size=n_accounts)  # more than enough groups
+        label = np.repeat(np.arange(n_accounts), sizes)[:n_accounts]
+        group = tuple(f"grp{g:04d}" for g in label)
+    return Book(assets, coll, pos, cash, iso, group=group)

@@ -70,6 +70,7 @@ def build_book(cfg: dict[str, Any], assets: tuple[str, ...]) -> Book:
         isolated_share=float(b.get("isolated_share", 0.1)),
         collateral_share=tuple(b.get("collateral_share", (0.0, 0.8))),
         collateral_assets=tuple(b.get("collateral_assets", ("BTC", "ETH"))),
+        group_size=tuple(b.get("group_size", (1, 1))),
     )
 
 
