@@ -38,7 +38,9 @@ CASCADE_DEFAULTS: dict[str, Any] = {
     "calm_days": 30,  # ordinary days of the one global leverage calibration
     "calibration_accounts": 2000,
     "universe": ["BTC", "ETH", "BNB", "XRP", "ADA", "DOGE", "SOL", "LINK", "LTC"],
-    "start": "2019-01-01",  # first date loaded (calibration and history)
+    # first date loaded: "auto" = as early as the most demanding model needs before the
+    # first replayed day (MarginModel.required_history + lookback; cascade/history.py)
+    "start": "auto",
 }
 
 
@@ -83,6 +85,7 @@ def run_cascade(args: argparse.Namespace) -> int:
 
     from riskmodels.backtest.engine import build_models
     from riskmodels.cascade.engine import CascadeParams
+    from riskmodels.cascade.history import check_history, history_start, rows_needed
     from riskmodels.cascade.impact import build_impact
     from riskmodels.cascade.population import market_assets, seed_population
     from riskmodels.cascade.replay import (
@@ -107,10 +110,23 @@ def run_cascade(args: argparse.Namespace) -> int:
     data_dir = resolve_data_dir(args.data or cfg["data"].get("dir") or None, offline=bool(args.offline),
                                 fetch_if_missing=True, progress=lambda m: _say(quiet, m))
     t0 = time.perf_counter()
+    lookback = int(casc["lookback"])
+    wanted = [d.date for d in CRASH_DAYS] if args.suite else [args.day or "2021-05-19"]
+    start = history_start(models, wanted, lookback)
+    if str(casc["start"]) not in ("", "auto"):
+        user_start = pd.Timestamp(casc["start"])
+        if user_start > start:
+            raise ValueError(
+                f"[cascade].start = {casc['start']!r} leaves too little history: the models need "
+                f"{rows_needed(models, lookback)} daily rows before {min(wanted)}, i.e. data from "
+                f"{start.date()}; set start = \"auto\" or an earlier date"
+            )
+        start = user_start
+    end = max(pd.Timestamp(d) for d in wanted)  # nothing after the last replayed day is loaded
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         panel = load_panel(data_dir, assets=casc["universe"] or cfg["data"]["universe"] or None,
-                           policy=cfg["data"].get("policy", "truncate"), start=casc["start"] or None)
+                           policy=cfg["data"].get("policy", "truncate"), start=start, end=end)
     fitted = [m.fit(panel) for m in models]
     ref = fitted[0]
     policy = liquidation_policy(cfg)
@@ -134,6 +150,10 @@ def run_cascade(args: argparse.Namespace) -> int:
 
     common = {"n_substeps": int(casc["substeps"]), "path": casc["path"], "seed": int(casc["seed"])}
     if args.suite:
+        for d in CRASH_DAYS:
+            ts = pd.Timestamp(d.date)
+            if panel.dates[0] <= ts <= panel.dates[-1]:
+                check_history(fitted, panel.date_index(ts), lookback)
         for f in fitted:
             tab, _ = crash_suite(f, cal.mixture, impact=impact, params=params_for(len(panel.dates) - 1, f),
                                  n_accounts=int(casc["accounts"]), **common, **seed_kw)
@@ -145,6 +165,7 @@ def run_cascade(args: argparse.Namespace) -> int:
         t = panel.date_index(day)
         if t >= len(panel.dates) or panel.dates[t] != day:
             raise ValueError(f"--day {day.date()} is not in the data ({panel.dates[0].date()} .. {panel.dates[-1].date()})")
+        check_history(fitted, t, lookback)
         obs = next((d for d in CRASH_DAYS if pd.Timestamp(d.date) == day), None)
         params = params_for(t, ref)
         pop = seed_population(ref, t, n_accounts=int(casc["accounts"]), mixture=cal.mixture, seed=int(casc["seed"]), **seed_kw)
