@@ -22,12 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 from riskmodels.data.panel import PricePanel
 from riskmodels.margin.base import FittedMargin, MarginModel
 
-__all__ = ["check_history", "history_start", "rows_needed"]
+__all__ = ["check_history", "first_priced_day", "history_start", "rows_needed"]
 
 
 def rows_needed(models: Sequence[MarginModel], lookback: int) -> int:
@@ -69,3 +70,16 @@ def check_history(fitted: Sequence[FittedMargin], t: int, lookback: int) -> None
                 f"{f.model.required_history} daily rows before the day, the data has {t}); set "
                 f"[cascade].start earlier or leave it at \"auto\""
             )
+
+
+def first_priced_day(fitted: Sequence[FittedMargin], lookback: int) -> int:
+    """First day index ``t >= lookback + 1`` at whose previous close every model prices some asset."""
+    if not fitted:
+        return int(lookback) + 1
+    panel: PricePanel = fitted[0].panel
+    ok = np.ones(panel.n_dates, bool)
+    for f in fitted:
+        ok &= panel.eligible(f.model.min_history).any(1)
+    if not ok.any():
+        raise ValueError("no date at which every model prices an asset: load more history ([cascade].start)")
+    return max(int(np.argmax(ok)) + 1, int(lookback) + 1)
