@@ -57,7 +57,7 @@ from riskmodels.cascade.replay import (
 )
 from riskmodels.margin.base import FittedMargin
 
-__all__ = ["LOOSettings", "SuiteResult", "loo_suite"]
+__all__ = ["LOOSettings", "SuiteResult", "leave_one_out", "loo_suite"]
 
 
 def _grid(name: str, values: Sequence[float], lo: float, hi: float, lo_open: bool = False) -> tuple[float, ...]:
@@ -96,9 +96,9 @@ class LOOSettings:
         Accounts per calm-day run (>= 10).
     """
 
-    low_weight: tuple[float, ...] = (0.5, 0.7, 0.85, 0.95)
-    mid_leverage: tuple[float, ...] = (3.0, 4.5, 6.0)
-    oi_to_volume: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0)
+    low_weight: tuple[float, ...] = (0.5, 0.7, 0.85, 1.0)
+    mid_leverage: tuple[float, ...] = (2.5, 3.0, 4.5, 6.0)
+    oi_to_volume: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
     impact_y: tuple[float, ...] = (0.5, 1.0)
     secondary_weight: float = 0.5
     accounts: int = 1000
@@ -253,16 +253,15 @@ def loo_suite(
         return (w * np.log(p / obs) ** 2).sum(1)
 
     L = np.column_stack([loss(d.date) for d, _ in todo])  # (points, days)
-    c_all = int(np.argmin(L.sum(1)))
+    c_all, held = leave_one_out(L)
     fits = [{"held_out": "all", "point": points[c_all].label(), "train_loss": float(L[c_all].sum()),
              **_point_cols(points[c_all])}]
     held_fit: dict[str, int] = {}
     for j, (d, _) in enumerate(todo):
-        train = np.delete(L, j, axis=1).sum(1)
-        c = int(np.argmin(train))
+        c = int(held[j])
         held_fit[d.date] = c
-        fits.append({"held_out": d.date, "point": points[c].label(), "train_loss": float(train[c]),
-                     **_point_cols(points[c])})
+        fits.append({"held_out": d.date, "point": points[c].label(),
+                     "train_loss": float(np.delete(L[c], j).sum()), **_point_cols(points[c])})
 
     # -- cross vs isolated at each day's held-out fit
     ci_rows = []
@@ -283,6 +282,7 @@ def loo_suite(
             row[f"{mode}_bad_debt"] = float(by.loc[mode, "bad_debt"])
             row[f"{mode}_initial_margin"] = float(by.loc[mode, "initial_margin"])
             row[f"{mode}_multiple_equilibria"] = bool(by.loc[mode, "multiple_equilibria"])
+            row[f"{mode}_fixed_points_converged"] = bool(by.loc[mode, "fixed_points_converged"])
         row["isolated_over_cross"] = (row["isolated_liq_usd"] / row["cross_liq_usd"]  # type: ignore[operator]
                                       if row["cross_liq_usd"] else float("nan"))
         ci_rows.append(row)
@@ -307,6 +307,19 @@ def loo_suite(
     grid = pd.DataFrame(L, columns=[d.date for d, _ in todo])
     grid.insert(0, "point", [p.label() for p in points])
     return SuiteResult(table, ci, pd.DataFrame(fits), grid, fitted.model.label)
+
+
+def leave_one_out(loss: np.ndarray) -> tuple[int, np.ndarray]:
+    """In-sample and held-out choices from a ``(points, days)`` loss matrix.
+
+    Returns ``argmin_c sum_d L[c, d]`` and, per day ``j``, ``argmin_c sum_{d != j} L[c, d]``
+    (the choice for day ``j`` never sees column ``j``); ties go to the first point.
+    """
+    L = np.asarray(loss, dtype=np.float64)
+    if L.ndim != 2 or L.shape[1] < 2:
+        raise ValueError(f"leave_one_out needs a (points, days >= 2) loss matrix, got shape {L.shape}")
+    held = np.array([np.argmin(np.delete(L, j, axis=1).sum(1)) for j in range(L.shape[1])])
+    return int(np.argmin(L.sum(1))), held
 
 
 def _point_cols(p: _Point) -> dict[str, object]:

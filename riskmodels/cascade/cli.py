@@ -88,7 +88,12 @@ def run_cascade(args: argparse.Namespace) -> int:
 
     from riskmodels.backtest.engine import build_models
     from riskmodels.cascade.engine import CascadeParams
-    from riskmodels.cascade.history import check_history, first_priced_day, history_start, rows_needed
+    from riskmodels.cascade.history import (
+        check_history,
+        first_priced_day,
+        history_start,
+        rows_needed,
+    )
     from riskmodels.cascade.impact import build_impact
     from riskmodels.cascade.population import market_assets, seed_population
     from riskmodels.cascade.replay import (

@@ -413,6 +413,7 @@ def _row(rep: DayReplay, day: CrashDay | None) -> dict[str, object]:
         "bad_debt_B": rep.B.bad_debt,
         "rounds_B": rep.B.n_rounds,
         "multiple_eq_B": rep.B.multiple_equilibria,
+        "fp_converged_B": rep.B.fixed_points_converged,
         "endogenous_C_minus_A": rep.endogenous_move(),
         "note": day.note if day else "",
     }
@@ -514,6 +515,7 @@ def compare_methods(
             "adl_events": s["adl_events"],
             "rounds": s["rounds"],
             "multiple_equilibria": s["multiple_equilibria"],
+            "fixed_points_converged": s["fixed_points_converged"],
             "endogenous_C_minus_A": rep.endogenous_move(),
             "liq_frac_oi_A": rep.A.summary()["liq_frac_oi"],
             "liq_frac_oi_C": rep.C.summary()["liq_frac_oi"],
