@@ -127,3 +127,25 @@ def test_cascade_suite_writes_the_loo_table(data_root: Path, config: Path, tmp_p
     for m in ("flat", "HS_VaR", "FHS_VaR"):
         v = pd.read_csv(out / f"validation_{m}.csv")
         assert len(v) == len(CRASH_DAYS)
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_cascade_suite_every_model_of_the_default_config(data_root: Path, tmp_path: Path, capsys):
+    """Every crash day under every model of the default config (the failure of issue 17:
+    the run stopped after 5 of 9 models)."""
+    from riskmodels.backtest.engine import build_models
+    from riskmodels.config import load_config
+
+    p = tmp_path / "defaults.toml"
+    p.write_text(CASCADE.replace("universe = [\"BTC\", \"ETH\", \"XRP\", \"LTC\"]", "universe = [\"BTC\", \"ETH\"]"))
+    out = tmp_path / "suite"
+    rc = main(["cascade", "--suite", "--config", str(p), "--data", str(data_root), "--out", str(out),
+               "--offline", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    labels = [m.label for m in build_models(load_config(None))]
+    assert len(labels) == 9
+    for label in labels:
+        v = pd.read_csv(out / f"validation_{label.replace(' ', '_')}.csv")
+        assert list(v["day"]) == [d.date for d in CRASH_DAYS], label
+        assert v["sim_frac_oi_B"].between(0, 1).all(), label
