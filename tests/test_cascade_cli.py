@@ -45,6 +45,7 @@ low_weight = [0.7, 1.0]
 mid_leverage = [3.0]
 oi_to_volume = [0.1, 0.3]
 impact_y = [0.7]
+rally_beta = [0.0, 1.0]
 accounts = 120
 calm_days = 6
 calibration_accounts = 120

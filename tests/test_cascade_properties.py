@@ -18,7 +18,7 @@ from conftest import random_walk_panel
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from riskmodels.cascade.calibrate import LOOSettings, leave_one_out
+from riskmodels.cascade.calibrate import LOOSettings, leave_one_out, trailing_return
 from riskmodels.cascade.engine import CascadeParams, Population, run_cascade
 from riskmodels.cascade.impact import AssetState, LinearImpact, NoImpact, SquareRootImpact
 from riskmodels.cascade.observed import OBSERVED, predict
@@ -222,3 +222,19 @@ def test_observed_metrics_by_hand():
         predict([r], o.metric)  # type: ignore[list-item]
     days = {o.day for o in OBSERVED}
     assert all(sum(o.primary for o in OBSERVED if o.day == d) == 1 for d in days)
+
+
+def test_regime_return_uses_only_data_before_the_day():
+    panel = random_walk_panel(T=200, A=2, seed=4)
+    from dataclasses import replace
+
+    panel = replace(panel, assets=("BTC", "ETH"))
+    t = 150
+    c = panel.close[:, 0]
+    assert trailing_return(panel, t, 90) == pytest.approx(np.log(c[t - 1] / c[t - 91]), rel=1e-12)
+    future = panel.close.copy()
+    future[t:] *= 3.0  # the day itself and everything after
+    assert trailing_return(replace(panel, close=future), t, 90) == trailing_return(panel, t, 90)
+    assert trailing_return(panel, 50, 90) == 0.0  # not enough history: no regime term
+    with pytest.raises(ValueError, match="rally_beta"):
+        LOOSettings(rally_beta=(9.0,))

@@ -7,6 +7,10 @@ Parameters fitted (a deterministic grid search; every grid is a key of
   2x component outside the high one) and its ``mid_leverage`` (median of the
   middle component), and ``oi_to_volume`` (market size: open interest =
   ``k`` x trailing 30-day mean daily USD volume);
+* market regime -- ``rally_beta``: open interest builds up in rallies, so the
+  market size of day ``t`` is ``k exp(beta r_t)`` with ``r_t`` the trailing
+  ``rally_days`` log return of BTC to the close of ``t - 1`` (data before the
+  day only; ``beta = 0`` is a constant ``k``);
 * impact -- ``Y`` of the square-root law ``Y sigma sqrt(Q / V)`` (the impact
   named in ``[cascade].impact`` when it is not ``sqrt``: then ``impact_y`` is
   ignored and the configured law is used as it is).
@@ -57,7 +61,7 @@ from riskmodels.cascade.replay import (
 )
 from riskmodels.margin.base import FittedMargin
 
-__all__ = ["LOOSettings", "SuiteResult", "leave_one_out", "loo_suite"]
+__all__ = ["LOOSettings", "SuiteResult", "leave_one_out", "loo_suite", "trailing_return"]
 
 
 def _grid(name: str, values: Sequence[float], lo: float, hi: float, lo_open: bool = False) -> tuple[float, ...]:
@@ -85,6 +89,10 @@ class LOOSettings:
         Grid of the market size ``k`` (OI = k x trailing volume), each in (0, 100].
     impact_y : tuple of float
         Grid of the square-root law's ``Y``, each in (0, 10].
+    rally_beta : tuple of float
+        Grid of the regime exponent ``beta``, each in [-5, 5].
+    rally_days : int
+        Trailing window of the regime's BTC return, days (>= 1).
     secondary_weight : float
         Weight of the non-primary observations in the objective, [0, 10].
     accounts : int
@@ -96,10 +104,12 @@ class LOOSettings:
         Accounts per calm-day run (>= 10).
     """
 
-    low_weight: tuple[float, ...] = (0.5, 0.7, 0.85, 1.0)
-    mid_leverage: tuple[float, ...] = (2.5, 3.0, 4.5, 6.0)
+    low_weight: tuple[float, ...] = (0.7, 1.0)
+    mid_leverage: tuple[float, ...] = (2.5, 4.0)
     oi_to_volume: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
     impact_y: tuple[float, ...] = (0.5, 1.0)
+    rally_beta: tuple[float, ...] = (0.0, 1.0, 2.0)
+    rally_days: int = 90
     secondary_weight: float = 0.5
     accounts: int = 1000
     calm_days: int = 30
@@ -110,6 +120,9 @@ class LOOSettings:
         object.__setattr__(self, "mid_leverage", _grid("mid_leverage", self.mid_leverage, 1.0, 1e3))
         object.__setattr__(self, "oi_to_volume", _grid("oi_to_volume", self.oi_to_volume, 0.0, 100.0, lo_open=True))
         object.__setattr__(self, "impact_y", _grid("impact_y", self.impact_y, 0.0, 10.0, lo_open=True))
+        object.__setattr__(self, "rally_beta", _grid("rally_beta", self.rally_beta, -5.0, 5.0))
+        if int(self.rally_days) < 1:
+            raise ValueError(f"[cascade.calibration].rally_days = {self.rally_days} must be >= 1 day")
         if not 0.0 <= float(self.secondary_weight) <= 10.0:
             raise ValueError(f"[cascade.calibration].secondary_weight = {self.secondary_weight} must be in [0, 10]")
         for k in ("accounts", "calibration_accounts"):
@@ -160,9 +173,15 @@ class _Point:
     mid_leverage: float
     oi_to_volume: float
     impact: str
+    rally_beta: float = 0.0
 
     def label(self) -> str:
-        return f"low_weight={self.low_weight:g} mid={self.mid_leverage:g} k={self.oi_to_volume:g} {self.impact}"
+        return (f"low_weight={self.low_weight:g} mid={self.mid_leverage:g} k={self.oi_to_volume:g} "
+                f"beta={self.rally_beta:g} {self.impact}")
+
+    def k(self, rally: float) -> float:
+        """Market size of a day whose trailing BTC log return is ``rally``."""
+        return float(self.oi_to_volume * np.exp(self.rally_beta * rally))
 
 
 def loo_suite(
@@ -229,8 +248,9 @@ def loo_suite(
         say(f"  mixture low_weight={lw:g} mid={mid:g}: high weights {cal.mixture.high_long:.4f} / "
             f"{cal.mixture.high_short:.4f}, held-out calm rates {held[0]:.4f} / {held[1]:.4f}")
 
-    points = [_Point(lw, mid, k, name) for (lw, mid), k, name in
-              itertools.product(shapes, s.oi_to_volume, impacts)]
+    points = [_Point(lw, mid, k, name, b) for (lw, mid), k, b, name in
+              itertools.product(shapes, s.oi_to_volume, s.rally_beta, impacts)]
+    rally = {t: trailing_return(panel, t, s.rally_days) for _d, t0 in todo for t in [t0, *win[_d.date]]}
     obs_of = {d.date: day_observations(d.date) for d, _ in todo}
     pred: dict[str, np.ndarray] = {d.date: np.full((len(points), len(obs_of[d.date])), np.nan) for d, _ in todo}
     for d, _t in todo:
@@ -240,9 +260,9 @@ def loo_suite(
             runs = []
             for k, tw in enumerate(win[d.date]):
                 pop = seed_population(fitted, tw, n_accounts=s.accounts, mixture=mx, seed=seed + k,
-                                      oi_to_volume=pt.oi_to_volume, lookback=lookback)
+                                      oi_to_volume=pt.k(rally[tw]), lookback=lookback)
                 runs.append(replay_day(fitted, pop, tw, impact=impacts[pt.impact],
-                                       params=params_for(tw, pt.oi_to_volume), n_substeps=n_substeps, path=path,
+                                       params=params_for(tw, pt.k(rally[tw])), n_substeps=n_substeps, path=path,
                                        seed=seed, lookback=lookback, variants="B").B)
             pred[d.date][c] = [predict(runs, o.metric) for o in obs_of[d.date]]
 
@@ -269,9 +289,9 @@ def loo_suite(
         pt = points[held_fit[d.date]]
         mx = shapes[(pt.low_weight, pt.mid_leverage)][0]
         pop = seed_population(fitted, t, n_accounts=s.accounts, mixture=mx, seed=seed,
-                              oi_to_volume=pt.oi_to_volume, lookback=lookback)
+                              oi_to_volume=pt.k(rally[t]), lookback=lookback)
         frame, _ = cross_vs_isolated(fitted, pop, t, impact=impacts[pt.impact],
-                                     params=params_for(t, pt.oi_to_volume), n_substeps=n_substeps, path=path, seed=seed)
+                                     params=params_for(t, pt.k(rally[t])), n_substeps=n_substeps, path=path, seed=seed)
         oi_l, oi_s = pop.open_interest(pop.entry[0])
         both = float(oi_l.sum() + oi_s.sum())
         by = frame.set_index("mode")
@@ -309,6 +329,16 @@ def loo_suite(
     return SuiteResult(table, ci, pd.DataFrame(fits), grid, fitted.model.label)
 
 
+def trailing_return(panel: object, t: int, days: int, asset: str = "BTC") -> float:
+    """``ln(C[t-1] / C[t-1-days])`` of ``asset`` (0 when it is missing): data before day ``t`` only."""
+    p = panel
+    if asset not in p.assets or t - 1 - days < 0:  # type: ignore[attr-defined]
+        return 0.0
+    c = p.close[:, p.assets.index(asset)]  # type: ignore[attr-defined]
+    r = float(np.log(c[t - 1] / c[t - 1 - days]))
+    return r if np.isfinite(r) else 0.0
+
+
 def leave_one_out(loss: np.ndarray) -> tuple[int, np.ndarray]:
     """In-sample and held-out choices from a ``(points, days)`` loss matrix.
 
@@ -324,6 +354,7 @@ def leave_one_out(loss: np.ndarray) -> tuple[int, np.ndarray]:
 
 def _point_cols(p: _Point) -> dict[str, object]:
     return {"low_weight": p.low_weight, "mid_leverage": p.mid_leverage, "oi_to_volume": p.oi_to_volume,
+            "rally_beta": p.rally_beta,
             "impact": p.impact}
 
 

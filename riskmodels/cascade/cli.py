@@ -212,7 +212,8 @@ def run_suite(
     Writes ``suite.csv`` (predicted vs observed per day and metric, held-out
     and in-sample), ``cross_vs_isolated.csv``, ``loo_fits.csv``, ``loo_grid.csv``
     and ``validation_<model>.csv`` (every model of the config at the in-sample
-    fit).
+    fit's mixture, ``oi_to_volume`` and impact; the regime term ``rally_beta`` is
+    not applied there: one market size for every day).
     """
     from riskmodels.cascade.calibrate import LOOSettings, loo_suite
     from riskmodels.cascade.impact import build_impact
