@@ -139,7 +139,8 @@ def run_cascade(args: argparse.Namespace) -> int:
     ref = fitted[0]
     policy = liquidation_policy(cfg)
     seed_kw = {"oi_to_volume": float(casc["oi_to_volume"]), "lookback": int(casc["lookback"])}
-    first = first_priced_day(fitted, lookback)  # calm days: every model prices some asset the day before
+    # calm days: the suite calibrates every model on them, --day only the reference model
+    first = first_priced_day(fitted if args.suite else fitted[:1], lookback)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
