@@ -4,7 +4,10 @@
 * :mod:`~riskmodels.cascade.engine` -- the one-window cascade engine;
 * :mod:`~riskmodels.cascade.population` -- the account population seeder;
 * :mod:`~riskmodels.cascade.replay` -- replay variants A/B/C, calibration,
-  the crash-day suite, cross vs isolated, comparison across margin methods.
+  the crash-day suite, cross vs isolated, comparison across margin methods;
+* :mod:`~riskmodels.cascade.observed` -- the crash days' observed figures as metrics;
+* :mod:`~riskmodels.cascade.calibrate` -- leave-one-out calibration over the crash days;
+* :mod:`~riskmodels.cascade.history` -- the price history a replay loads for its models.
 """
 
 from riskmodels.cascade.engine import (

@@ -112,6 +112,7 @@ FIXED_POINT_DTYPE = np.dtype(
         ("iter_least", np.int32),
         ("iter_greatest", np.int32),
         ("differs", np.bool_),
+        ("converged", np.bool_),  # both iterations reached a fixed point within max_fp_iter
     ]
 )
 
@@ -296,6 +297,11 @@ class CascadeResult:
         return float(self.rounds["forced_notional"].sum())
 
     @property
+    def fixed_points_converged(self) -> bool:
+        """Every sub-step's least and greatest fixed point was reached (True when not computed)."""
+        return bool(self.fixed_points["converged"].all()) if len(self.fixed_points) else True
+
+    @property
     def multiple_equilibria(self) -> bool:
         return bool(self.fixed_points["differs"].any()) if len(self.fixed_points) else False
 
@@ -342,6 +348,7 @@ class CascadeResult:
             "rounds": self.n_rounds,
             "max_rounds_substep": self.max_rounds_per_substep,
             "multiple_equilibria": self.multiple_equilibria,
+            "fixed_points_converged": self.fixed_points_converged,
         }
 
     def rounds_frame(self) -> pd.DataFrame:
@@ -382,10 +389,12 @@ def fixed_points(
     impact: ImpactModel,
     state: AssetState,
     max_iter: int = 500,
-) -> tuple[np.ndarray, np.ndarray, int, int]:
+) -> tuple[np.ndarray, np.ndarray, int, int, bool]:
     """Least and greatest fixed point of ``S -> L(P(S))`` (module docstring).
 
-    Returns the two ``(N,)`` boolean sets and the iterations each took.
+    Returns the two ``(N,)`` boolean sets, the iterations each took and whether
+    both reached a fixed point within ``max_iter`` iterations (else the sets are
+    the last iterates and the record says ``converged = False``).
     """
     net = qc + qp
 
@@ -399,9 +408,11 @@ def fixed_points(
     has = (net != 0).any(1) | (qp != 0).any(1)
     lo = np.zeros(n, bool)
     it_lo = 0
+    conv_lo = conv_hi = False
     for it_lo in range(1, max_iter + 1):  # noqa: B007
         new = lo | (below(lo) & has)
         if (new == lo).all():
+            conv_lo = True
             break
         lo = new
     hi = has.copy()
@@ -409,9 +420,10 @@ def fixed_points(
     for it_hi in range(1, max_iter + 1):  # noqa: B007
         new = hi & below(hi)
         if (new == hi).all():
+            conv_hi = True
             break
         hi = new
-    return lo, hi, it_lo, it_hi
+    return lo, hi, it_lo, it_hi, conv_lo and conv_hi
 
 
 def run_cascade(
@@ -507,11 +519,11 @@ def run_cascade(
         if params.fixed_points:
             rows = np.flatnonzero(is_open)
             if len(rows):
-                lo, hi, il, ih = fixed_points(
+                lo, hi, il, ih, conv = fixed_points(
                     fitted, t_margin, qc[rows], qp[rows], entry[rows], cash[rows], iso[rows], R, impact, st,
                     params.max_fp_iter,
                 )
-                fps.append((s, int(lo.sum()), int(hi.sum()), il, ih, bool((lo != hi).any())))
+                fps.append((s, int(lo.sum()), int(hi.sum()), il, ih, bool((lo != hi).any()), conv))
         prev_notional = np.nan
         for r in range(1, params.max_rounds + 2):
             if r > params.max_rounds:

@@ -59,6 +59,7 @@ __all__ = [
     "bridge_path",
     "calibrate_mixture",
     "calm_days",
+    "calm_rates",
     "compare_methods",
     "crash_suite",
     "cross_vs_isolated",
@@ -311,6 +312,32 @@ def calm_days(dates: pd.DatetimeIndex, first: int, n_days: int = 30, seed: int =
     return np.sort(rng.choice(idx, size=min(n_days, len(idx)), replace=False))
 
 
+def calm_rates(
+    fitted: FittedMargin,
+    days: Sequence[int],
+    mixture: LeverageMixture,
+    *,
+    n_accounts: int = 2000,
+    n_substeps: int = 3,
+    seed: int = 0,
+    **seed_kw: object,
+) -> np.ndarray:
+    """``(2,)`` mean (long, short) liquidated share of open interest over ``days``, variant A.
+
+    Price-taker, no penalty, no fixed points; day ``k`` of ``days`` draws its
+    population with seed ``seed + k``.
+    """
+    params = CascadeParams(fixed_points=False, penalty=0.0)
+    out = []
+    for k, t in enumerate(days):
+        pop = seed_population(fitted, int(t), n_accounts=n_accounts, mixture=mixture, seed=seed + k, **seed_kw)  # type: ignore[arg-type]
+        ok = market_assets(fitted, int(t))
+        obs = day_path(fitted, int(t), ok, n_substeps)
+        r = run_cascade(fitted, pop, obs, t_margin=int(t) - 1, params=params).liquidation_rates()
+        out.append((r["long"], r["short"]))
+    return np.nanmean(np.array(out), axis=0)
+
+
 @dataclass(frozen=True)
 class Calibration:
     """Result of :func:`calibrate_mixture` (rates are means over the calm days)."""
@@ -345,20 +372,12 @@ def calibrate_mixture(
     globally: never per crash day.
     """
     mixture = mixture or LeverageMixture()
-    params = CascadeParams(fixed_points=False, penalty=0.0)
     lo = np.zeros(2)
     hi = np.ones(2)
 
     def rates(h: np.ndarray) -> np.ndarray:
-        mx = mixture.with_high(h[0], h[1])
-        out = []
-        for k, t in enumerate(days):
-            pop = seed_population(fitted, int(t), n_accounts=n_accounts, mixture=mx, seed=seed + k, **seed_kw)  # type: ignore[arg-type]
-            ok = market_assets(fitted, int(t))
-            obs = day_path(fitted, int(t), ok, n_substeps)
-            r = run_cascade(fitted, pop, obs, t_margin=int(t) - 1, params=params).liquidation_rates()
-            out.append((r["long"], r["short"]))
-        return np.nanmean(np.array(out), axis=0)
+        return calm_rates(fitted, days, mixture.with_high(h[0], h[1]), n_accounts=n_accounts,
+                          n_substeps=n_substeps, seed=seed, **seed_kw)
 
     target = np.array([target_long, target_short])
     for _ in range(iterations):
@@ -394,6 +413,7 @@ def _row(rep: DayReplay, day: CrashDay | None) -> dict[str, object]:
         "bad_debt_B": rep.B.bad_debt,
         "rounds_B": rep.B.n_rounds,
         "multiple_eq_B": rep.B.multiple_equilibria,
+        "fp_converged_B": rep.B.fixed_points_converged,
         "endogenous_C_minus_A": rep.endogenous_move(),
         "note": day.note if day else "",
     }
@@ -495,6 +515,7 @@ def compare_methods(
             "adl_events": s["adl_events"],
             "rounds": s["rounds"],
             "multiple_equilibria": s["multiple_equilibria"],
+            "fixed_points_converged": s["fixed_points_converged"],
             "endogenous_C_minus_A": rep.endogenous_move(),
             "liq_frac_oi_A": rep.A.summary()["liq_frac_oi"],
             "liq_frac_oi_C": rep.C.summary()["liq_frac_oi"],

@@ -649,7 +649,13 @@ def load_panel(
                 warnings.warn(f"{a} dropped from the panel: {len(errs)} error defect(s) ({kinds}); "
                               "see panel.quality", DataQualityWarning, stacklevel=2)
                 continue
-            cut = max(d.last for d in errs if d.last is not None)
+            lasts = [d.last for d in errs if d.last is not None]
+            if not lasts:  # e.g. no row inside [start, end]: there is no clean tail to keep
+                frames.pop(a, None)
+                warnings.warn(f"{a} dropped from the panel: {kinds} in the requested window",
+                              DataQualityWarning, stacklevel=2)
+                continue
+            cut = max(lasts)
             df = frames[a]
             attrs = dict(df.attrs)
             df = df[~pd.DatetimeIndex(df.index).duplicated(keep="first")].sort_index()

@@ -262,6 +262,17 @@ class MarginModel(ABC):
     def min_history(self) -> int:
         return 0
 
+    @property
+    def required_history(self) -> int:
+        """Daily price rows an asset needs *before* the first day the method margins it.
+
+        ``min_history`` daily returns need ``min_history + 1`` prices, and margin
+        for day ``t`` is set at the close of ``t - 1``; callers that load a slice of
+        the data (e.g. ``riskmodels cascade``) start that many rows before their
+        first day. A method whose state warms up beyond ``min_history`` overrides it.
+        """
+        return int(self.min_history) + 1
+
     @abstractmethod
     def fit(self, panel: PricePanel) -> FittedMargin:
         """Precompute the per-date state on ``panel`` (no look-ahead)."""

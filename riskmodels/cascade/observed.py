@@ -1,0 +1,141 @@
+"""What was observed on each crash day, as metrics a cascade run can predict.
+
+Every figure is from ``CRASH_DAYS.md`` (aggregator dashboards and news
+reports, cited there). Liquidation totals are LOWER BOUNDS (Binance publishes
+at most one liquidation per symbol per second since mid-2021); open interest
+(OI) is counted one side, as exchanges report it.
+
+Metrics (``predicted`` from a :class:`~riskmodels.cascade.engine.CascadeResult`)
+--------------------------------------------------------------------------------
+``liq_usd``
+    liquidated perp notional, longs + shorts, USD (quantities at the open price).
+``liq_long_usd``
+    the long part only (days where only long liquidations are reported).
+``long_share``
+    long liquidations / all liquidations.
+``liq_frac_oi``
+    liquidated notional (both sides) / open interest (one side) before the day;
+    ``liq_frac_oi_btc`` the same for BTC alone.
+``oi_drop`` / ``oi_drop_btc``
+    fall of open interest over the day. The model has no voluntary closes, so its
+    prediction is the liquidated notional / OI (the fall if every forced order met
+    a closing counterparty): a lower bound of the fall whenever traders de-risk.
+``oi_usd`` / ``oi_usd_btc``
+    open interest before the day: the seeded market's size (``oi_to_volume`` x
+    trailing volume) against the reported figure.
+
+Reported windows: where the record's liquidation total spans two days
+(17-18 Apr 2021, 8-9 Nov 2022) the replay covers both (:data:`WINDOWS`): each
+day is replayed from its own open with a freshly seeded market, and the
+liquidation totals (``liq_usd``, ``liq_long_usd``, ``long_share``) are summed
+over the days; ratios to open interest use the named day alone.
+
+One metric per day is ``primary`` (the liquidation total in the scope the day
+reports); the factor-2 target of the crash-day suite is counted on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from riskmodels.cascade.engine import CascadeResult
+
+__all__ = ["OBSERVED", "WINDOWS", "Observation", "day_observations", "log_ratio", "predict"]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One observed figure of one crash day."""
+
+    day: str
+    metric: str
+    value: float
+    primary: bool = False
+    note: str = ""
+
+
+OBSERVED: tuple[Observation, ...] = (
+    Observation("2020-03-12", "liq_long_usd", 1.17e9, True, "BitMEX alone, longs on the 12th (no market total)"),
+    Observation("2021-01-11", "liq_usd", 5.55e9, True, "Bybt total, 642,765 traders"),
+    Observation("2021-04-18", "liq_usd", 10.1e9, True, "~$10.1B over 17-18 Apr (two days; the replay is the 18th)"),
+    Observation("2021-05-19", "liq_usd", 8.0e9, True, "> $8B (Binance under-reports)"),
+    Observation("2021-05-19", "liq_frac_oi_btc", 4.0e9 / 24.68e9, False, "BTC liq >= $4B (~50% of > $8B) / BTC OI > $24.7B"),
+    Observation("2021-05-19", "oi_drop_btc", 0.5, False, "BTC OI 'more than halved' to $12.34B"),
+    Observation("2021-05-19", "oi_usd_btc", 24.68e9, False, "BTC OI before = 2 x $12.34B (a lower bound)"),
+    Observation("2021-09-07", "liq_long_usd", 3.1e9, True, "longs > $3.1B (The Block via Kaiko)"),
+    Observation("2022-05-10", "liq_usd", 1.0e9, True, "> $1B (Coinglass)"),
+    Observation("2022-05-10", "long_share", 0.74, False, "longs $793M of > $1B"),
+    Observation("2022-05-10", "oi_drop", 0.056, False, "OI -5.6%"),
+    Observation("2022-11-09", "liq_long_usd", 0.7e9, True, "longs > $700M over 8-9 Nov (two days; the replay is the 9th)"),
+    Observation("2024-08-05", "liq_usd", 1.07e9, True, "$1.06-1.08B (Coinglass)"),
+    Observation("2024-08-05", "long_share", 0.85, False, "longs $901M"),
+    Observation("2024-08-05", "liq_frac_oi", 1.07e9 / (47e9 / (1 - 0.187)), False, "$1.07B / OI before $57.8B"),
+    Observation("2024-08-05", "oi_drop", 0.187, False, "total OI -18.7% to $47B"),
+    Observation("2024-08-05", "oi_usd", 47e9 / (1 - 0.187), False, "OI before = $47B / (1 - 0.187)"),
+)
+
+
+#: days replayed for each crash day whose record spans more than the named day (CRASH_DAYS.md)
+WINDOWS: dict[str, tuple[str, ...]] = {
+    "2021-04-18": ("2021-04-17", "2021-04-18"),
+    "2022-11-09": ("2022-11-08", "2022-11-09"),
+}
+
+_SUMMED = ("liq_usd", "liq_long_usd", "long_share")
+
+
+def predict(result: CascadeResult | Sequence[CascadeResult], metric: str) -> float:
+    """The model's value of ``metric`` (module docstring).
+
+    ``result`` is one cascade run or the runs of a reported window, the named
+    day last: liquidation totals are summed over the runs, ratios to open
+    interest use the last run.
+    """
+    runs = [result] if isinstance(result, CascadeResult) else list(result)
+    if metric in _SUMMED and len(runs) > 1:
+        ll = np.sum([r.liquidated_long_usd.sum() for r in runs]).reshape(1)
+        sl = np.sum([r.liquidated_short_usd.sum() for r in runs]).reshape(1)
+        if metric == "liq_usd":
+            return float(ll[0] + sl[0])
+        if metric == "liq_long_usd":
+            return float(ll[0])
+        tot = float(ll[0] + sl[0])
+        return float(ll[0]) / tot if tot > 0 else float("nan")
+    result = runs[-1]
+    ll, sl = result.liquidated_long_usd, result.liquidated_short_usd
+    oi = result.oi_long  # one side (long OI = short OI by construction of the seeder)
+    if metric.endswith("_btc"):
+        if "BTC" not in result.assets:
+            return float("nan")
+        j = result.assets.index("BTC")
+        ll, sl, oi = ll[j : j + 1], sl[j : j + 1], oi[j : j + 1]
+        metric = metric[: -len("_btc")]
+    tot = float(ll.sum() + sl.sum())
+    o = float(oi.sum())
+    if metric == "liq_usd":
+        return tot
+    if metric == "liq_long_usd":
+        return float(ll.sum())
+    if metric == "long_share":
+        return float(ll.sum()) / tot if tot > 0 else float("nan")
+    if metric in ("liq_frac_oi", "oi_drop"):
+        return tot / o if o > 0 else float("nan")
+    if metric == "oi_usd":
+        return o
+    raise ValueError(f"unknown metric {metric!r}; valid: liq_usd, liq_long_usd, long_share, liq_frac_oi, "
+                     "oi_drop, oi_usd (and the *_btc forms)")
+
+
+def day_observations(day: str) -> list[Observation]:
+    """The observations of ``day`` (YYYY-MM-DD), primary first."""
+    return sorted((o for o in OBSERVED if o.day == day), key=lambda o: not o.primary)
+
+
+def log_ratio(predicted: float, observed: float) -> float:
+    """``ln(predicted / observed)``; NaN when either is not positive."""
+    if not (np.isfinite(predicted) and np.isfinite(observed)) or predicted <= 0 or observed <= 0:
+        return float("nan")
+    return float(np.log(predicted / observed))
