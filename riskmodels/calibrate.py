@@ -30,7 +30,7 @@ Targets (:class:`Target`)
     :class:`~riskmodels.backtest.simulation.LiquidationPolicy`).
 ``bad_debt``
     Bad debt <= ``value`` as a **fraction** of perp notional held for a year
-    (``0.0001`` = 1 bp/yr; the ``bad_debt_per_notional`` metric is in bp).
+    (``0.0001`` = 1 bp/yr; the ``bad_debt_bp_per_year`` metric is in bp).
 
 Capital is ``mean_im_per_notional`` (mean initial margin / gross notional).
 
@@ -337,7 +337,7 @@ class _Problem:
             if t.kind == "liquidations":
                 achieved = res.metrics["liquidations_per_account_year"]
             else:
-                achieved = res.metrics["bad_debt_per_notional"] / 1e4
+                achieved = res.metrics["bad_debt_bp_per_year"] / 1e4
             met = bool(achieved <= t.value) if math.isfinite(achieved) else False
             return _Eval(x, achieved, met, capital)
         # coverage only: no account simulation needed (same eligibility as run_models)

@@ -592,7 +592,7 @@ class SweepResult:
     def __str__(self) -> str:
         from riskmodels.backtest._testresult import Table
 
-        cols = ["point", *self.axes, X_METRIC, Y_METRIC, "breach_rate", "bad_debt_per_notional"]
+        cols = ["point", *self.axes, X_METRIC, Y_METRIC, "breach_rate", "bad_debt_bp_per_year"]
         cols = [c for c in cols if c in self.table.columns]
         fr = self.frontier()[cols].copy()
         for a in self.axes:  # long JSON values (per-asset mappings) shortened for the terminal

@@ -83,7 +83,7 @@ def test_summary_numbers_are_the_backtest_metrics(result, report):
     m = result.metrics_frame()
     assert list(s.index) == result.models
     for col in ("mean_im_per_notional", "p95_im_per_notional", "implied_max_leverage",
-                "liquidations_per_account_year", "bad_debt_per_notional", "breach_rate"):
+                "liquidations_per_account_year", "bad_debt_bp_per_year", "breach_rate"):
         np.testing.assert_array_equal(s[col].to_numpy(), m[col].to_numpy(), err_msg=col)
     cov = coverage_table(result).to_frame()
     cov = cov[cov["side"] == "combined"].set_index("model")
