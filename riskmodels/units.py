@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["UNIT_FORMATS", "fmt_pvalue", "fmt_unit", "unit_of", "unit_formatter"]
+__all__ = ["UNIT_FORMATS", "fmt_pvalue", "fmt_unit", "unit_formatter", "unit_of"]
 
 _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("pvalue", re.compile(r"(_p|_p_sub|pvalue|p_value)$")),

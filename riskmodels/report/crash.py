@@ -12,7 +12,7 @@ from riskmodels.backtest._testresult import Table
 from riskmodels.backtest.result import BacktestResult
 from riskmodels.report.document import Block, Heading, Para, TableBlock
 
-__all__ = ["CRASH_DAYS", "cascade_blocks", "cascade_suite", "crash_day_table"]
+__all__ = ["CRASH_DAYS", "build_section", "cascade_blocks", "cascade_suite", "crash_day_table"]
 
 #: crash days inside which the backtest's own outcome is shown (observed figures, sources in
 #: riskmodels/docs/crash_days.md)
@@ -34,7 +34,7 @@ def crash_day_table(result: BacktestResult) -> Table | None:
 
     Per day and model: liquidations, their notional and bad debt, and the
     share of accounts open at the previous close that were liquidated; the
-    observed figures are from CRASH_DAYS.md.
+    observed figures are from riskmodels/docs/crash_days.md.
     """
     rows = []
     dates = result.panel.dates
@@ -54,7 +54,7 @@ def crash_day_table(result: BacktestResult) -> Table | None:
     if not rows:
         return None
     return Table(pd.DataFrame(rows), title="Crash days: the backtest's accounts on the observed path (price-taker)",
-                 notes=["observed: market-wide figures from CRASH_DAYS.md (lower bounds); the simulated book is a "
+                 notes=["observed: market-wide figures from riskmodels/docs/crash_days.md [crash_days] (lower bounds); the simulated book is a "
                         "sample, compare shares, not levels."],
                  formats={"share_of_open": "{:.1%}", "notional_liquidated": "{:,.0f}", "bad_debt": "{:,.0f}"})
 
@@ -125,3 +125,10 @@ def cascade_suite(result: BacktestResult, settings: Mapping[str, Any]) -> list[T
                          path=str(c["path"]), seed=int(c["seed"]), **seed_kw)
     tab.title = f"{label}: {tab.title}"
     return [tab] if len(tab) else []
+
+
+def build_section(ctx: Any) -> list[Block]:
+    crash = crash_day_table(ctx.result)
+    blocks: list[Block] = [TableBlock("crash_days", crash) if crash is not None else
+                           Para("No crash day of riskmodels/docs/crash_days.md falls inside the backtest window.")]
+    return blocks + cascade_blocks(ctx.result, ctx.cascade_tables, ctx.settings)

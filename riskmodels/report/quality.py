@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from riskmodels.backtest._testresult import Table
 from riskmodels.backtest.result import BacktestResult
+from riskmodels.report.document import Block, Para, TableBlock
 
-__all__ = ["quality_table"]
+__all__ = ["build_section", "quality_table"]
 
 
 def quality_table(result: BacktestResult) -> Table | None:
@@ -38,3 +41,13 @@ def quality_table(result: BacktestResult) -> Table | None:
         f[c] = [str(pd.Timestamp(v).date()) if v is not None and not pd.isna(v) else "-" for v in f[c]]
     f = f.sort_values(["asset", "first", "kind"], kind="mergesort").reset_index(drop=True)
     return Table(f, title=f"Data quality: {q.summary()}")
+
+
+def build_section(ctx: Any) -> list[Block]:
+    qt = quality_table(ctx.result)
+    if qt is None:
+        return [Para("The panel carries no quality report (synthetic or hand-built prices): no file was "
+                     "validated.")]
+    if len(qt) == 0:
+        return [Para(f"{qt.title}: no defect found.")]
+    return [TableBlock("data_quality", qt, wide=True)]

@@ -58,8 +58,8 @@ class Proposal:
 def cap_step(current: float, target: float, max_step: float, kind: str = "absolute") -> float:
     """``target`` limited to ``current +- max_step`` (absolute) or ``current x (1 +- max_step)`` (relative).
 
-    Chaos Labs caps each parameter change at +-3% per proposal (METHODOLOGY
-    2.6); applied to margin fractions that is 3 percentage points by default.
+    Chaos Labs caps each parameter change at +-3% per proposal [ChaosLabs-Aave];
+    applied to margin fractions that is 3 percentage points by default.
     """
     if not max_step > 0:
         raise ValueError(f"max_step={max_step} must be > 0")

@@ -12,10 +12,12 @@ import pandas as pd
 from riskmodels.backtest._testresult import Table
 from riskmodels.backtest.result import BacktestResult
 from riskmodels.report.common import refit_model, spec_of
+from riskmodels.report.document import Block, FigureBlock, Para, TableBlock
 from riskmodels.report.recommend import RULE_PARAMETERS
 from riskmodels.report.settings import SENSITIVITY_METRICS
+from riskmodels.report.sources import cite
 
-__all__ = ["sensitivity_table"]
+__all__ = ["build_section", "sensitivity_table"]
 
 
 def _sim_metrics(sim: Any) -> dict[str, float]:
@@ -97,3 +99,36 @@ def sensitivity_table(result: BacktestResult, settings: Mapping[str, Any]) -> tu
 
 def _other(metric: str) -> str:
     return next(m for m in SENSITIVITY_METRICS if m != metric)
+
+
+def build_section(ctx: Any) -> list[Block]:
+    """The tornado over the liquidation settings and the scale, then the shock x leverage grid."""
+    from riskmodels.report import charts
+
+    result, settings, t = ctx.result, ctx.settings, ctx.as_of
+    panel, book = result.panel, result.book
+    sens, base, metric = sensitivity_table(result, settings)
+    tor = sens.to_frame().rename(columns={f"{metric}_low": "metric_low", f"{metric}_high": "metric_high"})
+    blocks: list[Block] = [
+        TableBlock("sensitivity", sens, wide=True),
+        FigureBlock("tornado", charts.tornado_png(tor, base, metric),
+                    f"Tornado: {metric} with one factor at its low and high value; the line is the base."),
+    ]
+    slip = float(getattr(result.results[result.models[0]].simulation.policy, "slippage", 0.0))
+    grid = charts.shock_grid(panel, book, t, settings["shocks"], settings["leverages"], slip)
+    marks = {m: float(result.metrics_frame().loc[m, "implied_max_leverage"]) for m in result.models}
+    grid_tab = Table(grid.reset_index().rename(columns={c: f"shock {float(c):+.0%}" for c in grid.columns}),
+                     title=f"Bad debt as a share of perp notional, book of {panel.dates[t].date()}",
+                     formats={f"shock {float(c):+.0%}": "{:.2%}" for c in grid.columns})
+    blocks += [
+        Para(f"Instantaneous shocks: every price moves by the same shock at once (a gap, no time to liquidate), "
+             f"applied to the accounts of the book priced on {panel.dates[t].date()} at their USD amounts, "
+             f"each account's equity set to perp notional / leverage for each leverage of the grid, closed at the "
+             f"shocked prices with slippage {slip:g}; bad debt = what equity does not cover, as a share of the "
+             "book's perp notional. Lines: each method's implied maximum leverage (1 / mean IM per notional); "
+             f"shock sizes follow the worst-24-hour convention {cite('LlamaRisk-shock')}."),
+        TableBlock("shock_grid", grid_tab),
+        FigureBlock("shock_heatmap", charts.shock_heatmap_png(grid, marks),
+                    "Bad debt (% of perp notional) by shock and leverage."),
+    ]
+    return blocks

@@ -12,7 +12,7 @@ from riskmodels.backtest.result import BacktestResult
 from riskmodels.report import charts
 from riskmodels.report.document import Block, FigureBlock, Para, TableBlock
 
-__all__ = ["SUMMARY_FORMATS", "build_section", "summary_table", "tail_24h"]
+__all__ = ["SUMMARY_FORMATS", "build_section", "summary_of", "summary_table", "tail_24h"]
 
 
 def tail_24h(result: BacktestResult, label: str) -> dict[str, float]:
@@ -89,8 +89,7 @@ def summary_table(result: BacktestResult, coverage: Table, procyclicality: Table
 def build_section(ctx: Any) -> list[Block]:
     """The summary table, the Pareto chart, the insurance fund and the distance to liquidation."""
     result = ctx.result
-    summ = ctx.cached("summary", lambda: summary_table(result, ctx.cached("coverage", lambda: _coverage(result)),
-                                                       ctx.cached("procyclicality", lambda: _procyc(result))))
+    summ = summary_of(ctx)
     blocks: list[Block] = [
         Para("Capital efficiency (margin per unit of exposure) against liquidation frequency and losses to the "
              "insurance fund, on the same accounts and prices. Lower is better in every numeric column except "
@@ -109,6 +108,13 @@ def build_section(ctx: Any) -> list[Block]:
     blocks.append(FigureBlock("distance_to_liquidation", charts.distance_to_liquidation_png(dist),
                               "Equity / maintenance margin - 1 at every close of every open account."))
     return blocks
+
+
+def summary_of(ctx: Any) -> ComparisonTable:
+    """The report's summary table, computed once per report (the executive summary shares it)."""
+    result = ctx.result
+    return ctx.cached("summary", lambda: summary_table(result, ctx.cached("coverage", lambda: _coverage(result)),
+                                                       ctx.cached("procyclicality", lambda: _procyc(result))))
 
 
 def _coverage(result: BacktestResult) -> Table:
