@@ -32,7 +32,7 @@ def _format_warning(message, category, filename, lineno, line=None) -> str:
 
 
 class ProgressBar:
-    """A one-line progress indicator on stderr (silent when ``quiet``)."""
+    """A one-line progress bar on stderr when it is a terminal (silent when ``quiet`` or redirected)."""
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
@@ -40,18 +40,15 @@ class ProgressBar:
         self.tty = sys.stderr.isatty()
 
     def __call__(self, what: str, i: int, n: int) -> None:
-        if self.quiet:
+        if self.quiet or not self.tty:  # a bar only on a terminal; logs and pipes get the result alone
             return
         width = 24
         done = int(width * i / max(n, 1))
         bar = "#" * done + "." * (width - done)
         msg = f"[{bar}] {i}/{n} {what}  ({time.perf_counter() - self.t0:5.1f} s)"
-        if self.tty:
-            sys.stderr.write("\r" + msg.ljust(100))
-            if i >= n:
-                sys.stderr.write("\n")
-        else:
-            sys.stderr.write(msg + "\n")
+        sys.stderr.write("\r" + msg[:100].ljust(100))
+        if i >= n:
+            sys.stderr.write("\n")
         sys.stderr.flush()
 
     def note(self, text: str) -> None:
@@ -122,16 +119,16 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     pro = procyclicality_table(result)
     comparison = comparison_summary(result, cov, pro)
     netting = netting_table(result)
-    print(summary)
-    print()
-    print(comparison)
-    print()
-    print(cov)
-    print()
-    print(pro)
-    if netting is not None:
+    from riskmodels.report.console import console_table
+
+    if args.verbose:
+        for table in (summary, comparison, cov, pro, netting):
+            if table is not None:
+                print(table)
+                print()
+    else:
+        print(console_table(comparison, width=120, title=f"Margin methods compared: {summary.title}"))
         print()
-        print(netting)
     frame = result.metrics_frame()
     frame.to_csv(out / "summary.csv", float_format="%.10g")
     (out / "summary.json").write_text(
@@ -150,6 +147,16 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         + "\n",
         encoding="utf-8",
     )
+    from riskmodels.backtest.metrics import metrics_schema
+
+    (out / "summary.schema.json").write_text(json.dumps({"columns": metrics_schema()}, indent=2, sort_keys=True)
+                                             + "\n", encoding="utf-8")
+    logs = [r.fit_log.assign(model=name) for name, r in result.results.items()
+            if getattr(r, "fit_log", None) is not None and len(r.fit_log)]
+    if logs:
+        import pandas as pd
+
+        pd.concat(logs, ignore_index=True).to_csv(out / "garch_fit_log.csv", index=False, float_format="%.10g")
     cov.to_frame().to_csv(out / "coverage.csv", float_format="%.10g")
     comparison.to_frame().to_csv(out / "comparison.csv", index=False, float_format="%.10g")
     pareto_png(comparison, out / "pareto.png")
@@ -178,12 +185,15 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         provenance=provenance,
         config_text=config_text,
     )
-    for name, r in result.results.items():
-        bar.note(f"  {name}: " + ", ".join(f"{k} {v:.1f} s" for k, v in r.timings.items()))
-    bar.note(
-        f"wrote {out}/summary.csv, summary.json, comparison.csv, coverage.csv, procyclicality.csv, "
-        f"netting.csv, margin_paths.parquet, liquidations.csv, pareto.png, report.html ({elapsed:.1f} s)"
-    )
+    if args.verbose:
+        for name, r in result.results.items():
+            bar.note(f"  {name}: " + ", ".join(f"{k} {v:.1f} s" for k, v in r.timings.items()))
+    written = ["summary.csv", "summary.json", "summary.schema.json", "comparison.csv", "coverage.csv",
+               "procyclicality.csv", *(["netting.csv"] if netting is not None else []), "margin_paths.parquet",
+               "liquidations.csv", *(["garch_fit_log.csv"] if logs else []), "pareto.png", "report.html"]
+    print(f"wrote {len(written)} files to {out}/ ({elapsed:.1f} s):")
+    for name in written:
+        print(f"  {out / name}")
     return 0
 
 
@@ -226,6 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--start", help="first date of the evaluation window (overrides the config)")
     b.add_argument("--offline", action="store_true", help="never download data; say what to run instead")
     b.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    b.add_argument("-v", "--verbose", action="store_true",
+                   help="print every table (summary, comparison, coverage tests, procyclicality, netting) and timings")
     b.set_defaults(func=cmd_backtest)
 
     d = sub.add_parser("data", help="price data: validate or fetch")

@@ -32,6 +32,8 @@ class ModelResult:
     isolated_path: MarginPath | None = None
     #: warnings raised while this model ran: (category, message)
     warnings: list[tuple[type[Warning], str]] = field(default_factory=list)
+    #: the fitted model's estimation log when it keeps one (GARCH: one row per asset and refit)
+    fit_log: pd.DataFrame | None = None
 
     @cached_property
     def netting_benefit(self) -> np.ndarray | None:
