@@ -137,7 +137,7 @@ def build_section(ctx: Any) -> list[Block]:
     blocks: list[Block] = [
         Bullets(METHOD_NOTES),
         Para(f"{n_changed} of {len(frame)} settings differ from their defaults (bold rows); the full list with "
-             "defaults and sources is Appendix A. Sources in [brackets] are listed in Appendix B."),
+             "defaults and sources is Appendix A. Sources cited in square brackets are listed in Appendix B."),
     ]
     for area in AREAS:
         f = frame[frame["area"] == area].reset_index(drop=True)

@@ -1,10 +1,11 @@
 """HTML writer of a :class:`~riskmodels.report.document.Document`: one self-contained page that prints.
 
 Screen: tables scroll sideways inside their box. Print (``@media print``, A4):
-a table with more than :data:`PRINT_MAX_COLUMNS` columns is printed as
-column groups, each repeating the first (key) column, on landscape pages, so
-no column is cut off at the page edge; headers never wrap (a PDF's text then
-holds every column name whole). Non-default assumptions and other highlighted
+a table wider than a portrait page (:func:`print_width`, estimated from its
+longest header and cell per column at 7 pt) is printed on landscape pages, as
+column groups that each repeat the first (key) column when it is wider than
+a landscape page too, so no column is cut off at the page edge; headers
+never wrap (a PDF's text then holds every column name whole). Non-default assumptions and other highlighted
 rows are bold with a left rule (visible without colour).
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import base64
 import html
 
+from riskmodels.backtest._testresult import Table
 from riskmodels.report.document import (
     Block,
     Bullets,
@@ -24,10 +26,15 @@ from riskmodels.report.document import (
     TableBlock,
 )
 
-__all__ = ["CSS", "PRINT_MAX_COLUMNS", "column_groups", "render_html"]
+__all__ = ["CSS", "LANDSCAPE_PT", "PORTRAIT_PT", "column_groups", "print_width", "render_html"]
 
-#: at most this many columns per printed table part (the key column included)
-PRINT_MAX_COLUMNS = 7
+#: usable width of an A4 page at the stylesheet's margins (points), portrait and landscape
+PORTRAIT_PT = 530.0
+LANDSCAPE_PT = 790.0
+#: average glyph width of DejaVu Sans at 7 pt (bold headers are wider), cell padding + border
+_CHAR_PT, _HEAD_CHAR_PT, _PAD_PT = 3.9, 4.4, 7.0
+#: text cells wrap in print, so a text column needs at most this many characters of width
+_WRAP_CHARS = 36
 
 CSS = """
 :root{color-scheme:light}
@@ -66,13 +73,47 @@ div.print-parts{display:none}
 """
 
 
-def column_groups(columns: list[str], max_columns: int = PRINT_MAX_COLUMNS) -> list[list[str]]:
-    """Split ``columns`` into groups of at most ``max_columns``, each starting with the first column."""
-    if len(columns) <= max_columns:
-        return [list(columns)]
-    key, rest = columns[0], columns[1:]
-    n = max_columns - 1
-    return [[key, *rest[i: i + n]] for i in range(0, len(rest), n)]
+def _column_widths(cells: dict[str, list[str]], numeric: dict[str, bool]) -> dict[str, float]:
+    out = {}
+    for c, vals in cells.items():
+        longest = max([len(v) for v in vals], default=0)
+        if not numeric[c]:
+            longest = min(longest, _WRAP_CHARS)
+        out[c] = max(len(c) * _HEAD_CHAR_PT, longest * _CHAR_PT) + _PAD_PT
+    return out
+
+
+def _cells(table: Table) -> tuple[dict[str, list[str]], dict[str, bool]]:
+    import pandas as pd
+
+    rows = table._formatted()
+    frame = table.to_frame()
+    cols = table.columns
+    cells = {c: [r[j] for r in rows] for j, c in enumerate(cols)}
+    numeric = {c: bool(pd.api.types.is_numeric_dtype(frame[c])) for c in cols}
+    return cells, numeric
+
+
+def print_width(table: Table) -> float:
+    """Estimated printed width of ``table`` in points (7 pt text, headers on one line)."""
+    cells, numeric = _cells(table)
+    return float(sum(_column_widths(cells, numeric).values()))
+
+
+def column_groups(table: Table, page_pt: float = LANDSCAPE_PT) -> list[list[str]]:
+    """Columns split greedily into groups no wider than ``page_pt``, each starting with the first column."""
+    cells, numeric = _cells(table)
+    w = _column_widths(cells, numeric)
+    cols = table.columns
+    key, groups, cur, used = cols[0], [], [cols[0]], w[cols[0]]
+    for c in cols[1:]:
+        if len(cur) > 1 and used + w[c] > page_pt:
+            groups.append(cur)
+            cur, used = [key], w[key]
+        cur.append(c)
+        used += w[c]
+    groups.append(cur)
+    return groups
 
 
 def _table_html(b: TableBlock) -> str:
@@ -87,19 +128,17 @@ def _table_html(b: TableBlock) -> str:
 
 
 def _print_parts(b: TableBlock) -> str:
-    """The table as landscape column groups, for print only (screen readers skip it)."""
-    from riskmodels.backtest._testresult import Table
-
+    """For print only: the table on landscape pages, in column groups if needed ("" if it fits portrait)."""
     t = b.table
-    groups = column_groups(t.columns)
-    if len(groups) == 1:
+    if len(t.columns) < 2 or print_width(t) <= PORTRAIT_PT:
         return ""
+    groups = column_groups(t)
     frame = t.to_frame()
     parts = []
     for i, cols in enumerate(groups, start=1):
-        part = Table(frame[cols], title=f"{t.title} (columns {i}/{len(groups)})",
-                     notes=t.notes if i == len(groups) else (), formats=t.formats)
-        parts.append(part.to_html())
+        title = t.title if len(groups) == 1 else f"{t.title} (columns {i}/{len(groups)})"
+        part = Table(frame[cols], title=title, notes=t.notes if i == len(groups) else (), formats=t.formats)
+        parts.append(_table_html(TableBlock(b.name, part, b.highlight)))
     return "<div class='print-parts' aria-hidden='true'>\n" + "\n".join(parts) + "\n</div>"
 
 
