@@ -83,6 +83,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -130,29 +131,8 @@ DEFAULT_BOUNDS: dict[str, tuple[float, float]] = {
     "price_range": (0.01, 1.0),
 }
 
-EXAMPLE_CALIBRATE_TOML = """\
-# riskmodels calibrate --config haircuts.toml --data DIR --out calib-out
-[data]
-universe = ["BTC", "ETH", "SOL"]
-start = "2020-01-01"          # evaluation window (the model may use earlier data)
-
-[calibrate]
-model = "fixed_haircut"       # a registered margin model (riskmodels models)
-param = "haircut"             # the constructor parameter searched
-per_asset = true              # one value per asset, each on its own single-asset book
-book = "collateral"           # per-asset book: collateral | long | short | long_short
-bounds = [0.0, 1.0]           # search range (or: values = [...] for a discrete parameter)
-grid = 11                     # monotonicity-check grid points
-xtol = 1e-4                   # bisection tolerance on the parameter
-mpor = 2                      # margin period of risk, days (default: [backtest] mpor)
-params = { imf = 0.05, mmf = 0.03 }   # fixed parameters of the model
-# tie = { maintenance_haircut = 1.0 } # other parameters set to ratio x the searched value
-
-[calibrate.target]
-kind = "coverage"             # coverage | kupiec | liquidations | bad_debt
-value = 0.01                  # breach rate (coverage), p (kupiec), per account-year, fraction of notional
-side = "combined"             # coverage/kupiec: combined | long | short | worst
-"""
+#: the commented example shipped as riskmodels/configs/calibrate.toml (``riskmodels config --example calibrate``)
+EXAMPLE_CALIBRATE_TOML = (files("riskmodels") / "configs" / "calibrate.toml").read_text(encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- targets

@@ -214,13 +214,6 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_config(args: argparse.Namespace) -> int:
-    from riskmodels.config import default_config_text
-
-    print(default_config_text())
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="riskmodels", description="Compare margin methods on real crypto price history."
@@ -255,8 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("models", help="list the registered margin methods")
     m.set_defaults(func=cmd_models)
-    c = sub.add_parser("config", help="print the default config (TOML)")
-    c.set_defaults(func=cmd_config)
+    from riskmodels.config_examples import add_config_arguments
+    from riskmodels.config_examples import cmd_config as _cmd_config
+
+    c = sub.add_parser("config", help="print the default config, or write a commented example (--example NAME)")
+    add_config_arguments(c)
+    c.set_defaults(func=_cmd_config)
     return p
 
 
@@ -267,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = _format_warning
     try:
         return int(args.func(args) or 0)
-    except (FileNotFoundError, KeyError, ValueError) as exc:
+    except (FileNotFoundError, FileExistsError, KeyError, ValueError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"riskmodels: error: {msg}", file=sys.stderr)
         return 2
