@@ -11,7 +11,7 @@ column added to a summary renders correctly without any table code changing.
 unit       name pattern                             display
 ========== ======================================== ======================
 pvalue     ``*_p``, ``*_p_sub``, ``*pvalue*``       3 significant digits, ``<0.001``
-share      ``*rate*``, ``*share*``, ``*_per_notional``, ``*_rel``, ``*_pct``   percent, 2 decimals
+share      ``*rate*``, ``*share*``, ``*coverage*``, ``*_per_notional``, ``*_rel``, ``*_pct``   percent, 2 decimals
 bp         ``*_bp``, ``*_bp_*``                     2 decimals
 usd        ``*_usd``, ``*_usd_*``                   ``$`` and thousands separators, no decimals
 count      ``n``, ``n_*``, ``*accounts``, ``exceptions``, ``liquidations``, ``*_days``   thousands separators
@@ -32,7 +32,7 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("pvalue", re.compile(r"(_p|_p_sub|pvalue|p_value)$")),
     ("usd", re.compile(r"_usd($|_)")),
     ("bp", re.compile(r"_bp($|_)")),
-    ("share", re.compile(r"((^|_)(rate|share)(_|$)|_per_notional$|_rel$|_pct$)")),
+    ("share", re.compile(r"((^|_)(rate|share|coverage)(_|$)|_per_notional$|_rel$|_pct$)")),
     ("count", re.compile(r"(^n$|^n_|accounts$|^exceptions$|^liquidations$|_days$|^newly_liquidatable$|"
                          r"^below_new_im$)")),
     ("lr", re.compile(r"_lr$")),

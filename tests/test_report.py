@@ -275,7 +275,7 @@ def test_cascade_section_states_what_it_has(result, monkeypatch):
     monkeypatch.setitem(sys.modules, "riskmodels.cascade.replay", None)
     assert "not available in this version" in gov.cascade_blocks(result, None, on)[0].text
     blocks = gov.cascade_blocks(result, [pd.DataFrame({"day": ["2021-05-19"], "liquidated": [3]})], on)
-    assert isinstance(blocks[1], gov.TableBlock) and blocks[1].table.to_frame()["liquidated"].tolist() == [3]
+    assert isinstance(blocks[2], gov.TableBlock) and blocks[2].table.to_frame()["liquidated"].tolist() == [3]
 
 
 # ---------------------------------------------------------------------------

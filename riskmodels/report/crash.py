@@ -78,7 +78,9 @@ def cascade_blocks(result: BacktestResult, provided: Sequence[Any] | None, setti
                          f"{type(exc).__name__}: {exc}")]
         if not tables:
             return [Para("Cascade replays with price impact: no crash day with enough history in the data.")]
-    out: list[Block] = [Heading("Cascade replays (forced flow feeds back into prices)")]
+    out: list[Block] = [Heading("Cascade replays (forced flow feeds back into prices)"),
+                        Para("Observed liquidations and open interest: public aggregator figures summarised in "
+                             "riskmodels/docs/crash_days.md [crash_days]; they are lower bounds.", small=True)]
     for i, tab in enumerate(tables, start=1):
         if not isinstance(tab, Table):
             tab = Table(tab.to_frame() if hasattr(tab, "to_frame") else pd.DataFrame(tab),
