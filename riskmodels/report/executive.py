@@ -31,9 +31,11 @@ def recommended_method(summary: pd.DataFrame, findings: pd.DataFrame) -> tuple[s
     if ok.any():
         best = f[ok].sort_values(["mean_im_per_notional", "liquidations_per_account_year"], kind="mergesort").iloc[0]
         others = int(ok.sum()) - 1
+        why = (f"Of the {others + 1} methods that are neither under-covered nor in the red zone, it needs the "
+               "least capital" if others else "It is the only method that is neither under-covered nor in the "
+               "red zone")
         return str(best["model"]), (
-            f"Recommended method: {best['model']}. Of the {int(ok.sum())} method(s) that are not under-covered "
-            f"and not in the red zone, it needs the least capital: mean initial margin "
+            f"Recommended method: {best['model']}. {why}: mean initial margin "
             f"{best['mean_im_per_notional']:.2%} of notional (maximum leverage {best['implied_max_leverage']:.1f}x), "
             f"{best['liquidations_per_account_year']:.3f} liquidations per account-year, breach rate "
             f"{best['breach_rate']:.2%}" + (f"; {others} other method(s) qualify at more capital." if others else "."))
