@@ -301,3 +301,26 @@ def test_spread_keeps_labels_apart(pos, gap):
     # order is kept: a label never jumps over another
     assert (np.argsort(out, kind="mergesort") == np.argsort(np.asarray(pos), kind="mergesort")).all() or \
         len(set(pos)) < len(pos)
+
+
+def test_garch_fit_log_reaches_the_result():
+    """The fitted GARCH's estimation log travels back with the model's result (the CLI writes it as
+    garch_fit_log.csv): the same refits as fitting the model directly."""
+    from test_report import synthetic_panel
+
+    from riskmodels.backtest.engine import run_models
+    from riskmodels.backtest.simulation import LiquidationPolicy
+    from riskmodels.margin.garch import GarchMargin
+    from riskmodels.portfolio import Book
+
+    panel = synthetic_panel(T=420, seed=5)
+    book = Book(("BTC", "ETH", "SOL"), np.zeros((4, 3)), np.random.default_rng(1).normal(0, 1e4, (4, 3)))
+    model = GarchMargin(refit_every=100, min_history=250, n_jobs=1, label="g")
+    res = run_models(panel, book, [model], min_history=250, start=300, policy=LiquidationPolicy(),
+                     netting=False)
+    log = res.results["g"].fit_log
+    want = model.fit(panel).fit_log
+    assert log is not None and len(log) == len(want) > 0 and list(log.columns) == list(want.columns)
+    # the same refits (the optimiser's last digits depend on the BLAS threads the engine pins to 1)
+    pd.testing.assert_frame_equal(log[["asset", "date"]].reset_index(drop=True),
+                                  want[["asset", "date"]].reset_index(drop=True))
