@@ -151,12 +151,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
     (out / "summary.schema.json").write_text(json.dumps({"columns": metrics_schema()}, indent=2, sort_keys=True)
                                              + "\n", encoding="utf-8")
-    logs = [r.fit_log.assign(model=name) for name, r in result.results.items()
-            if getattr(r, "fit_log", None) is not None and len(r.fit_log)]
-    if logs:
-        import pandas as pd
-
-        pd.concat(logs, ignore_index=True).to_csv(out / "garch_fit_log.csv", index=False, float_format="%.10g")
+    logs = result.fit_logs()
+    if logs is not None:
+        logs.to_csv(out / "garch_fit_log.csv", index=False, float_format="%.10g")
     cov.to_frame().to_csv(out / "coverage.csv", float_format="%.10g")
     comparison.to_frame().to_csv(out / "comparison.csv", index=False, float_format="%.10g")
     pareto_png(comparison, out / "pareto.png")
@@ -190,7 +187,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             bar.note(f"  {name}: " + ", ".join(f"{k} {v:.1f} s" for k, v in r.timings.items()))
     written = ["summary.csv", "summary.json", "summary.schema.json", "comparison.csv", "coverage.csv",
                "procyclicality.csv", *(["netting.csv"] if netting is not None else []), "margin_paths.parquet",
-               "liquidations.csv", *(["garch_fit_log.csv"] if logs else []), "pareto.png", "report.html"]
+               "liquidations.csv", *(["garch_fit_log.csv"] if logs is not None else []), "pareto.png", "report.html"]
     print(f"wrote {len(written)} files to {out}/ ({elapsed:.1f} s):")
     for name in written:
         print(f"  {out / name}")

@@ -107,6 +107,12 @@ class BacktestResult:
                 out[name] = np.where(g > 0, m / g, np.nan)
         return pd.DataFrame(out, index=self.panel.dates[self.start : self.end + 1])
 
+    def fit_logs(self) -> pd.DataFrame | None:
+        """Every model's estimation log (GARCH refits) with a ``model`` column, or None when none keeps one."""
+        logs = [r.fit_log.assign(model=name) for name, r in self.results.items()
+                if r.fit_log is not None and len(r.fit_log)]
+        return pd.concat(logs, ignore_index=True) if logs else None
+
     def events(self) -> pd.DataFrame:
         """All liquidation events of all models."""
         frames = [r.simulation.events_frame() for r in self.results.values()]

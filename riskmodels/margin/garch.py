@@ -475,7 +475,8 @@ class FittedGarch(FittedMargin):
                 )
             warnings.warn(
                 f"GARCH estimation for {asset}: " + "; ".join(parts) + ". Details: one row per refit in "
-                "garch_fit_log.csv in the output folder of `riskmodels backtest`, or FittedGarch.fit_log "
+                "garch_fit_log.csv in the output folder of `riskmodels backtest` or `riskmodels report`, or "
+                "FittedGarch.fit_log "
                 "(model.fit(panel).fit_log) in Python.",
                 GarchEstimationWarning,
                 stacklevel=4,

@@ -130,7 +130,11 @@ def run_report(args: argparse.Namespace) -> int:
         from riskmodels.report.pdf import write_pdf
 
         paths["pdf"] = write_pdf(paths["html"], Path(args.out) / "report.pdf")
-    written = [str(paths[k]) for k in ("html", "markdown", "pdf") if k in paths]
+    logs = result.fit_logs()
+    if logs is not None:
+        paths["garch_fit_log"] = Path(args.out) / "garch_fit_log.csv"
+        logs.to_csv(paths["garch_fit_log"], index=False, float_format="%.10g")
+    written = [str(paths[k]) for k in ("html", "markdown", "pdf", "garch_fit_log") if k in paths]
     note(f"wrote {', '.join(written)}, {Path(args.out) / 'figures'}/, "
          f"{Path(args.out) / 'tables'}/ ({time.perf_counter() - t0:.1f} s)")
     return 0
