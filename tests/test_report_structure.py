@@ -324,3 +324,5 @@ def test_garch_fit_log_reaches_the_result():
     # the same refits (the optimiser's last digits depend on the BLAS threads the engine pins to 1)
     pd.testing.assert_frame_equal(log[["asset", "date"]].reset_index(drop=True),
                                   want[["asset", "date"]].reset_index(drop=True))
+    both = res.fit_logs()
+    assert both is not None and set(both["model"]) == {"g"} and len(both) == len(log)
