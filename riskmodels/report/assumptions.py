@@ -19,7 +19,7 @@ import pandas as pd
 from riskmodels.backtest._testresult import Table
 from riskmodels.backtest.result import BacktestResult
 from riskmodels.report.common import flat_items, fmt_setting, spec_of
-from riskmodels.report.document import Block, Bullets, Heading, Para, TableBlock
+from riskmodels.report.document import Block, Bullets, Para, TableBlock
 from riskmodels.report.sources import cite
 
 __all__ = ["METHOD_NOTES", "SOURCES", "assumptions_frame", "assumptions_table", "build_appendix",
@@ -142,14 +142,12 @@ def build_section(ctx: Any) -> list[Block]:
     for area in AREAS:
         f = frame[frame["area"] == area].reset_index(drop=True)
         if len(f):
-            blocks += [Heading(f"[{area}]", 4),
-                       TableBlock(f"assumptions_{area}",
-                                  Table(f[["assumption", "value", "default", "source"]], title=f"Settings: [{area}]"),
-                                  highlight=_highlight(f))]
+            blocks.append(TableBlock(f"assumptions_{area}",
+                                     Table(f[["assumption", "value", "default", "source"]],
+                                           title=f"Settings: [{area}]"), highlight=_highlight(f)))
     models = model_lines(frame, ctx.result)
-    blocks += [Heading("Margin methods", 4),
-               TableBlock("assumptions_models", Table(models, title="Margin methods and their non-default "
-                                                                    "parameters"))]
+    blocks.append(TableBlock("assumptions_models", Table(models, title="Margin methods and their non-default "
+                                                                       "parameters")))
     rep = frame[(frame["area"] == "report") & frame["non_default"]].reset_index(drop=True)
     if len(rep):
         blocks.append(TableBlock("assumptions_report", Table(rep[["assumption", "value", "default", "source"]],
@@ -160,4 +158,6 @@ def build_section(ctx: Any) -> list[Block]:
 
 def build_appendix(ctx: Any) -> list[Block]:
     frame = ctx.cached("assumptions", lambda: assumptions_frame(ctx.result, ctx.settings))
-    return [TableBlock("assumptions", assumptions_table(ctx.result, ctx.settings), highlight=_highlight(frame))]
+    table = Table(frame, title="Assumptions: every setting with its value, default and source "
+                               "(non-default rows in bold)")
+    return [TableBlock("assumptions", table, highlight=_highlight(frame))]
