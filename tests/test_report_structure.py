@@ -326,3 +326,15 @@ def test_garch_fit_log_reaches_the_result():
                                   want[["asset", "date"]].reset_index(drop=True))
     both = res.fit_logs()
     assert both is not None and set(both["model"]) == {"g"} and len(both) == len(log)
+
+
+def test_no_proposal_for_a_method_in_line(result, monkeypatch):
+    """A method whose k is within IN_LINE of 1 gets the finding 'in line' and no proposal."""
+    from riskmodels.report import recommend
+
+    settings = gov.report_settings(result.config)
+    monkeypatch.setattr(recommend, "scale_factor", lambda res, label, p: 1.02 if label == "flat" else 0.5)
+    props = {p.model for p in recommend.rule_proposals(result, settings)}
+    assert "flat" not in props and {"pm", "wide"} <= props
+    f = recommend.coverage_findings(result, settings).to_frame().set_index("model")
+    assert f.loc["flat", "finding"] == "in line" and f.loc["wide", "finding"] == "over-coverage"

@@ -157,8 +157,9 @@ def rule_proposals(result: BacktestResult, settings: Mapping[str, Any]) -> list[
     ``im_multiplier``; first-order otherwise, e.g. with collateral haircuts or
     position tiers) and kept inside the parameter's admissible range
     (:data:`PARAMETER_BOUNDS`). Over-coverage (k < 1) gives a proposal to
-    lower the margin, under-coverage (k > 1) one to raise it. Methods without
-    a scale parameter get no proposal (their finding says so).
+    lower the margin, under-coverage (k > 1) one to raise it. Methods in line
+    with the target (``|k - 1| < IN_LINE``), at the bound of their parameter,
+    or without a scale parameter get no proposal (their finding says so).
     """
     p = exception_rate(result, settings)
     out = []
@@ -169,12 +170,14 @@ def rule_proposals(result: BacktestResult, settings: Mapping[str, Any]) -> list[
             continue
         current = result.results[label].model.params()
         k = scale_factor(result, label, p)
-        if not np.isfinite(k):
-            continue
+        if not np.isfinite(k) or abs(k - 1.0) < IN_LINE:
+            continue  # in line with the target: the finding says so, no change is proposed
         target = {}
         for key in keys:
             lo, hi = _bounds(name, key)
             target[key] = float(min(max(float(current[key]) * k, lo), hi))
+        if all(np.isclose(target[key], float(current[key])) for key in keys):
+            continue  # every parameter already at its bound: the finding's lever says so
         clipped = [key for key in keys if not np.isclose(target[key], float(current[key]) * k)]
         note = f"k = Q(1-{p:g}) of MPOR loss / margin = {k:.3f}"
         if clipped:
