@@ -42,11 +42,12 @@ body{font-family:"DejaVu Sans",Helvetica,Arial,sans-serif;max-width:1120px;margi
 padding:0 1em;line-height:1.35;font-size:14px}
 h1{font-size:1.55em;margin-bottom:.2em} h2{font-size:1.25em;border-bottom:2px solid #333;padding-bottom:.15em;
 margin-top:1.8em} h3{font-size:1.05em;margin-top:1.2em}
-nav ol{columns:2;font-size:.9em} .subtitle{color:#333} .timestamp{font-size:.8em;color:#555}
+nav ul{columns:2;font-size:.9em;list-style:none;padding-left:1em} .subtitle{color:#333} .timestamp{font-size:.8em;color:#555}
 div.table{overflow-x:auto;max-width:100%}
 table.riskmodels-table{border-collapse:collapse;font-size:.78em;margin:.5em 0}
 table.riskmodels-table th,table.riskmodels-table td{border:1px solid #999;padding:.2em .45em;text-align:right;
 white-space:nowrap}
+table.riskmodels-table td{white-space:normal;max-width:30em}
 table.riskmodels-table th{background:#e8e8e8}
 table.riskmodels-table td:first-child,table.riskmodels-table th:first-child{text-align:left}
 table.riskmodels-table caption{text-align:left;font-weight:600;padding:.3em 0;caption-side:top}
@@ -178,10 +179,10 @@ def render_html(doc: Document) -> str:
         f"<h1>{esc(doc.title)}</h1>",
         f"<p class='subtitle'>{esc(doc.subtitle)}</p>",
         f"<p class='timestamp'>{esc(doc.generated)}</p>" if doc.generated else "",
-        "<nav><ol>",
+        "<nav><ul>",
     ]
     out += [f"<li><a href='#{s.anchor}'>{esc(s.heading)}</a></li>" for s in doc.sections]
-    out.append("</ol></nav>")
+    out.append("</ul></nav>")
     for s in doc.sections:
         out.append(f"<section id='{s.anchor}'><h2>{esc(s.heading)}</h2>")
         out += [_block(b) for b in s.blocks]
