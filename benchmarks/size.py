@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                 res = run_backtest(c, panel)
             times[name].append(time.perf_counter() - t0)
             figures[name] = res.metrics_frame()[["mean_im_per_notional", "liquidations_per_account_year",
-                                                 "bad_debt_per_notional"]].round(6).to_dict(orient="index")
+                                                 "bad_debt_bp_per_year"]].round(6).to_dict(orient="index")
     med = {k: statistics.median(v) for k, v in times.items()}
     ratio = med["size terms"] / med["default"]
     print(f"accounts {args.accounts}, models {len(cfg['models'])}, n_jobs {args.n_jobs}, repeat {args.repeat}")

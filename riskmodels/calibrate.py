@@ -30,7 +30,7 @@ Targets (:class:`Target`)
     :class:`~riskmodels.backtest.simulation.LiquidationPolicy`).
 ``bad_debt``
     Bad debt <= ``value`` as a **fraction** of perp notional held for a year
-    (``0.0001`` = 1 bp/yr; the ``bad_debt_per_notional`` metric is in bp).
+    (``0.0001`` = 1 bp/yr; the ``bad_debt_bp_per_year`` metric is in bp).
 
 Capital is ``mean_im_per_notional`` (mean initial margin / gross notional).
 
@@ -94,6 +94,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -141,30 +142,8 @@ DEFAULT_BOUNDS: dict[str, tuple[float, float]] = {
     "price_range": (0.01, 1.0),
 }
 
-EXAMPLE_CALIBRATE_TOML = """\
-# riskmodels calibrate --config haircuts.toml --data DIR --out calib-out
-[data]
-universe = ["BTC", "ETH", "SOL"]
-start = "2020-01-01"          # evaluation window (the model may use earlier data)
-
-[calibrate]
-model = "fixed_haircut"       # a registered margin model (riskmodels models)
-param = "haircut"             # the constructor parameter searched
-per_asset = true              # one value per asset, each on its own single-asset book
-book = "collateral"           # per-asset book: collateral | long | short | long_short
-bounds = [0.0, 1.0]           # search range (or: values = [...] for a discrete parameter)
-grid = 11                     # monotonicity-check grid points
-xtol = 1e-4                   # bisection tolerance on the parameter
-mpor = 2                      # margin period of risk, days (default: [backtest] mpor)
-params = { imf = 0.05, mmf = 0.03 }   # fixed parameters of the model
-# tie = { maintenance_haircut = 1.0 } # other parameters set to ratio x the searched value
-# adv_fraction = 0.05         # size every account to 5% of ADV (with [liquidation] closeout = "impact")
-
-[calibrate.target]
-kind = "coverage"             # coverage | kupiec | liquidations | bad_debt
-value = 0.01                  # breach rate (coverage), p (kupiec), per account-year, fraction of notional
-side = "combined"             # coverage/kupiec: combined | long | short | worst
-"""
+#: the commented example shipped as riskmodels/configs/calibrate.toml (``riskmodels config --example calibrate``)
+EXAMPLE_CALIBRATE_TOML = (files("riskmodels") / "configs" / "calibrate.toml").read_text(encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- targets
@@ -349,7 +328,7 @@ class _Problem:
             if t.kind == "liquidations":
                 achieved = res.metrics["liquidations_per_account_year"]
             else:
-                achieved = res.metrics["bad_debt_per_notional"] / 1e4
+                achieved = res.metrics["bad_debt_bp_per_year"] / 1e4
             met = bool(achieved <= t.value) if math.isfinite(achieved) else False
             return _Eval(x, achieved, met, capital)
         # coverage only: no account simulation needed (same eligibility as run_models)

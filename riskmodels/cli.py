@@ -28,7 +28,7 @@ def _format_warning(message, category, filename, lineno, line=None) -> str:
 
 
 class ProgressBar:
-    """A one-line progress indicator on stderr (silent when ``quiet``)."""
+    """A one-line progress bar on stderr when it is a terminal (silent when ``quiet`` or redirected)."""
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
@@ -36,18 +36,15 @@ class ProgressBar:
         self.tty = sys.stderr.isatty()
 
     def __call__(self, what: str, i: int, n: int) -> None:
-        if self.quiet:
+        if self.quiet or not self.tty:  # a bar only on a terminal; logs and pipes get the result alone
             return
         width = 24
         done = int(width * i / max(n, 1))
         bar = "#" * done + "." * (width - done)
         msg = f"[{bar}] {i}/{n} {what}  ({time.perf_counter() - self.t0:5.1f} s)"
-        if self.tty:
-            sys.stderr.write("\r" + msg.ljust(100))
-            if i >= n:
-                sys.stderr.write("\n")
-        else:
-            sys.stderr.write(msg + "\n")
+        sys.stderr.write("\r" + msg[:100].ljust(100))
+        if i >= n:
+            sys.stderr.write("\n")
         sys.stderr.flush()
 
     def note(self, text: str) -> None:
@@ -149,16 +146,16 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     pro = procyclicality_table(result)
     comparison = comparison_summary(result, cov, pro)
     netting = netting_table(result)
-    print(summary)
-    print()
-    print(comparison)
-    print()
-    print(cov)
-    print()
-    print(pro)
-    if netting is not None:
+    from riskmodels.report.console import console_table
+
+    if args.verbose:
+        for table in (summary, comparison, cov, pro, netting):
+            if table is not None:
+                print(table)
+                print()
+    else:
+        print(console_table(comparison, width=120, title=f"Margin methods compared: {summary.title}"))
         print()
-        print(netting)
     with atomic_output(out, command=_backtest_command(args)) as out:
         frame = result.metrics_frame()
         rules = {m: r.mm_rule for m, r in result.results.items()}
@@ -184,6 +181,13 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             + "\n",
             encoding="utf-8",
         )
+        from riskmodels.backtest.metrics import metrics_schema
+
+        (out / "summary.schema.json").write_text(json.dumps({"columns": metrics_schema()}, indent=2, sort_keys=True)
+                                                 + "\n", encoding="utf-8")
+        logs = result.fit_logs()
+        if logs is not None:
+            logs.to_csv(out / "garch_fit_log.csv", index=False, float_format="%.10g")
         cov.to_frame().to_csv(out / "coverage.csv", float_format="%.10g")
         comparison.to_frame().to_csv(out / "comparison.csv", index=False, float_format="%.10g")
         pareto_png(comparison, out / "pareto.png")
@@ -223,13 +227,16 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             backtest_stress(result, StressConfig.from_dict(cfg["stress"])).write(out / "stress")
             stress_files = ", stress/"
     out = Path(args.out)  # the staging folder is now in place here
-    for name, r in result.results.items():
-        bar.note(f"  {name}: " + ", ".join(f"{k} {v:.1f} s" for k, v in r.timings.items()))
-    bar.note(
-        f"wrote {out}/summary.csv, summary.json, comparison.csv, coverage.csv, procyclicality.csv, "
-        f"netting.csv, margin_paths.parquet, liquidations.csv, concentration.csv, pareto.png, "
-        f"report.html{stress_files} ({elapsed:.1f} s)"
-    )
+    if args.verbose:
+        for name, r in result.results.items():
+            bar.note(f"  {name}: " + ", ".join(f"{k} {v:.1f} s" for k, v in r.timings.items()))
+    written = ["summary.csv", "summary.json", "summary.schema.json", "comparison.csv", "coverage.csv",
+               "procyclicality.csv", *(["netting.csv"] if netting is not None else []), "margin_paths.parquet",
+               "liquidations.csv", "concentration.csv", *(["garch_fit_log.csv"] if logs is not None else []),
+               "pareto.png", "report.html", *(["stress/"] if stress_files else []), "manifest.json"]
+    print(f"wrote {len(written)} files to {out}/ ({elapsed:.1f} s):")
+    for name in written:
+        print(f"  {out / name}")
     return 0
 
 
@@ -245,13 +252,6 @@ def cmd_models(args: argparse.Namespace) -> int:
     for name in margin.available():
         cls = margin.base._REGISTRY[name]
         print(f"{name:20s} {cls.__name__:20s} {cls.summary}")
-    return 0
-
-
-def cmd_config(args: argparse.Namespace) -> int:
-    from riskmodels.config import default_config_text, example_config_text
-
-    print(example_config_text(args.example) if args.example else default_config_text())
     return 0
 
 
@@ -274,6 +274,8 @@ def build_parser(only_data: bool = False) -> argparse.ArgumentParser:
     b.add_argument("--start", help="first date of the evaluation window (overrides the config)")
     b.add_argument("--offline", action="store_true", help="never download data (always true: runs never download; kept for scripts)")
     b.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    b.add_argument("-v", "--verbose", action="store_true",
+                   help="print every table (summary, comparison, coverage tests, procyclicality, netting) and timings")
     b.set_defaults(func=cmd_backtest)
 
     d = sub.add_parser("data", help="price data: validate or fetch")
@@ -302,9 +304,12 @@ def build_parser(only_data: bool = False) -> argparse.ArgumentParser:
 
     m = sub.add_parser("models", help="list the registered margin methods")
     m.set_defaults(func=cmd_models)
-    c = sub.add_parser("config", help="print the default config (TOML), or a shipped example")
-    c.add_argument("--example", help="print the example config of this name from riskmodels/configs/ (e.g. lending)")
-    c.set_defaults(func=cmd_config)
+    from riskmodels.config_examples import add_config_arguments
+    from riskmodels.config_examples import cmd_config as _cmd_config
+
+    c = sub.add_parser("config", help="print the default config, or write a commented example (--example NAME)")
+    add_config_arguments(c)
+    c.set_defaults(func=_cmd_config)
     return p
 
 

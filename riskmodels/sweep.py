@@ -105,6 +105,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -135,31 +136,8 @@ SWEEP_KEYS = {"model", "label", "params", "grid", "heatmap"}
 X_METRIC = "mean_im_per_notional"
 Y_METRIC = "liquidations_per_account_year"
 
-EXAMPLE_SWEEP_TOML = """\
-# riskmodels sweep --config haircut-grid.toml --data DIR --out sweep-out
-[data]
-start = "2020-01-01"
-
-[book]
-accounts = 200
-
-[sweep]
-model = "fixed_haircut"
-label = "haircut"
-params = { mmf = 0.03 }
-
-[sweep.grid.model]
-haircut = [0.05, 0.10, 0.20]
-imf = [0.05, 0.10]
-
-[sweep.grid.liquidation]
-cushion = [0.0, 0.5, 1.0]
-
-[sweep.heatmap]
-x = "model.haircut"
-y = "liquidation.cushion"
-metric = "liquidations_per_account_year"
-"""
+#: the commented example shipped as riskmodels/configs/sweep.toml (``riskmodels config --example sweep``)
+EXAMPLE_SWEEP_TOML = (files("riskmodels") / "configs" / "sweep.toml").read_text(encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- panel source
@@ -597,7 +575,7 @@ class SweepResult:
     def __str__(self) -> str:
         from riskmodels.backtest._testresult import Table
 
-        cols = ["point", *self.axes, X_METRIC, Y_METRIC, "breach_rate", "bad_debt_per_notional"]
+        cols = ["point", *self.axes, X_METRIC, Y_METRIC, "breach_rate", "bad_debt_bp_per_year"]
         cols = [c for c in cols if c in self.table.columns]
         fr = self.frontier()[cols].copy()
         for a in self.axes:  # long JSON values (per-asset mappings) shortened for the terminal

@@ -121,7 +121,7 @@ def test_metrics_by_hand():
     assert m["liquidations_per_account_year"] == pytest.approx(365.0)
     assert m["share_ever_liquidated"] == 1.0
     # bad debt 580 per (10,000 x 1 day / 365) notional-years, in bp
-    assert m["bad_debt_per_notional"] == pytest.approx(1e4 * 580 / (10_000 / 365))
+    assert m["bad_debt_bp_per_year"] == pytest.approx(1e4 * 580 / (10_000 / 365))
     # breaches: t0 loss 1,500 > IM 1,000; t1 loss 0 -> 1 of 2
     assert m["breach_rate"] == pytest.approx(0.5)
 

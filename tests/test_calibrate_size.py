@@ -66,7 +66,7 @@ def test_a_larger_book_gets_a_larger_margin_rate_for_the_same_bad_debt_target():
     book = scale_to_adv(single_asset_book("X", "long"), panel, s, 1.0)
     res = run_models(panel, book, [FixedHaircut(imf=small.value, mmf=0.6 * small.value, label="m")], start=s,
                      min_history=0, policy=pol, netting=False).results["m"]
-    assert res.metrics["bad_debt_per_notional"] / 1e4 > 1e-4
+    assert res.metrics["bad_debt_bp_per_year"] / 1e4 > 1e-4
 
 
 def test_size_without_a_size_term_warns():

@@ -42,11 +42,21 @@ def test_backtest_writes_everything_and_is_reproducible(data_root: Path, small_c
     args = ["backtest", "--config", str(small_config), "--data", str(data_root), "--quiet"]
     assert main([*args, "--out", str(out1)]) == 0
     printed = capsys.readouterr().out
-    assert "flat" in printed and "grid" in printed and "kupiec_p" in printed and "peak_to_trough" in printed
-    for name in ("summary.csv", "summary.json", "coverage.csv", "procyclicality.csv",
+    # default: one comparison table within 120 columns, then the paths of the written files
+    lines = printed.splitlines()
+    assert max(len(ln) for ln in lines) <= 120, max(lines, key=len)
+    assert "flat" in printed and "grid" in printed and "kupiec_p" not in printed
+    assert f"  {out1 / 'summary.csv'}" in lines and f"  {out1 / 'report.html'}" in lines
+    for name in ("summary.csv", "summary.json", "summary.schema.json", "coverage.csv", "procyclicality.csv",
                  "margin_paths.parquet", "liquidations.csv", "report.html"):
         assert (out1 / name).stat().st_size > 0, name
-    assert main([*args, "--out", str(out2)]) == 0
+    # -v: every detailed table
+    assert main([*args, "--out", str(out2), "-v"]) == 0
+    verbose = capsys.readouterr().out
+    assert "kupiec_p" in verbose and "peak_to_trough" in verbose
+    schema = json.loads((out1 / "summary.schema.json").read_text())["columns"]
+    header = (out1 / "summary.csv").read_text().splitlines()[0].split(",")[1:]
+    assert set(header) <= set(schema) and schema["bad_debt_bp_per_year"]["unit"].startswith("basis points")
     # same config -> the same numbers, byte for byte
     for name in ("summary.json", "summary.csv", "coverage.csv", "procyclicality.csv", "liquidations.csv"):
         assert (out1 / name).read_bytes() == (out2 / name).read_bytes(), name

@@ -83,7 +83,7 @@ def test_summary_numbers_are_the_backtest_metrics(result, report):
     m = result.metrics_frame()
     assert list(s.index) == result.models
     for col in ("mean_im_per_notional", "p95_im_per_notional", "implied_max_leverage",
-                "liquidations_per_account_year", "bad_debt_per_notional", "breach_rate"):
+                "liquidations_per_account_year", "bad_debt_bp_per_year", "breach_rate"):
         np.testing.assert_array_equal(s[col].to_numpy(), m[col].to_numpy(), err_msg=col)
     cov = coverage_table(result).to_frame()
     cov = cov[cov["side"] == "combined"].set_index("model")
@@ -101,11 +101,11 @@ def test_24h_tails_from_the_event_list(result, report):
         e = ev[ev["model"] == label]
         bad = e.groupby("date")["bad_debt"].sum().reindex(days, fill_value=0.0).to_numpy()
         liq = e.groupby("date")["notional"].sum().reindex(days, fill_value=0.0).to_numpy()
-        assert s.loc[label, "bad_debt_p95_24h"] == pytest.approx(np.percentile(bad, 95), rel=1e-12, abs=1e-9)
-        assert s.loc[label, "bad_debt_p99_24h"] == pytest.approx(np.percentile(bad, 99), rel=1e-12, abs=1e-9)
-        assert s.loc[label, "liquidations_at_risk"] == pytest.approx(np.percentile(liq, 95), rel=1e-12)
-        assert s.loc[label, "worst_day_bad_debt"] == pytest.approx(bad.max(), rel=1e-12, abs=1e-9)
-    assert (s["liquidations_at_risk"] > 0).all()  # the synthetic crash liquidates accounts
+        assert s.loc[label, "bad_debt_p95_24h_usd"] == pytest.approx(np.percentile(bad, 95), rel=1e-12, abs=1e-9)
+        assert s.loc[label, "bad_debt_p99_24h_usd"] == pytest.approx(np.percentile(bad, 99), rel=1e-12, abs=1e-9)
+        assert s.loc[label, "liquidations_at_risk_usd"] == pytest.approx(np.percentile(liq, 95), rel=1e-12)
+        assert s.loc[label, "worst_day_bad_debt_usd"] == pytest.approx(bad.max(), rel=1e-12, abs=1e-9)
+    assert (s["liquidations_at_risk_usd"] > 0).all()  # the synthetic crash liquidates accounts
 
 
 def test_daily_totals_hand_example():
@@ -275,7 +275,7 @@ def test_cascade_section_states_what_it_has(result, monkeypatch):
     monkeypatch.setitem(sys.modules, "riskmodels.cascade.replay", None)
     assert "not available in this version" in gov.cascade_blocks(result, None, on)[0].text
     blocks = gov.cascade_blocks(result, [pd.DataFrame({"day": ["2021-05-19"], "liquidated": [3]})], on)
-    assert isinstance(blocks[1], gov.TableBlock) and blocks[1].table.to_frame()["liquidated"].tolist() == [3]
+    assert isinstance(blocks[2], gov.TableBlock) and blocks[2].table.to_frame()["liquidated"].tolist() == [3]
 
 
 # ---------------------------------------------------------------------------
@@ -340,7 +340,7 @@ def test_shock_grid_hand_example():
 
 
 def test_data_quality_none_for_synthetic_panel(report):
-    text = " ".join(b.text for b in report.section(8).blocks if isinstance(b, gov.Para))
+    text = " ".join(b.text for b in report.section("data_quality").blocks if isinstance(b, gov.Para))
     assert "no quality report" in text
 
 
@@ -361,11 +361,19 @@ def test_report_settings_errors_name_the_key():
 
 
 class _Tables(html.parser.HTMLParser):
-    """Every <table>: caption and rows of cell texts (stdlib parser, entities decoded)."""
+    """Every <table> shown on screen: caption and rows of cell texts (stdlib parser, entities decoded).
+
+    Tables inside ``<div class='print-parts'>`` (the print-only column groups of a wide table) are
+    collected separately in ``print_tables``.
+    """
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.tables: list[dict] = []
+        self.print_tables: list[dict] = []
+        self._screen: list[dict] = self.tables
+        self._div_depth = 0
+        self._print_at: int | None = None
         self.imgs: list[str] = []
         self.h2: list[str] = []
         self._cell: list[str] | None = None
@@ -373,6 +381,11 @@ class _Tables(html.parser.HTMLParser):
         self._h2 = False
 
     def handle_starttag(self, tag, attrs):
+        if tag == "div":
+            self._div_depth += 1
+            if "print-parts" in (dict(attrs).get("class") or ""):
+                self._print_at = self._div_depth
+                self.tables = self.print_tables
         if tag == "table":
             self.tables.append({"caption": "", "rows": []})
         elif tag == "tr":
@@ -388,6 +401,11 @@ class _Tables(html.parser.HTMLParser):
             self.h2.append("")
 
     def handle_endtag(self, tag):
+        if tag == "div":
+            if self._print_at == self._div_depth:
+                self._print_at = None
+                self.tables = self._screen
+            self._div_depth -= 1
         if tag in ("td", "th") and self._cell is not None:
             self.tables[-1]["rows"][-1].append("".join(self._cell).strip())
             self._cell = None
@@ -419,7 +437,8 @@ def markdown_tables(md: str) -> list[dict]:
             while j < len(lines) and lines[j].startswith("|"):
                 if j != i + 1:
                     cells = re.split(r"(?<!\\)\|", lines[j].strip())[1:-1]
-                    rows.append([c.strip().replace("\\|", "|") for c in cells])
+                    # highlighted rows have their first cell in bold
+                    rows.append([re.sub(r"^\*\*(.*)\*\*$", r"\1", c.strip()).replace("\\|", "|") for c in cells])
                 j += 1
             out.append({"caption": title, "rows": rows})
             i = j
@@ -451,9 +470,11 @@ def test_html_and_markdown_carry_the_same_tables_and_figures(report, tmp_path):
     assert sorted(linked) == [f"figures/{n}.png" for n in names]
     for link in linked:
         assert (tmp_path / link).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert p.h2 == [f"{s.number}. {s.title}" for s in report.sections] and len(p.h2) == 9
+    assert p.h2 == [s.heading for s in report.sections] and len(p.h2) == 12
     assert [ln for ln in md.splitlines() if ln.startswith("## ")] == [f"## {h}" for h in p.h2]
-    assert "@media print" in page and "<script" not in page and "http://" not in page and "https://" not in page
+    assert "@media print" in page and "<script" not in page
+    # no external resource (the references appendix cites public addresses as text only)
+    assert not re.search(r"(src|href)\s*=\s*['\"]?(https?:)?//", page)
 
 
 # ---------------------------------------------------------------------------

@@ -102,3 +102,37 @@ def test_screenshot_is_not_blank(report_html: Path, tmp_path: Path):
     assert grey.std() > 0.05  # text, tables and figures, not a blank page
     assert (grey < 0.3).mean() > 0.005  # some dark ink
     assert np.isfinite(grey).all()
+
+
+PDFTOTEXT = shutil.which("pdftotext")
+
+
+def test_pdf_keeps_every_column_of_the_comparison(report_html: Path, tmp_path: Path):
+    """Printed to PDF by headless Chromium (the print stylesheet), the text of the PDF holds every column name
+    of the summary (comparison) table and of the executive table, and every model; wide tables went to
+    landscape pages. Text from poppler's pdftotext (apt-get install -y poppler-utils)."""
+    if PDFTOTEXT is None:
+        pytest.skip("pdftotext is not installed (apt-get install -y poppler-utils)")
+    from riskmodels.report.pdf import write_pdf
+
+    pdf = write_pdf(report_html, tmp_path / "report.pdf")
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    text = subprocess.run([PDFTOTEXT, "-raw", str(pdf), "-"], capture_output=True, text=True, timeout=120,
+                          check=True).stdout
+    words = set(re.findall(r"[A-Za-z0-9_./%-]+", text))
+    page = report_html.read_text()
+    from test_report import _Tables
+
+    parsed = _Tables()
+    parsed.feed(page)
+    for caption in ("Summary per margin method", "Methods, findings and proposed changes"):
+        table = next(t for t in parsed.tables if t["caption"] == caption)
+        header = table["rows"][0]
+        missing = [c for c in header if c not in words]
+        assert not missing, (caption, missing)
+        for row in table["rows"][1:]:
+            assert row[0] in text, row[0]
+    info = subprocess.run([shutil.which("pdfinfo") or "pdfinfo", "-f", "1", "-l", "200", str(pdf)],
+                          capture_output=True, text=True, timeout=60, check=False).stdout
+    sizes = re.findall(r"Page\s+\d+ size:\s+([\d.]+) x ([\d.]+)", info)
+    assert any(float(w) > float(h) for w, h in sizes), "no landscape page for the wide tables"

@@ -187,7 +187,8 @@ class Table:
         self._frame = frame.reset_index(drop=True)
         self.title = title
         self.notes = tuple(notes)
-        #: optional ``{column: "{:.2%}"}`` display formats (numbers stay raw in ``to_frame``)
+        #: optional ``{column: "{:.2%}"}`` display formats or callables (numbers stay raw in ``to_frame``);
+        #: columns without one use the unit their name declares (:mod:`riskmodels.units`)
         self.formats = dict(formats or {})
 
     def to_frame(self) -> pd.DataFrame:
@@ -202,13 +203,17 @@ class Table:
         return [str(c) for c in self._frame.columns]
 
     def _formatted(self) -> list[list[str]]:
-        fmts = [self.formats.get(c) for c in self.columns]
+        from riskmodels.units import unit_formatter
 
-        def cell(v: Any, fmt: str | None) -> str:
-            if fmt is None or isinstance(v, str) or v is None or (isinstance(v, float) and math.isnan(v)):
+        # an explicit format wins; else the unit the column name declares (riskmodels.units)
+        fmts = [self.formats.get(c) or unit_formatter(c) for c in self.columns]
+
+        def cell(v: Any, fmt: Any) -> str:
+            if fmt is None or isinstance(v, str | bool | np.bool_) or v is None or (
+                    isinstance(v, float) and math.isnan(v)):
                 return format_value(v)
             try:
-                return fmt.format(v)
+                return fmt(v) if callable(fmt) else fmt.format(v)
             except (TypeError, ValueError):
                 return format_value(v)
 

@@ -21,6 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from riskmodels.backtest.coverage import CoverageResult, coverage_backtest, realised_loss
@@ -342,7 +343,7 @@ def _merge(parts: list[ModelResult], splits: list[slice], book: Book, loss: np.n
         for k, v in p.timings.items():
             timings[k] = timings.get(k, 0.0) + v
     seen = list(dict.fromkeys(w for p in parts for w in p.warnings))
-    return ModelResult(first.model, path, cov, sim, book.gross_notional, timings, iso, seen)
+    return ModelResult(first.model, path, cov, sim, book.gross_notional, timings, iso, seen, first.fit_log)
 
 
 def _share(result: ModelResult, ok: np.ndarray) -> ModelResult:
@@ -443,7 +444,10 @@ def _run_one_unlimited(model: MarginModel, panel: PricePanel, book: Book, *rest:
     t0 = time.perf_counter()
     sim = simulate_accounts(fitted, book, policy, start=start, end=end, asset_ok=asset_ok)
     timings["simulation"] = time.perf_counter() - t0
-    return ModelResult(model, path, cov, sim, gross, timings, iso_path)
+    out = ModelResult(model, path, cov, sim, gross, timings, iso_path)
+    log = getattr(fitted, "fit_log", None)  # GARCH refits: written by the CLI as garch_fit_log.csv
+    out.fit_log = log if isinstance(log, pd.DataFrame) else None
+    return out
 
 
 def run_backtest(

@@ -105,7 +105,7 @@ def comparison_summary(
                 "mean_im_per_notional": m["mean_im_per_notional"],
                 "implied_max_leverage": m["implied_max_leverage"],
                 "liquidations_per_account_year": m["liquidations_per_account_year"],
-                "bad_debt_bp_per_year": m["bad_debt_per_notional"],
+                "bad_debt_bp_per_year": m["bad_debt_bp_per_year"],
                 "breach_rate": m["breach_rate"],
                 "coverage_zone": cov.get(model, {}).get("tl_zone"),
                 "coverage_verdict": v.verdict,

@@ -33,6 +33,8 @@ class ModelResult:
     isolated_path: MarginPath | None = None
     #: warnings raised while this model ran: (category, message)
     warnings: list[tuple[type[Warning], str]] = field(default_factory=list)
+    #: the fitted model's estimation log when it keeps one (GARCH: one row per asset and refit)
+    fit_log: pd.DataFrame | None = None
 
     @cached_property
     def netting_benefit(self) -> np.ndarray | None:
@@ -142,6 +144,12 @@ class BacktestResult:
             with np.errstate(invalid="ignore", divide="ignore"):
                 out[name] = np.where(g > 0, m / g, np.nan)
         return pd.DataFrame(out, index=self.panel.dates[self.start : self.end + 1])
+
+    def fit_logs(self) -> pd.DataFrame | None:
+        """Every model's estimation log (GARCH refits) with a ``model`` column, or None when none keeps one."""
+        logs = [r.fit_log.assign(model=name) for name, r in self.results.items()
+                if r.fit_log is not None and len(r.fit_log)]
+        return pd.concat(logs, ignore_index=True) if logs else None
 
     def events(self) -> pd.DataFrame:
         """All liquidation events of all models."""

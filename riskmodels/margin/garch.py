@@ -474,7 +474,10 @@ class FittedGarch(FittedMargin):
                     f"{int((~fb).sum())}x, EWMA {int(fb.sum())}x"
                 )
             warnings.warn(
-                f"GARCH estimation for {asset}: " + "; ".join(parts) + ". Details in fit_log.",
+                f"GARCH estimation for {asset}: " + "; ".join(parts) + ". Details: one row per refit in "
+                "garch_fit_log.csv in the output folder of `riskmodels backtest` or `riskmodels report`, or "
+                "FittedGarch.fit_log "
+                "(model.fit(panel).fit_log) in Python.",
                 GarchEstimationWarning,
                 stacklevel=4,
             )

@@ -1,10 +1,14 @@
-"""Charts of the governance report: one greyscale-readable style, deterministic PNG bytes.
+"""Charts of the governance report: a colour-blind-safe style readable in greyscale, deterministic PNG bytes.
 
 Every chart is drawn on a bare :class:`matplotlib.figure.Figure` with the Agg
 canvas (no pyplot global state), at a fixed DPI, and saved as PNG with the
 ``Software`` metadata removed, so the same inputs give the same bytes (Agg
-PNGs carry no date). Series are told apart by line style, marker and grey
-level, never by hue alone, so the report prints and photocopies.
+PNGs carry no date). Series take the Okabe-Ito palette (Okabe & Ito, "Color
+Universal Design", 2002/2008: eight colours distinguishable under the common
+colour-vision deficiencies) and, each, a dash pattern and a marker of their
+own, never hue alone, so the report prints and photocopies; lines carry
+their names directly at their right end (no legend to decode), spread so no
+two labels overlap.
 
 Data functions (tested on their own) are separate from the drawing:
 
@@ -47,9 +51,11 @@ __all__ = [
 
 #: fixed resolution of every figure (pixels per inch)
 DPI = 100
-GREYS = ("0.0", "0.45", "0.25", "0.6", "0.15", "0.5", "0.35")
-LINESTYLES: tuple[Any, ...] = ("-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)), (0, (8, 2)), (0, (1, 3)))
-MARKERS = "osD^vPX*h<>"
+#: Okabe-Ito palette, ordered so neighbours differ in lightness too (the yellow, lightest, comes last)
+OKABE_ITO = ("#000000", "#E69F00", "#0072B2", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#F0E442")
+LINESTYLES: tuple[Any, ...] = ("-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)), (0, (8, 2)), (0, (1, 3)),
+                               (0, (3, 1, 1, 1)), (0, (6, 2, 2, 2)), (0, (2, 2)))
+MARKERS = "osD^vPX*h<>p"
 RC = {
     "font.size": 8,
     "axes.titlesize": 9,
@@ -67,9 +73,56 @@ RC = {
 
 
 def style(i: int) -> dict[str, Any]:
-    """Line style of the i-th series: grey level, dash pattern and marker."""
-    return {"color": GREYS[i % len(GREYS)], "linestyle": LINESTYLES[i % len(LINESTYLES)],
+    """Style of the i-th series: Okabe-Ito colour, dash pattern and marker (distinct for the first 10 series)."""
+    return {"color": OKABE_ITO[i % len(OKABE_ITO)], "linestyle": LINESTYLES[i % len(LINESTYLES)],
             "marker": MARKERS[i % len(MARKERS)]}
+
+
+def spread(positions: Sequence[float], gap: float) -> np.ndarray:
+    """Positions moved apart so that neighbours are at least ``gap`` apart, each as close to its own as possible.
+
+    Labels sorted by position are pushed up from the lowest; then the block is
+    shifted down by half its overshoot so it stays centred on the targets.
+    Returns the positions in the input order.
+    """
+    p = np.asarray(positions, dtype=np.float64)
+    if p.size == 0:
+        return p
+    order = np.argsort(p, kind="mergesort")
+    q = p[order].copy()
+    for k in range(1, q.size):
+        q[k] = max(q[k], q[k - 1] + gap)
+    q -= max(0.0, float((q - p[order]).mean()))
+    for k in range(1, q.size):  # keep the spacing after the shift
+        q[k] = max(q[k], q[k - 1] + gap)
+    out = np.empty_like(q)
+    out[order] = q
+    return out
+
+
+def _line(ax: Axes, x: Any, y: np.ndarray, i: int, label: str, n_marks: int = 8) -> None:
+    """One series in style ``i`` with a few markers along it (not on every point)."""
+    st = style(i)
+    every = max(1, len(y) // n_marks)
+    ax.plot(x, y, color=st["color"], linestyle=st["linestyle"], marker=st["marker"], markevery=(i % every, every),
+            markersize=4, lw=1.3, label=label)
+
+
+def direct_labels(ax: Axes, ends: Mapping[str, float], gap: float = 0.055) -> None:
+    """Series names at the right edge of ``ax``, at each series' last value, spread apart, leader lines."""
+    finite = {k: v for k, v in ends.items() if np.isfinite(v)}
+    if not finite:
+        return
+    lo, hi = ax.get_ylim()
+    names = list(finite)
+    frac = np.array([(finite[n] - lo) / (hi - lo) if hi > lo else 0.5 for n in names])
+    placed = spread(frac, gap)
+    index = {n: i for i, n in enumerate(ends)}
+    for n, f0, f1 in zip(names, frac, placed, strict=True):
+        ax.annotate(n, xy=(1.0, f0), xycoords="axes fraction", xytext=(1.03, f1), textcoords="axes fraction",
+                    fontsize=6.5, va="center", ha="left", color=style(index[n])["color"] if index[n] % 8 != 7
+                    else "0.3", annotation_clip=False,
+                    arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5, "shrinkA": 0, "shrinkB": 0})
 
 
 def _figure(w: float, h: float) -> Figure:
@@ -221,9 +274,7 @@ def margin_over_time_png(frame: pd.DataFrame, windows: Mapping[str, tuple[str, s
             _empty(ax, "no priced dates")
             return
         for i, col in enumerate(frame.columns):
-            st = style(i)
-            ax.plot(frame.index, frame[col].to_numpy() * 100, color=st["color"], linestyle=st["linestyle"],
-                    lw=1.2, label=str(col))
+            _line(ax, frame.index, frame[col].to_numpy() * 100, i, str(col))
         lo, hi = frame.index[0], frame.index[-1]
         label_y = ax.get_xaxis_transform()  # x in data, y in axes fraction
         for name, (a, b) in sorted(windows.items(), key=lambda kv: kv[1][0]):
@@ -235,9 +286,14 @@ def margin_over_time_png(frame: pd.DataFrame, windows: Mapping[str, tuple[str, s
                         bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.75, "pad": 0.5})
         ax.set_ylabel("initial margin / gross notional (%)")
         ax.set_title("Margin over time (stress windows shaded)")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=min(len(frame.columns), 4), frameon=False)
+        direct_labels(ax, {str(c): _last(frame[c].to_numpy() * 100) for c in frame.columns})
 
-    return _draw(9.0, 4.0, draw, margins={"left": 0.07, "bottom": 0.2, "top": 0.93})
+    return _draw(9.0, 4.0, draw, margins={"left": 0.07, "right": 0.8, "bottom": 0.1, "top": 0.93})
+
+
+def _last(v: np.ndarray) -> float:
+    ok = np.flatnonzero(np.isfinite(v))
+    return float(v[ok[-1]]) if ok.size else float("nan")
 
 
 def pareto_png(frame: pd.DataFrame, x: str = "mean_im_per_notional", y: str = "liquidations_per_account_year",
@@ -254,26 +310,35 @@ def pareto_png(frame: pd.DataFrame, x: str = "mean_im_per_notional", y: str = "l
         ax = axes[0]
         on = np.zeros(len(xs), dtype=bool)
         on[front] = True
-        rank = np.empty(len(xs), dtype=np.int64)
-        rank[np.lexsort((ys, xs))] = np.arange(len(xs))  # neighbours in x get labels above / below
+        ok = np.isfinite(xs) & np.isfinite(ys)
         for i in range(len(xs)):
-            if not (np.isfinite(xs[i]) and np.isfinite(ys[i])):
+            if not ok[i]:
                 continue
-            m = MARKERS[i % len(MARKERS)]
-            face = "black" if on[i] else "white"
-            ax.plot(xs[i] * 100, ys[i], marker=m, markerfacecolor=face, markeredgecolor="black",
-                    markersize=7, linestyle="none")
-            ax.annotate(labels[i], (xs[i] * 100, ys[i]), textcoords="offset points",
-                        xytext=(6, 4) if rank[i] % 2 == 0 else (6, -10), fontsize=7)
+            st = style(i)
+            face = st["color"] if on[i] else "white"
+            ax.plot(xs[i] * 100, ys[i], marker=st["marker"], markerfacecolor=face, markeredgecolor=st["color"],
+                    markeredgewidth=1.3, markersize=7, linestyle="none")
         if front.size:
-            ax.plot(xs[front] * 100, ys[front], color="black", lw=1.0, label="Pareto front (filled markers)")
+            ax.plot(xs[front] * 100, ys[front], color="black", lw=1.0, zorder=0,
+                    label="Pareto front (filled markers)")
             ax.legend(loc="upper right", frameon=False)
-        ax.margins(x=0.18, y=0.12)  # room for the labels
+        ax.margins(x=0.08, y=0.12)
+        # labels in a column right of the axes, in the order of the points' heights, joined by leader lines
+        fig.canvas.draw()  # fixes the limits the label positions are computed from
+        (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+        idx = np.flatnonzero(ok)
+        fy = (ys[idx] - y0) / (y1 - y0) if y1 > y0 else np.full(idx.size, 0.5)
+        placed = spread(fy, 0.065)
+        for j, i in enumerate(idx):
+            fx = (xs[i] * 100 - x0) / (x1 - x0) if x1 > x0 else 0.5
+            ax.annotate(labels[i], xy=(fx, fy[j]), xycoords="axes fraction", xytext=(1.04, placed[j]),
+                        textcoords="axes fraction", fontsize=6.5, va="center", ha="left", annotation_clip=False,
+                        arrowprops={"arrowstyle": "-", "color": "0.65", "lw": 0.5, "shrinkA": 0, "shrinkB": 3})
         ax.set_xlabel("mean initial margin / gross notional (%)")
         ax.set_ylabel("liquidations per account-year")
         ax.set_title("Capital vs liquidations (lower-left is better)")
 
-    return _draw(6.0, 3.8, draw, margins={"left": 0.1, "bottom": 0.13})
+    return _draw(7.2, 3.8, draw, margins={"left": 0.09, "right": 0.7, "bottom": 0.13})
 
 
 def distance_to_liquidation_png(distances: Mapping[str, np.ndarray], clip: float = 3.0) -> bytes:
@@ -301,6 +366,9 @@ def distance_to_liquidation_png(distances: Mapping[str, np.ndarray], clip: float
             st = style(i)
             ax.stairs(h / v.size * 100, bins, color=st["color"], linestyle=st["linestyle"], lw=1.3,
                       label=f"{name} ({above:.0%} above {clip:g})")
+            centres = 0.5 * (bins[:-1] + bins[1:])
+            ax.plot(centres[i % 4::4], (h / v.size * 100)[i % 4::4], linestyle="none", marker=st["marker"],
+                    markersize=3.5, color=st["color"])
         ax.set_xlabel("equity / maintenance margin - 1 at the close (0 = liquidation line)")
         ax.set_ylabel("share of open account-days (%)")
         ax.set_title("Distance to liquidation")
@@ -317,16 +385,15 @@ def insurance_fund_png(paths: Mapping[str, pd.DataFrame]) -> bytes:
                                           ("bad_debt", "Bad debt (cumulative)"))):
             ax = axes[k]
             for i, (name, df) in enumerate(paths.items()):
-                st = style(i)
-                ax.plot(df.index, df[col].to_numpy() / 1e6, color=st["color"], linestyle=st["linestyle"],
-                        lw=1.2, label=name)
+                _line(ax, df.index, df[col].to_numpy() / 1e6, i, name)
             ax.set_title(title)
             ax.set_ylabel("USD millions")
             ax.tick_params(axis="x", labelrotation=30)
-        axes[0].legend(loc="upper left", frameon=False)
+            direct_labels(ax, {name: _last(df[col].to_numpy() / 1e6) for name, df in paths.items()}, gap=0.07)
         fig.suptitle("Insurance fund: penalties in, bad debt out", fontsize=9)
 
-    return _draw(9.0, 3.4, draw, ncols=2, margins={"left": 0.07, "bottom": 0.2, "top": 0.84})
+    return _draw(10.0, 3.8, draw, ncols=2, margins={"left": 0.06, "right": 0.86, "bottom": 0.18, "top": 0.86,
+                                                   "wspace": 0.62})
 
 
 def shock_heatmap_png(grid: pd.DataFrame, marks: Mapping[str, float] | None = None) -> bytes:

@@ -6,8 +6,9 @@ Wiring (in :mod:`riskmodels.cli`)::
     add_report_parser(sub)          # sets func=run_report
 
 Writes ``DIR/report.html`` (self-contained), ``DIR/report.md`` with
-``DIR/figures/*.png``, and ``DIR/tables/*.csv`` (every table's raw numbers).
-The config may carry a ``[report]`` table (:data:`~riskmodels.report.governance.REPORT_DEFAULTS`).
+``DIR/figures/*.png``, and ``DIR/tables/*.csv`` (every table's raw numbers);
+with ``--pdf`` also ``DIR/report.pdf`` (headless Chromium, the print stylesheet).
+The config may carry a ``[report]`` table (:data:`~riskmodels.report.settings.REPORT_DEFAULTS`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from riskmodels.report.governance import report_settings
+from riskmodels.report.settings import report_settings
 
 
 def load_report_config(path: str | Path | None, overrides: dict[str, Any] | None = None
@@ -71,6 +72,8 @@ def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
     r.add_argument("--start", help="first date of the evaluation window (overrides the config)")
     r.add_argument("--offline", action="store_true", help="never download data; say what to run instead")
     r.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    r.add_argument("--pdf", action="store_true",
+                   help="also print report.html to report.pdf with headless Chromium (apt-get install -y chromium)")
     r.set_defaults(func=run_report)
     return r
 
@@ -131,8 +134,17 @@ def run_report(args: argparse.Namespace) -> int:
     report = build_report(result, config_text=text, command=_command(args, Path(data_dir)), data_dir=data_dir,
                           progress=lambda s: note(f"  report: {s} ({time.perf_counter() - t0:.1f} s)"))
     with atomic_output(args.out, command=_command(args, Path(data_dir))) as stage:
-        report.write(stage)
-    paths = {"html": Path(args.out) / "report.html", "markdown": Path(args.out) / "report.md"}
-    note(f"wrote {paths['html']}, {paths['markdown']}, {Path(args.out) / 'figures'}/, "
+        staged = report.write(stage)
+        if getattr(args, "pdf", False):
+            from riskmodels.report.pdf import write_pdf
+
+            staged["pdf"] = write_pdf(staged["html"], stage / "report.pdf")
+        logs = result.fit_logs()
+        if logs is not None:
+            staged["garch_fit_log"] = stage / "garch_fit_log.csv"
+            logs.to_csv(staged["garch_fit_log"], index=False, float_format="%.10g")
+    paths = {k: Path(args.out) / Path(v).name for k, v in staged.items()}
+    written = [str(paths[k]) for k in ("html", "markdown", "pdf", "garch_fit_log") if k in paths]
+    note(f"wrote {', '.join(written)}, {Path(args.out) / 'figures'}/, "
          f"{Path(args.out) / 'tables'}/ ({time.perf_counter() - t0:.1f} s)")
     return 0

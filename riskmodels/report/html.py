@@ -21,10 +21,10 @@ from riskmodels.report.charts import margin_over_time_png
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;color:#111;padding:0 1em}
 h1{font-size:1.6em} h2{font-size:1.2em;border-bottom:1px solid #999;padding-bottom:.2em;margin-top:1.6em}
-table.rm-table{border-collapse:collapse;font-size:.85em;margin:.6em 0}
-table.rm-table th,table.rm-table td{border:1px solid #bbb;padding:.25em .5em;text-align:right}
-table.rm-table td:first-child,table.rm-table th:first-child{text-align:left}
-table.rm-table caption{text-align:left;font-weight:600;padding:.3em 0}
+table.riskmodels-table{border-collapse:collapse;font-size:.85em;margin:.6em 0}
+table.riskmodels-table th,table.riskmodels-table td{border:1px solid #bbb;padding:.25em .5em;text-align:right}
+table.riskmodels-table td:first-child,table.riskmodels-table th:first-child{text-align:left}
+table.riskmodels-table caption{text-align:left;font-weight:600;padding:.3em 0}
 p.note{font-size:.8em;color:#444;margin:.2em 0} pre{background:#f4f4f4;padding:.6em;font-size:.75em;overflow-x:auto}
 img{max-width:100%} footer{font-size:.75em;color:#555;margin-top:2em}
 @media print{body{max-width:none}}
