@@ -183,7 +183,11 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         )
         from riskmodels.backtest.metrics import metrics_schema
 
-        (out / "summary.schema.json").write_text(json.dumps({"columns": metrics_schema()}, indent=2, sort_keys=True)
+        columns = {**metrics_schema(), "mm_rule": {
+            "label": "liquidation rule", "unit": "text", "better": "", "tags": "rule",
+            "description": "the maintenance rule the row ran under: MM = ratio x IM (declared, "
+                           "[liquidation] maintenance_ratio) or the method's own MMF/IMF"}}
+        (out / "summary.schema.json").write_text(json.dumps({"columns": columns}, indent=2, sort_keys=True)
                                                  + "\n", encoding="utf-8")
         logs = result.fit_logs()
         if logs is not None:

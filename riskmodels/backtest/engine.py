@@ -445,7 +445,10 @@ def _run_one_unlimited(model: MarginModel, panel: PricePanel, book: Book, *rest:
     sim = simulate_accounts(fitted, book, policy, start=start, end=end, asset_ok=asset_ok)
     timings["simulation"] = time.perf_counter() - t0
     out = ModelResult(model, path, cov, sim, gross, timings, iso_path)
-    log = getattr(fitted, "fit_log", None)  # GARCH refits: written by the CLI as garch_fit_log.csv
+    # GARCH refits (written by the CLI as garch_fit_log.csv), also under the declared-rule wrapper
+    log = getattr(fitted, "fit_log", None)
+    if log is None:
+        log = getattr(getattr(fitted, "inner", None), "fit_log", None)
     out.fit_log = log if isinstance(log, pd.DataFrame) else None
     return out
 

@@ -12,6 +12,7 @@ p-values to 3 significant digits with ``<0.001``).
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -93,11 +94,18 @@ def console_table(table: Table, width: int = 120, columns: Sequence[str] | None 
                          for c in shown).rstrip()
 
     head = title if title is not None else table.title
-    out = [_clip(head, width)] if head else []
+    out = [w for ln in head.splitlines() for w in (textwrap.wrap(ln, width, subsequent_indent="  ") or [""])] \
+        if head else []
     out.append(line({c: SHORT_LABELS.get(c, c) for c in shown}))
     out.append(line({c: "-" * widths[c] for c in shown}))
     out += [line({c: cells[c][i] for c in shown}) for i in range(len(frame))]
     hidden = [c for c in order if c not in shown]
+    if "mm_rule" in hidden and "model" in frame.columns:  # every row states its liquidation rule
+        rules: dict[str, list[str]] = {}
+        for m, r in zip(frame["model"].astype(str), frame["mm_rule"].astype(str), strict=True):
+            rules.setdefault(r, []).append(m)
+        for r, models in rules.items():
+            out += textwrap.wrap(f"liquidation rule {r}: {', '.join(models)}", width, subsequent_indent="  ")
     if hidden:
         out.append(_clip(f"{len(hidden)} more column(s) with -v or in comparison.csv: {', '.join(hidden)}", width))
     return "\n".join(out)
