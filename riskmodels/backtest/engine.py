@@ -145,6 +145,8 @@ def run_models(
     # models are the unit of parallel work; with fewer models than processes the
     # cheap-fit models' accounts are split to use the idle ones (splitting when every
     # process has a model measured slower: each chunk repeats the per-date overhead)
+    if n_jobs > 1 and multiprocessing.current_process().daemon:
+        n_jobs = 1  # inside a pool or Dask worker (daemonic): no children, the caller already parallelises
     share = n_jobs if n < n_jobs else 1
     splits = {m.label: account_splits(m, share, book.n_accounts) for m in models}
     tasks = [(m, i, sl) for m in models for i, sl in enumerate(splits[m.label])]
