@@ -115,3 +115,24 @@ def test_simulation_liquidations_identical(key: str) -> None:
         np.testing.assert_array_equal(fast.events[col], slow.events[col])
     for col in ("equity", "maintenance", "bad_debt"):
         np.testing.assert_allclose(fast.events[col], slow.events[col], rtol=1e-9, equal_nan=True)
+
+
+@pytest.mark.parametrize("key", ["hs", "hs_stress"])
+def test_buffer_lipschitz_bound_holds(key: str) -> None:
+    """|m_t(x') - m_t(x)| <= sum_a L_a |x'_a - x_a| on random holdings pairs (the skip is exact)."""
+    wrapper = Buffer25(INNERS[key], history=70)
+    f = wrapper.fit(PAN)
+    rng = np.random.default_rng(4)
+    book = _book(60, seed=8)
+    for t in (205, 240, 300, 329):
+        lip = f.maintenance_lipschitz(t)
+        assert lip is not None and lip.shape == (3,)
+        x = book.positions
+        dx = x * rng.uniform(-0.3, 0.3, x.shape)
+        m0 = f.requirement(t, book.collateral, x).maintenance
+        m1 = f.requirement(t, book.collateral, x + dx).maintenance
+        ok = np.isfinite(m0) & np.isfinite(m1)
+        bound = np.abs(dx) @ np.where(np.isfinite(lip), lip, np.inf)
+        assert ok.sum() > 10
+        assert np.all(np.abs(m1 - m0)[ok] <= bound[ok] * (1 + 1e-9) + 1e-9)
+    assert SpeedLimit(INNERS[key]).fit(PAN).maintenance_lipschitz(200) is None  # no factor: no skip

@@ -40,6 +40,7 @@ of ``requirement``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -242,6 +243,38 @@ class _FittedRule(FittedMargin):
             mms = np.array([r.maintenance for r in reqs])
         return Requirement(model._rule(ims)[-1], model._rule(mms)[-1])
 
+    def maintenance_lipschitz(self, t: int) -> np.ndarray | None:
+        """Per-asset bound on how fast ``requirement(t, ...).maintenance`` moves with the holdings.
+
+        Only for rules with a ``lipschitz_factor`` ``k`` (the buffer: ``1 + B``)
+        around an inner model that has such a bound ``L_s``::
+
+            |m_t(x') - m_t(x)| <= k max_{s0 <= s <= t} |b_s(x') - b_s(x)|
+                               <= k sum_a max_s L_{s,a} |x'_a - x_a|
+
+        because ``m_s = max(b_s, min(k b_s, m_{s-1}))`` and ``max``/``min``
+        are 1-Lipschitz in each argument (induction over the replayed dates
+        ``s0..t``; a NaN restart only shortens the chain). The simulation uses
+        it to skip provably safe intraday checks (exact). ``None`` otherwise.
+        """
+        model: APCWrapper = self.model  # type: ignore[assignment]
+        k = getattr(model, "lipschitz_factor", None)
+        inner_lip = getattr(self.inner, "maintenance_lipschitz", None)
+        if k is None or inner_lip is None:
+            return None
+        cache: dict[int, np.ndarray | None] = self.__dict__.setdefault("_lip_cache", {})
+        s0 = max(0, int(t) - int(getattr(model, "history", 1)) + 1)
+        parts = []
+        for s in range(s0, int(t) + 1):
+            if s not in cache:
+                cache[s] = inner_lip(s)
+            if cache[s] is None:
+                return None
+            parts.append(cache[s])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN (no skip there)
+            return float(k) * np.nanmax(np.vstack(parts), axis=0)
+
     def path(self, book: Book, eligible: np.ndarray | None = None) -> MarginPath:
         return self.model.apply(self.inner.path(book, eligible))  # type: ignore[attr-defined,return-value]
 
@@ -267,6 +300,11 @@ class Buffer25(APCWrapper):
         self.buffer = check_range("buffer", buffer, 0.25, 10.0)
         self.history = int(check_range("history", history, 1))
         super().__init__(inner, label=label)
+
+    @property
+    def lipschitz_factor(self) -> float:
+        """``1 + B``: the buffered margin moves at most this much faster than the base."""
+        return 1.0 + self.buffer
 
     def _rule(self, base: np.ndarray) -> np.ndarray:
         return buffer_rule(base, self.buffer)
