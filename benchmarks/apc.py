@@ -50,16 +50,18 @@ def main() -> None:
     ap.add_argument("--assets", type=int, default=6)
     ap.add_argument("--dates", type=int, default=1500)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--only", nargs="*", help="wrapper names to run (default: all)")
     a = ap.parse_args()
     pan, book = synthetic(a.dates, a.assets, a.accounts)
     hs = HistoricalVaR(confidence=0.99, horizon=2, window=500)
     fhs = HistoricalVaR(confidence=0.99, horizon=2, window=500, method="fhs")
-    pairs = [
+    ap_pairs = [
         ("HS", hs, Buffer25(hs)),
         ("HS", hs, SpeedLimit(hs)),
         ("HS", hs, StressWeight25(hs, stress_windows=[("2015-03-01", "2015-05-01")])),
         ("FHS", fhs, StressWeight25(fhs, stress_windows=[("2015-03-01", "2015-05-01")])),
     ]
+    pairs = [p for p in ap_pairs if not a.only or p[2].name in a.only]
     start = 500
     run(hs, pan, book, start)  # compile the kernels
     print(f"accounts={a.accounts} assets={a.assets} dates={a.dates} load before={os.getloadavg()}")

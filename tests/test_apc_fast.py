@@ -14,7 +14,12 @@ import pytest
 from conftest import make_panel
 
 from riskmodels.backtest.simulation import LiquidationPolicy, simulate_accounts
-from riskmodels.margin.apc import Buffer25, SpeedLimit, buffer_rule_reference, speed_limit_rule_reference
+from riskmodels.margin.apc import (
+    Buffer25,
+    SpeedLimit,
+    buffer_rule_reference,
+    speed_limit_rule_reference,
+)
 from riskmodels.margin.base import FittedMargin, Requirement
 from riskmodels.margin.historical import HistoricalVaR
 from riskmodels.portfolio import Book
