@@ -141,3 +141,24 @@ def test_buffer_lipschitz_bound_holds(key: str) -> None:
         assert ok.sum() > 10
         assert np.all(np.abs(m1 - m0)[ok] <= bound[ok] * (1 + 1e-9) + 1e-9)
     assert SpeedLimit(INNERS[key]).fit(PAN).maintenance_lipschitz(200) is None  # no factor: no skip
+
+
+def test_buffer_last_equals_the_full_rule_wherever_it_decides() -> None:
+    """The clamp-composition shortcut equals the loop rule on random paths (with NaN restarts)
+    and any history before the short span, where it says the span decides the value."""
+    from riskmodels.margin.apc import buffer_last
+
+    rng = np.random.default_rng(0)
+    n_done = 0
+    for _ in range(300):
+        T, k = int(rng.integers(3, 40)), int(rng.integers(1, 12))
+        b = np.exp(np.cumsum(rng.normal(0, rng.choice([0.02, 0.1, 0.3]), (T, 4)), axis=0))
+        b[rng.random((T, 4)) < 0.05] = np.nan
+        ref = buffer_rule_reference(b, 0.25)[-1]
+        last, done = buffer_last(b[-k:], 0.25, starts_fresh=(k >= T))
+        if k >= T:
+            assert done.all()
+        np.testing.assert_allclose(last[done], ref[done], rtol=1e-12, equal_nan=True)
+        assert np.isnan(last[~done]).all()
+        n_done += int(done.sum())
+    assert n_done > 300  # the shortcut does decide most of them
