@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 import time
@@ -16,10 +17,39 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from riskmodels import __version__
-from riskmodels.data.fetch import add_fetch_parser
+
+# sub-commands whose parser lives in their own module: imported only when that
+# sub-command is run (``riskmodels --help`` must not import numpy, pandas, scipy);
+# the help line is repeated here for the top-level listing (tests/test_cli_lazy.py
+# checks it against the module's own)
+LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "cascade": ("riskmodels.cascade.cli", "add_cascade_parser",
+                "liquidation cascades with price impact on a real crash day"),
+    "report": ("riskmodels.report.cli", "add_report_parser",
+               "backtest and write the governance report (HTML + Markdown)"),
+    "calibrate": ("riskmodels.calibrate", "add_calibrate_parser",
+                  "least-capital parameter that meets a coverage/liquidation target"),
+    "sweep": ("riskmodels.sweep", "add_sweep_parser",
+              "run a declared grid of backtests (resumable; local processes or Dask)"),
+    "stress": ("riskmodels.stress.cli", "add_stress_parser",
+               "stress scenarios, Cover-1 / Cover-2 and reverse stress on one date"),
+}
+
+
+def _lazy_adder(name: str) -> Any:
+    import importlib
+
+    module, func, _ = LAZY_COMMANDS[name]
+    return getattr(importlib.import_module(module), func)
+
+
+def _command_of(argv: list[str] | None) -> str | None:
+    """The sub-command named on the command line (first token that is not an option)."""
+    for tok in sys.argv[1:] if argv is None else argv:
+        if not tok.startswith("-"):
+            return tok
+    return None
 
 
 def _format_warning(message, category, filename, lineno, line=None) -> str:
@@ -59,9 +89,9 @@ def _jsonable(obj: Any) -> Any:
         return {k: _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
+    if hasattr(obj, "item") and not isinstance(obj, list | tuple | dict | str):  # numpy scalar
         obj = obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
 
@@ -171,7 +201,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
                     "coverage_verdict": verdicts,
                     "window": result.window_facts(),
                     "metrics": {
-                        m: {k: (None if not np.isfinite(v) else float(v)) for k, v in row.items()}
+                        m: {k: (None if not math.isfinite(v) else float(v)) for k, v in row.items()}
                         for m, row in frame.to_dict(orient="index").items()
                     },
                 }),
@@ -259,9 +289,15 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser(only_data: bool = False) -> argparse.ArgumentParser:
-    """The argument parser; ``only_data`` leaves out the commands whose modules are slow to
-    import, so ``riskmodels data fetch`` answers (and fails) within seconds."""
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``argv`` only the sub-command it names imports its module.
+
+    With ``argv`` given, sub-commands other than the one it names get a stub
+    parser (name and help line only), so ``riskmodels --help`` stays fast;
+    ``build_parser()`` without ``argv`` builds every parser in full.
+    """
+    command = _command_of(argv) if argv is not None else None
+    full = argv is None
     p = argparse.ArgumentParser(
         prog="riskmodels", description="Compare margin methods on real crypto price history."
     )
@@ -291,20 +327,18 @@ def build_parser(only_data: bool = False) -> argparse.ArgumentParser:
 
     add_validate_arguments(v)
     v.set_defaults(func=cmd_validate)
-    add_fetch_parser(dsub)
+    if full or command == "data":
+        from riskmodels.data.fetch import add_fetch_parser
 
-    if not only_data:
-        from riskmodels.calibrate import add_calibrate_parser
-        from riskmodels.cascade.cli import add_cascade_parser
-        from riskmodels.report.cli import add_report_parser
-        from riskmodels.stress.cli import add_stress_parser
-        from riskmodels.sweep import add_sweep_parser
+        add_fetch_parser(dsub)
+    else:
+        dsub.add_parser("fetch", help="download spot klines from Binance's public data archive (no API key)")
 
-        add_cascade_parser(sub)
-        add_report_parser(sub)
-        add_calibrate_parser(sub)
-        add_sweep_parser(sub)
-        add_stress_parser(sub)
+    for name, (_, _, help_line) in LAZY_COMMANDS.items():
+        if full or command == name:
+            _lazy_adder(name)(sub)
+        else:
+            sub.add_parser(name, help=help_line)
 
     m = sub.add_parser("models", help="list the registered margin methods")
     m.set_defaults(func=cmd_models)
@@ -319,7 +353,7 @@ def build_parser(only_data: bool = False) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(only_data=argv[:1] == ["data"])
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     previous = warnings.formatwarning
     warnings.formatwarning = _format_warning

@@ -378,8 +378,11 @@ def evaluate_point(spec: PanelSpec, fingerprint: str, point: Point) -> dict[str,
 
     t0 = time.perf_counter()
     panel, _ = cached_panel(spec, fingerprint)
+    # a point runs its models serially: the sweep is the parallel layer (no nested pools,
+    # and Dask workers are daemonic processes, which may not start children)
+    cfg = {**point.config, "backtest": {**point.config.get("backtest", {}), "n_jobs": 1}}
     with threadpool_limits(limits=1):
-        res = run_backtest(point.config, panel)
+        res = run_backtest(cfg, panel)
     r = next(iter(res.results.values()))
     row: dict[str, Any] = {"point": point.index, "key": point.key}
     row.update(point.display)

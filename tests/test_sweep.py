@@ -191,3 +191,26 @@ def test_cli_sweep_on_real_data(daily_dir: Path, tmp_path: Path, capsys: pytest.
     for f in ("sweep.csv", "frontier.csv", "frontier.png", "heatmap.png"):
         assert (out / f).exists()
     assert "Pareto front" in capsys.readouterr().out
+
+
+def test_dask_sweep_200_accounts_points_run_serially(tmp_path: Path) -> None:
+    """Issue 23: with ``backtest.n_jobs = 2`` and 200 accounts a point used to start its own pool
+    (the accounts split in two chunks), which crashed on Dask ("daemonic processes are not
+    allowed to have children"). Points now run their models serially: the Dask table equals
+    the in-process one."""
+    from dask.distributed import LocalCluster
+
+    doc = copy.deepcopy(DOC)
+    doc["book"]["accounts"] = 200
+    doc["backtest"]["n_jobs"] = 2
+    doc["sweep"]["grid"] = {"model": {"haircut": [0.05, 0.2]}}
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                           host="127.0.0.1")
+    try:
+        dask = sweep(doc, out=tmp_path / "dask", data=SYNTH, backend="dask", scheduler=cluster.scheduler_address)
+    finally:
+        cluster.close()
+    serial = sweep(doc, out=tmp_path / "serial", data=SYNTH, backend="serial")
+    assert len(dask.table) == 2
+    pd.testing.assert_frame_equal(dask.table.drop(columns="seconds", errors="ignore"),
+                                  serial.table.drop(columns="seconds", errors="ignore"), check_exact=True)

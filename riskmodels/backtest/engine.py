@@ -149,6 +149,8 @@ def run_models(
     # models are the unit of parallel work; with fewer models than processes the
     # cheap-fit models' accounts are split to use the idle ones (splitting when every
     # process has a model measured slower: each chunk repeats the per-date overhead)
+    if n_jobs > 1 and multiprocessing.current_process().daemon:
+        n_jobs = 1  # inside a pool or Dask worker (daemonic): no children, the caller already parallelises
     share = n_jobs if n < n_jobs else 1
     # feedback couples the accounts (their forced sales move each other's prices): never split them
     splits = {m.label: account_splits(m, 1 if policy.feedback else share, book.n_accounts) for m in models}

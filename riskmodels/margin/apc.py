@@ -40,6 +40,7 @@ of ``requirement``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -151,6 +152,63 @@ def buffer_rule(base: np.ndarray, buffer: float = 0.25) -> np.ndarray:
 
 
 @numba.njit(cache=True)
+def _buffer_last_kernel(b: np.ndarray, k: float, starts_fresh: bool, out: np.ndarray, done: np.ndarray) -> None:
+    L_, N = b.shape
+    for p in range(N):
+        done[p] = True
+        if np.isnan(b[L_ - 1, p]):
+            out[p] = np.nan
+            continue
+        lo = -np.inf  # clamp of the dates after s, composed: clip(., lo, hi)
+        hi = np.inf
+        res = np.nan
+        for s in range(L_ - 1, -1, -1):
+            bs = b[s, p]
+            if np.isnan(bs):  # the rule restarted at s + 1 with (1 + B) b_{s+1}
+                res = min(max(k * b[s + 1, p], lo), hi)
+                break
+            u = k * bs
+            if u < lo:  # m_s <= u < lo: the value is lo whatever came before
+                res = lo
+                break
+            if bs > hi:
+                res = hi
+                break
+            if s == 0:
+                if starts_fresh:
+                    res = min(max(u, lo), hi)
+                else:
+                    done[p] = False  # depends on dates before the span
+                break
+            lo = max(lo, bs)
+            hi = min(hi, u)
+        out[p] = res
+
+
+def buffer_last(base: np.ndarray, buffer: float, starts_fresh: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Last row of :func:`buffer_rule` from the last rows of the base path, where they decide it.
+
+    ``m_s = clip(m_{s-1}, b_s, (1 + B) b_s)`` is a clamp, and clamps compose:
+    ``clip(clip(m, l, u), L, U) = clip(m, max(l, L), min(u, U))`` when the
+    intervals meet, and the constant ``L`` (``u < L``) or ``U`` (``l > U``)
+    when they do not. Walking back from the last date, ``m_T`` is therefore
+    known exactly as soon as an earlier interval misses the composed one, or
+    at a restart (a NaN base, or the first row when ``starts_fresh``).
+
+    Returns
+    -------
+    last, done : numpy.ndarray
+        ``(N,)`` the last buffered value, and True where the span decided it
+        (elsewhere ``last`` is NaN and the caller replays a longer span).
+    """
+    b = np.ascontiguousarray(np.asarray(base, dtype=np.float64).reshape(base.shape[0], -1))
+    out = np.empty(b.shape[1])
+    done = np.empty(b.shape[1], dtype=np.bool_)
+    _buffer_last_kernel(b, 1.0 + float(buffer), bool(starts_fresh), out, done)
+    return out, done
+
+
+@numba.njit(cache=True)
 def _speed_kernel(b: np.ndarray, n_days: int, max_increase: float, out: np.ndarray) -> None:
     T, N = b.shape
     for p in range(N):
@@ -229,7 +287,38 @@ class _FittedRule(FittedMargin):
         self.inner = inner
         self.homogeneous = inner.homogeneous  # type: ignore[misc]
 
+    #: dates first replayed by the buffer before the full ``history`` (where they do not decide it)
+    SHORT_SPAN: ClassVar[int] = 24
+
     def requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:
+        model: APCWrapper = self.model  # type: ignore[assignment]
+        if isinstance(model, Buffer25) and model.history > self.SHORT_SPAN:
+            return self._buffer_requirement(int(t), np.atleast_2d(collateral), np.atleast_2d(positions))
+        return self._replay(int(t), collateral, positions)
+
+    def _buffer_requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:
+        """The buffer's replay, short span first: exact (see :func:`buffer_last`)."""
+        model: Buffer25 = self.model  # type: ignore[assignment]
+        s0 = max(0, t - model.history + 1)
+        s1 = max(s0, t - self.SHORT_SPAN + 1)
+        batch = getattr(self.inner, "requirement_history", None)
+        if batch is not None:
+            hist = batch(s1, t, collateral, positions)
+            ims, mms = hist.initial, hist.maintenance
+        else:
+            reqs = [self.inner.requirement(s, collateral, positions) for s in range(s1, t + 1)]
+            ims = np.array([r.initial for r in reqs])
+            mms = np.array([r.maintenance for r in reqs])
+        im, done_im = buffer_last(ims, model.buffer, s1 == s0)
+        mm, done_mm = buffer_last(mms, model.buffer, s1 == s0)
+        rest = np.flatnonzero(~(done_im & done_mm))
+        if rest.size:
+            full = self._replay(t, collateral[rest], positions[rest])
+            im[rest], mm[rest] = full.initial, full.maintenance
+        return Requirement(im, mm)
+
+    def _replay(self, t: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:
+        """The rule over the inner requirements of the last ``history`` dates."""
         model: APCWrapper = self.model  # type: ignore[assignment]
         s0 = max(0, int(t) - int(getattr(model, "history", 1)) + 1)
         batch = getattr(self.inner, "requirement_history", None)
@@ -241,6 +330,38 @@ class _FittedRule(FittedMargin):
             ims = np.array([r.initial for r in reqs])
             mms = np.array([r.maintenance for r in reqs])
         return Requirement(model._rule(ims)[-1], model._rule(mms)[-1])
+
+    def maintenance_lipschitz(self, t: int) -> np.ndarray | None:
+        """Per-asset bound on how fast ``requirement(t, ...).maintenance`` moves with the holdings.
+
+        Only for rules with a ``lipschitz_factor`` ``k`` (the buffer: ``1 + B``)
+        around an inner model that has such a bound ``L_s``::
+
+            |m_t(x') - m_t(x)| <= k max_{s0 <= s <= t} |b_s(x') - b_s(x)|
+                               <= k sum_a max_s L_{s,a} |x'_a - x_a|
+
+        because ``m_s = max(b_s, min(k b_s, m_{s-1}))`` and ``max``/``min``
+        are 1-Lipschitz in each argument (induction over the replayed dates
+        ``s0..t``; a NaN restart only shortens the chain). The simulation uses
+        it to skip provably safe intraday checks (exact). ``None`` otherwise.
+        """
+        model: APCWrapper = self.model  # type: ignore[assignment]
+        k = getattr(model, "lipschitz_factor", None)
+        inner_lip = getattr(self.inner, "maintenance_lipschitz", None)
+        if k is None or inner_lip is None:
+            return None
+        cache: dict[int, np.ndarray | None] = self.__dict__.setdefault("_lip_cache", {})
+        s0 = max(0, int(t) - int(getattr(model, "history", 1)) + 1)
+        parts = []
+        for s in range(s0, int(t) + 1):
+            if s not in cache:
+                cache[s] = inner_lip(s)
+            if cache[s] is None:
+                return None
+            parts.append(cache[s])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN (no skip there)
+            return float(k) * np.nanmax(np.vstack(parts), axis=0)
 
     def path(self, book: Book, eligible: np.ndarray | None = None) -> MarginPath:
         return self.model.apply(self.inner.path(book, eligible))  # type: ignore[attr-defined,return-value]
@@ -267,6 +388,11 @@ class Buffer25(APCWrapper):
         self.buffer = check_range("buffer", buffer, 0.25, 10.0)
         self.history = int(check_range("history", history, 1))
         super().__init__(inner, label=label)
+
+    @property
+    def lipschitz_factor(self) -> float:
+        """``1 + B``: the buffered margin moves at most this much faster than the base."""
+        return 1.0 + self.buffer
 
     def _rule(self, base: np.ndarray) -> np.ndarray:
         return buffer_rule(base, self.buffer)

@@ -482,8 +482,11 @@ class FittedHistorical(FittedMargin):
     def requirement_history(self, t0: int, t1: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:
         """``requirement(s, collateral, positions)`` for every ``s`` in ``t0..t1``, as ``(L, N)`` arrays.
 
-        For plain HS one rolling-kernel pass over dates ``0..t1`` (used by the
-        path-dependent APC wrappers); otherwise a loop over the dates.
+        For plain HS one rolling-kernel pass over dates ``t0 - W + 1 .. t1``
+        only (the rows the windows of ``t0..t1`` read; from date 0 when a
+        stressed date before that span stays in the scenario set), so a
+        replay of ``L`` dates costs about ``(L + W) / W`` requirements (used
+        by the path-dependent APC wrappers); otherwise a loop over the dates.
         """
         m: HistoricalVaR = self.model  # type: ignore[assignment]
         if m.method != "hs" or m.stress_weight is not None:
@@ -492,10 +495,13 @@ class FittedHistorical(FittedMargin):
         X = np.atleast_2d(np.asarray(collateral, dtype=np.float64)) + np.atleast_2d(
             np.asarray(positions, dtype=np.float64)
         )
-        losses = np.ascontiguousarray(self._losses(self.G[: t1 + 1], X).T)  # type: ignore[index]
-        stress = self.stress[: t1 + 1]
+        lo = max(0, int(t0) - m.window + 1)
+        if self.stress[:lo].any():  # stressed rows before the span stay in the set: read from 0
+            lo = 0
+        losses = np.ascontiguousarray(self._losses(self.G[lo : t1 + 1], X).T)  # type: ignore[index]
+        stress = self.stress[lo : t1 + 1]
         var, es = rolling_tail(losses, m.window, m.confidence, m.min_window, stress if stress.any() else None)
-        mm = self._measure(var, es).T[t0:]
+        mm = self._measure(var, es).T[t0 - lo :]
         bad = ((X != 0)[None, :, :] & ~self.asset_ok[t0 : t1 + 1, None, :]).any(axis=2)
         mm = np.where(bad, np.nan, mm)
         return Requirement(m.im_multiplier * mm, mm)
