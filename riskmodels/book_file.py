@@ -131,7 +131,7 @@ def read_book_csv(path: str | Path) -> pd.DataFrame:
         per = out.groupby("account", sort=False)["group"].nunique()
         if (per > 1).any():
             acct = per.index[(per > 1).to_numpy().argmax()]
-            raise UserError(f"{path}: account {acct!r} has different `group` values on its rows; "
+            raise UserError(f"{path}: account {acct!r} has several groups on its rows; "
                             "give all its rows the same group")
     return out.reset_index(drop=True)
 

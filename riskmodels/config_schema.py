@@ -72,6 +72,7 @@ class BookKeys:
     accounts: PosInt
     seed: NonNegInt
     positions_per_account: Annotated[list[PosInt], Length(2)]
+    group_size: Annotated[list[PosInt], Length(2)]  # related accounts per group, [lo, hi] (stress Cover-N)
     long_probability: Unit
     median_notional: Annotated[float, Range(0, lo_open=True)]
     isolated_share: Unit
@@ -207,8 +208,20 @@ def _check_lending(table: Any, where: str) -> Any:
     return table
 
 
+def _check_stress(table: Any, where: str) -> Any:
+    """``[stress]`` (and its ``[[stress.scenarios]]``) checked by :class:`riskmodels.stress.config.StressConfig`."""
+    from riskmodels.stress.config import StressConfig
+
+    try:
+        StressConfig.from_dict(dict(table) if isinstance(table, Mapping) else table)
+    except (ValueError, TypeError) as exc:
+        msg = str(exc)
+        raise UserError(f"{where}: {msg if msg.startswith('[stress') else '[stress] ' + msg}") from None
+    return table
+
+
 #: Sections whose nested structure is checked by their own validated dataclasses.
-SECTION_CHECKERS: dict[str, Callable[[Any, str], Any]] = {"lending": _check_lending}
+SECTION_CHECKERS: dict[str, Callable[[Any, str], Any]] = {"lending": _check_lending, "stress": _check_stress}
 
 SECTION_SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "market": lambda: class_schema(MarketKeys),

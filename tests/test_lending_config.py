@@ -86,7 +86,7 @@ def test_cli_config_example(capsys):
     assert main(["config", "--example", "lending"]) == 0
     assert '[market]\nkind = "lending"' in capsys.readouterr().out
     assert main(["config", "--example", "nope"]) == 2
-    assert "no example config 'nope'" in capsys.readouterr().err
+    assert "'nope': no such example config" in capsys.readouterr().err
 
 
 def test_cli_backtest_lending_small(tmp_path, data_root, capsys):

@@ -111,19 +111,22 @@ def _top10(r: ModelResult) -> dict[str, float]:
     return top_shares(r, top_accounts(r.gross_notional, 10))
 
 
-@metric("top10_margin_share", "top-10 margin", tags=("concentration",), fmt="{:.1%}", better="")
+@metric("top10_margin_share", "top-10 margin", tags=("concentration",), fmt="{:.1%}", better="",
+        unit="fraction of the model's total initial margin")
 def top10_margin_share(r: ModelResult) -> float:
     """Share of initial margin carried by the 10 largest accounts (by gross notional)."""
     return _top10(r)["share_margin"]
 
 
-@metric("top10_liquidated_share", "top-10 liq. notional", tags=("concentration",), fmt="{:.1%}", better="")
+@metric("top10_liquidated_share", "top-10 liq. notional", tags=("concentration",), fmt="{:.1%}", better="",
+        unit="fraction of the model's liquidated notional")
 def top10_liquidated_share(r: ModelResult) -> float:
     """Share of liquidated perp notional from the 10 largest accounts."""
     return _top10(r)["share_liquidated_notional"]
 
 
-@metric("top10_bad_debt_share", "top-10 bad debt", tags=("concentration",), fmt="{:.1%}", better="")
+@metric("top10_bad_debt_share", "top-10 bad debt", tags=("concentration",), fmt="{:.1%}", better="",
+        unit="fraction of the model's bad debt")
 def top10_bad_debt_share(r: ModelResult) -> float:
     """Share of bad debt from the 10 largest accounts (NaN without bad debt)."""
     return _top10(r)["share_bad_debt"]
