@@ -83,6 +83,17 @@ def _nul(d: Path) -> None:
     (d / "AAA-USD_1d.csv").write_bytes(bytes(4096))
 
 
+def _empty_date(d: Path) -> None:
+    text = csv(DAILY.strftime("%Y-%m-%d"))
+    lines = text.splitlines()
+    lines[6] = "," + lines[6].split(",", 1)[1]  # line 7: the date cell empty
+    (d / "AAA-USD_1d.csv").write_text("\n".join(lines) + "\n")
+
+
+def _trailing_empty_row(d: Path) -> None:
+    (d / "AAA-USD_1d.csv").write_text(csv(DAILY.strftime("%Y-%m-%d")) + ",,,,,\n")
+
+
 def _clean(d: Path) -> None:
     (d / "AAA-USD_1d.csv").write_text(csv(DAILY.strftime("%Y-%m-%d")))
 
@@ -114,6 +125,8 @@ CASES = [
          ("unreadable", "over the limit of 1,048 bytes", "max_file_mb")),
     Case("gzip named .csv", _gzip, 1, ("unreadable", "gzip-compressed", "gunzip")),
     Case("NUL bytes", _nul, 1, ("unreadable", "binary")),
+    Case("empty date cell", _empty_date, 1, ("unreadable", "empty timestamp at line 7", "give every row its date")),
+    Case("trailing ,,,,, row", _trailing_empty_row, 1, ("unreadable", f"empty timestamp at line {N + 2}")),
     Case("clean", _clean, 0, ("1 file(s), 0 unreadable", "0 errors")),
 ]
 

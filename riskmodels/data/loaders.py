@@ -262,6 +262,10 @@ def _parse_times(path: Path, values: pd.Series | pd.Index, has_header: bool) -> 
                 f"{path}: cannot read the timestamp {s.iloc[i]!r} at line {_line_of(i, has_header)} "
                 "(expected ISO dates like 2024-01-31 or 2024-01-31 13:00:00, or epoch numbers)"
             ) from None
+    if idx.isna().any():  # an empty date cell, or a row of empty cells (",,,,,")
+        i = int(np.flatnonzero(idx.isna())[0])
+        raise DataError(f"{path}: empty timestamp at line {_line_of(i, has_header)}; give every row its date "
+                        "or delete the row")
     if idx.tz is not None:
         idx = idx.tz_convert("UTC").tz_localize(None)
     return pd.DatetimeIndex(idx.astype("datetime64[ns]"), name="timestamp")
