@@ -323,12 +323,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     v = dsub.add_parser("validate", help="list every defect in a directory of price files")
     v.add_argument("dir", help="directory of OHLCV files (or one with crypto-daily/)")
     v.add_argument("--strict", action="store_true", help="exit 1 when any error-severity defect is found")
-    from riskmodels.data.validate_cli import add_validate_arguments
-
-    add_validate_arguments(v)
     v.set_defaults(func=cmd_validate)
     if full or command == "data":
         from riskmodels.data.fetch import add_fetch_parser
+        from riskmodels.data.validate_cli import add_validate_arguments
+
+        add_validate_arguments(v)
 
         add_fetch_parser(dsub)
     else:
