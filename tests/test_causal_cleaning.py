@@ -60,6 +60,7 @@ def _run(root: Path, cfg: Path, out: Path) -> dict:
         warnings.simplefilter("ignore")
         assert main(["backtest", "--config", str(cfg), "--data", str(root), "--out", str(out), "--quiet"]) == 0
     s = json.loads((out / "summary.json").read_text())
+    s.pop("data", None)  # names the price folder, which differs between the runs by construction
     s.pop("data_fingerprint")
     return s
 
