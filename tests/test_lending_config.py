@@ -110,6 +110,11 @@ def test_cli_backtest_lending_small(tmp_path, data_root, capsys):
     assert summ.loc["accounts", "value"] == 150
     assert (out / "liquidations.csv").exists() and (out / "lending_assets.csv").exists()
     assert not (out / "recommendations.csv").exists()
+    # the governance report beside the outputs: its summary table is the CSV's numbers
+    page = (out / "report.md").read_text()
+    assert (out / "report.html").exists() and "Market risk over the backtest" in page
+    rep = pd.read_csv(out / "tables" / "lending_summary.csv").set_index("statistic")
+    assert rep.loc["accounts", "value"] == summ.loc["accounts", "value"]
     assert doc["market"]["kind"] == "lending"
     # a bad parameter fails before any data is read, naming it
     cfg.write_text(small.replace("lt = 0.83", "lt = 1.2"))

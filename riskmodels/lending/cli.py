@@ -103,6 +103,9 @@ def write_lending(run: LendingRun, out: Path, cfg: dict[str, Any], panel: PriceP
             "rule": res.rule,
             "summary": {r.statistic: (float(r.value) if np.isfinite(r.value) else None) for r in summ.itertuples()},
         }, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+        from riskmodels.lending.report import lending_document
+
+        lending_document(run, cfg, panel.fingerprint()).write(d)  # report.html, report.md, tables/
         names = sorted(p.name for p in d.iterdir())
     return names
 
