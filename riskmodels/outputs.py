@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from riskmodels.errors import UserError
+from riskmodels.workers import pid_alive
 
 MANIFEST = "manifest.json"
 #: what an earlier riskmodels output folder may hold (a non-empty folder with anything else is refused)
@@ -55,16 +56,6 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale(parent: Path, name: str) -> list[Path]:
     """Remove ``.NAME.partial-PID-*`` / ``.NAME.old-PID-*`` folders whose process is gone."""
     removed = []
@@ -78,7 +69,7 @@ def remove_stale(parent: Path, name: str) -> list[Path]:
             pid = int(rest.split("-", 1)[0])
         except ValueError:
             continue
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             shutil.rmtree(p, ignore_errors=True)
             removed.append(p)
     return removed

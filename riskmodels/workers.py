@@ -37,7 +37,8 @@ _PR_SET_PDEATHSIG = 1
 SPILL_PREFIX = "riskmodels-spill-"
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True while process ``pid`` exists (signal 0; a process of another user counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -67,13 +68,13 @@ def die_with_parent(run_pid: int, spill: str | None = None, poll: float = 0.5) -
         except (OSError, AttributeError):  # no prctl: the watchdog alone
             pass
         signal.signal(signal.SIGTERM, lambda *_: _leave(spill, 128 + int(signal.SIGTERM)))
-    if os.getppid() != parent or not _alive(run_pid):  # the parent died before prctl took effect
+    if os.getppid() != parent or not pid_alive(run_pid):  # the parent died before prctl took effect
         _leave(spill)
 
     def watch() -> None:
         while True:
             time.sleep(poll)
-            if os.getppid() != parent or not _alive(run_pid):
+            if os.getppid() != parent or not pid_alive(run_pid):
                 _leave(spill)
 
     threading.Thread(target=watch, name="riskmodels-watchdog", daemon=True).start()
@@ -116,7 +117,7 @@ def remove_stale_spills(directory: str | None = None) -> list[Path]:
             pid = int(p.name[len(SPILL_PREFIX):].split("-", 1)[0])
         except ValueError:
             continue
-        if pid != os.getpid() and not _alive(pid):
+        if pid != os.getpid() and not pid_alive(pid):
             shutil.rmtree(p, ignore_errors=True)
             removed.append(p)
     return removed
@@ -130,4 +131,4 @@ def spill_folder() -> Iterator[str]:
         yield d
 
 
-__all__ = ["die_with_parent", "process_pool", "remove_stale_spills", "spill_folder", "terminate_pool"]
+__all__ = ["die_with_parent", "pid_alive", "process_pool", "remove_stale_spills", "spill_folder", "terminate_pool"]
