@@ -1,0 +1,7 @@
+"""Instruments beyond spot and perps: option positions and their pricing.
+
+:mod:`~riskmodels.instruments.black76` prices European options on the forward;
+:mod:`~riskmodels.instruments.options` holds the option table of a book and
+revalues it under scenarios of price and implied-volatility moves (full
+revaluation, vectorised over positions).
+"""
