@@ -257,3 +257,29 @@ class OptionTable:
             "expiry": pd.to_datetime(self.expiry),
             "quantity": self.quantity,
         })
+
+
+@dataclass(frozen=True, eq=False)
+class OptionState:
+    """The options of ``N`` accounts at one date, as a margin method receives them.
+
+    ``table.account`` indexes the ``N`` accounts of the call (0..N-1), ``tau``
+    and ``iv`` hold one value per position (years to expiry and implied vol at
+    the date's close, from ``vol``), ``spot`` the ``(A,)`` underlying closes.
+    Expired positions are not in the table.
+    """
+
+    table: OptionTable
+    tau: np.ndarray
+    iv: np.ndarray
+    spot: np.ndarray
+    vol: VolSource
+
+    def value(self, n_accounts: int) -> np.ndarray:
+        """``(N,)`` USD mark of each account's options."""
+        return self.table.account_value(n_accounts, self.table.value(self.tau, self.spot, self.iv))
+
+    def scenario_pnl(self, n_accounts: int, returns: np.ndarray, vol_shift: np.ndarray | None = None,
+                     **kwargs: object) -> np.ndarray:
+        """``(N, S)``: :meth:`OptionTable.scenario_pnl` with this state's tau, spot and iv."""
+        return self.table.scenario_pnl(n_accounts, self.tau, self.spot, self.iv, returns, vol_shift, **kwargs)  # type: ignore[arg-type]

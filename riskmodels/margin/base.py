@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from riskmodels.data.panel import PricePanel
+from riskmodels.instruments.options import OptionState
 from riskmodels.portfolio import Book
 
 
@@ -141,6 +142,28 @@ class FittedMargin(ABC):
         collateral, positions : numpy.ndarray
             ``(N, A)`` USD amounts at t's close.
         """
+
+    #: True when :meth:`option_requirement` is implemented (full revaluation of options)
+    supports_options: ClassVar[bool] = False
+
+    def option_requirement(
+        self, t: int, collateral: np.ndarray, positions: np.ndarray, options: OptionState
+    ) -> Requirement:
+        """Cross-margined IM and MM of ``N`` accounts that also hold options.
+
+        ``collateral`` and ``positions`` are as in :meth:`requirement`;
+        ``options`` carries the accounts' option positions at date ``t``
+        (``options.table.account`` indexes the ``N`` rows). Methods that
+        support options revalue every position under their scenarios (full
+        revaluation) and set ``supports_options = True``.
+        """
+        from riskmodels.errors import UserError
+
+        raise UserError(
+            f"margin model {self.model.label!r} ({type(self.model).__name__}) does not price options; "
+            "remove the options from the book or choose a model that supports them "
+            "(scenario_grid, deribit_pm, historical_var, filtered_hs, garch, fixed_haircut)"
+        )
 
     # ------------------------------------------------------------ isolated
     def isolated_requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:
