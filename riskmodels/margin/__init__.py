@@ -18,12 +18,14 @@ from riskmodels.margin.garch import EwmaMargin, GarchEstimationWarning, GarchMar
 from riskmodels.margin.haircut import FixedHaircut
 from riskmodels.margin.historical import AgeWeightedHS, FilteredHS, HistoricalVaR
 from riskmodels.margin.span import DeribitPM, ScenarioGrid
+from riskmodels.margin.options_deribit import DerivePM  # noqa: I001  (registers derive_pm after span)
 
 __all__ = [
     "AgeWeightedHS",
     "Buffer25",
     "ConcentrationAddon",
     "DeribitPM",
+    "DerivePM",
     "EwmaMargin",
     "FilteredHS",
     "FittedMargin",

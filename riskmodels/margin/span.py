@@ -78,6 +78,7 @@ import numpy as np
 import pandas as pd
 
 from riskmodels.data.panel import PricePanel
+from riskmodels.instruments.options import OptionState
 from riskmodels.margin.base import (
     FittedMargin,
     MarginModel,
@@ -169,6 +170,17 @@ class ScenarioGrid(MarginModel):
     corr_min_rho, corr_max_rate : float
         No credit below ``corr_min_rho`` in [-1, 1] (default 0.5); cap
         ``corr_max_rate`` in [0, 1] (default 0.8).
+    vsr, vsr_mode : float or mapping, {"relative", "absolute"}
+        Options only (:mod:`riskmodels.margin.options_span`): volatility scan
+        range per asset, in [0, 10]; relative ``sigma (1 +- vsr)`` (default
+        0.25: NSE's VSR of 25% of the volatility) or absolute vol points.
+    som_rate, som_method : float, {"sum", "max"}
+        Short option minimum per short contract as a fraction of the outright
+        margin ``PSR x price`` of one unit, in [0, 1] (default 0.1, a choice:
+        CME sets a dollar amount per product); "sum" (CME code 2) counts short
+        calls plus short puts, "max" (code 1) the larger.
+    look_ahead_days : float
+        Time decay in every scenario, days in [0, 30]; default 1 (CME).
     """
 
     relative_cost: ClassVar[float] = 2.0
@@ -197,10 +209,26 @@ class ScenarioGrid(MarginModel):
         corr_min_obs: int = 90,
         corr_min_rho: float = 0.5,
         corr_max_rate: float = 0.8,
+        vsr: float | Mapping[str, float] = 0.25,
+        vsr_mode: Literal["relative", "absolute"] = "relative",
+        som_rate: float = 0.1,
+        som_method: Literal["sum", "max"] = "sum",
+        look_ahead_days: float = 1.0,
         *,
         label: str | None = None,
     ) -> None:
         super().__init__(label=label)
+        if not isinstance(vsr, Mapping):
+            check_range("vsr", vsr, 0.0, 10.0)  # type: ignore[arg-type]
+        self.vsr = vsr
+        if vsr_mode not in ("relative", "absolute"):
+            raise ValueError(f"vsr_mode={vsr_mode!r} must be 'relative' or 'absolute'")
+        self.vsr_mode = vsr_mode
+        self.som_rate = check_range("som_rate", som_rate, 0.0, 1.0)
+        if som_method not in ("sum", "max"):
+            raise ValueError(f"som_method={som_method!r} must be 'sum' or 'max'")
+        self.som_method = som_method
+        self.look_ahead_days = check_range("look_ahead_days", look_ahead_days, 0.0, 30.0)
         if psr is not None and not isinstance(psr, Mapping):
             arr = np.atleast_1d(np.asarray(psr, dtype=np.float64))
             for v in arr:
@@ -324,7 +352,19 @@ class DeribitPM(ScenarioGrid):
         Extra charge on collateral value, in [0, 1]; default 0.
     im_multiplier : float
         Initial / maintenance, in [1, 2]; default 1.0 (Deribit's value not public).
+    rule_set : {"current", "legacy"}
+        Option scan rules (:mod:`riskmodels.margin.options_deribit`): vol
+        shocks by days to expiry and the net-short-per-strike contingency;
+        also the default ``price_range`` (0.16 current, 0.10 legacy).
+    option_params : mapping, optional
+        Overrides of the rule set's option parameters (``vol_range_up``,
+        ``vol_range_down``, ``vega_power_short``, ``vega_power_long``,
+        ``min_vol_up``, ``dte_floor``, ``option_contingency``).
     """
+
+    #: Deribit X:PM scans all assets jointly; Derive scans each asset alone
+    per_asset_scan: ClassVar[bool] = False
+    perp_contingency: ClassVar[float] = 0.0
 
     name: ClassVar[str] = "deribit_pm"
     summary: ClassVar[str] = "Deribit-style X:PM: joint 9-bucket +-16% grid, futures contingency"
@@ -339,16 +379,26 @@ class DeribitPM(ScenarioGrid):
 
     def __init__(
         self,
-        price_range: float | Mapping[str, float] = 0.16,
+        price_range: float | Mapping[str, float] | None = None,
         n_buckets: int = 9,
         extended_fraction: float = 0.0,
         extended_moves: Sequence[float] = DERIBIT_EXTENDED_MOVES,
         futures_contingency: float = 0.01,
         collateral_haircut: float | Mapping[str, float] = 0.0,
         im_multiplier: float = 1.0,
+        rule_set: Literal["current", "legacy"] = "current",
+        option_params: Mapping[str, float] | None = None,
         *,
         label: str | None = None,
     ) -> None:
+        from riskmodels.margin.options_deribit import RULE_PRICE_RANGE, option_rules
+
+        self.rule_set = rule_set
+        self.option_params = dict(option_params) if option_params else None
+        #: the option scan's vol-shock and contingency parameters (options_deribit)
+        self.option_rules = option_rules(rule_set, self.option_params)
+        if price_range is None:
+            price_range = RULE_PRICE_RANGE[rule_set]
         self.n_buckets = _check_int("n_buckets", n_buckets, 3, 101)
         if self.n_buckets % 2 == 0:
             raise ValueError(f"n_buckets={n_buckets} must be odd (the buckets include 0)")
@@ -385,6 +435,17 @@ class FittedScenarioGrid(FittedMargin):
     """A ScenarioGrid on a panel: per-date risk arrays and spread tables."""
 
     homogeneous: ClassVar[bool] = True
+    supports_options: ClassVar[bool] = True
+
+    def option_requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray,
+                           options: OptionState) -> Requirement:
+        """Spot, perps and options revalued on the grid (:mod:`riskmodels.margin.options_span`,
+        :mod:`riskmodels.margin.options_deribit` for ``deribit_pm``)."""
+        from riskmodels.margin import options_deribit, options_span
+
+        if isinstance(self.model, DeribitPM):
+            return options_deribit.requirement(self, t, collateral, positions, options)
+        return options_span.requirement(self, t, collateral, positions, options)
 
     def __init__(self, model: ScenarioGrid, panel: PricePanel) -> None:
         super().__init__(model, panel)
