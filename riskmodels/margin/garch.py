@@ -394,6 +394,13 @@ class FittedGarch(FittedMargin):
     """
 
     homogeneous: ClassVar[bool] = True
+    supports_options: ClassVar[bool] = True
+
+    def option_requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray, options: object) -> Requirement:
+        """Spot, perps and options under GARCH-filtered joint price / implied-vol moves (:mod:`.options_hs`)."""
+        from riskmodels.margin import options_hs
+
+        return options_hs.garch_requirement(self, t, collateral, positions, options)  # type: ignore[arg-type]
 
     def __init__(self, model: GarchMargin, panel: PricePanel) -> None:
         super().__init__(model, panel)

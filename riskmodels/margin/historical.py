@@ -327,6 +327,13 @@ class FittedHistorical(FittedMargin):
     """Scenario returns, volatilities and stress flags of a panel (no look-ahead)."""
 
     homogeneous = True
+    supports_options: ClassVar[bool] = True
+
+    def option_requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray, options: Any) -> Requirement:
+        """Spot, perps and options under joint historical price / implied-vol moves (:mod:`.options_hs`)."""
+        from riskmodels.margin import options_hs
+
+        return options_hs.hs_requirement(self, t, collateral, positions, options)
 
     def __init__(self, model: HistoricalVaR, panel: PricePanel) -> None:
         super().__init__(model, panel)
