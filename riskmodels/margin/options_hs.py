@@ -47,7 +47,7 @@ import numpy as np
 from riskmodels.instruments.options import OptionState, VolSource
 from riskmodels.margin._quantile import tail_columns
 from riskmodels.margin.base import Requirement
-from riskmodels.margin.options_scan import Contracts, contracts, on_assets, revalue
+from riskmodels.margin.options_scan import Contracts, contracts, on_assets, revalue_assets
 
 if TYPE_CHECKING:
     from riskmodels.margin.garch import FittedGarch
@@ -88,19 +88,14 @@ def iv_ratio(vol: VolSource, dates: np.ndarray, horizon: int, sqrt_scaling: bool
 
 
 def option_losses(c: Contracts, returns: np.ndarray, ratio: np.ndarray, horizon_days: float) -> np.ndarray:
-    """``(R, N)`` option loss per scenario row and account; NaN only for holders of a contract without data."""
+    """``(N, R)`` option loss per account and scenario row; NaN only for holders of a contract without data."""
     N = c.weights.shape[0]
-    R = returns.shape[0]
     if c.n == 0:
-        return np.zeros((R, N))
-    g = returns[:, c.asset]
-    rho = ratio[:, c.asset]
-    bad = ~np.isfinite(g) | ~np.isfinite(rho)
-    mult = np.where(bad, 1.0, 1.0 + g)
-    sig = np.where(bad, 1.0, rho) * c.iv[None, :]
-    pnl = revalue(c, mult, sig, horizon_days)
-    pnl[bad] = np.nan
-    return -np.asarray(c.weights @ pnl.T).T
+        return np.zeros((N, returns.shape[0]))
+    pnl = revalue_assets(c, returns, ratio, horizon_days)  # (U, R)
+    out = np.asarray(c.weights @ pnl)
+    np.negative(out, out=out)
+    return out
 
 
 def _held_bad(c: Contracts, coll: np.ndarray, pos: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -130,11 +125,12 @@ def hs_requirement(fit: FittedHistorical, t: int, collateral: np.ndarray, positi
     dates = np.arange(lo, t + 1)
     if g.shape[0] > dates.size:  # stressed dates that left the window (raw moves)
         dates = np.concatenate([dates, np.flatnonzero(fit.stress[:lo])])
-    losses = fit._losses(g, coll + pos)  # (R, N)
+    losses = fit._losses(g, coll + pos)  # (R, N): the transpose of a C-ordered (N, R), as the kernels read it
     if c.n:
         ratio = iv_ratio(options.vol, dates, m.horizon, m.scaling == "sqrt")  # type: ignore[attr-defined]
-        losses = losses + option_losses(c, g, ratio, m.horizon)  # type: ignore[attr-defined]
-    var, es = tail_columns(np.ascontiguousarray(losses), n_window, m.confidence, m.min_window,  # type: ignore[attr-defined]
+        lossT = losses.T  # (N, R) C-ordered view
+        lossT += option_losses(c, g, ratio, m.horizon)  # type: ignore[attr-defined]
+    var, es = tail_columns(losses, n_window, m.confidence, m.min_window,  # type: ignore[attr-defined]
                            weights, flags, m.stress_weight)  # type: ignore[attr-defined]
     mm = fit._measure(var, es)
     mm = np.where(_held_bad(c, coll, pos, fit.asset_ok[t]), np.nan, mm)
@@ -155,7 +151,7 @@ def garch_requirement(fit: FittedGarch, t: int, collateral: np.ndarray, position
     loss[(bad_lin.astype(np.float64) @ held.T.astype(np.float64)) > 0] = np.nan
     if c.n:
         ratio = iv_ratio(options.vol, np.arange(lo, t + 1), m.horizon)  # type: ignore[attr-defined]
-        loss = loss + option_losses(c, ret, ratio, m.horizon)  # type: ignore[attr-defined]
+        loss = loss + option_losses(c, ret, ratio, m.horizon).T  # type: ignore[attr-defined]
     n = loss.shape[0]
     k = max(1, math.ceil(n * (1.0 - m.confidence) - 1e-9))  # type: ignore[attr-defined]
     fin = np.isfinite(loss).all(axis=0)

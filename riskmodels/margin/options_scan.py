@@ -29,6 +29,7 @@ with (and with an independent pricer written in the test).
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,8 +41,8 @@ from riskmodels.instruments import black76
 from riskmodels.instruments.options import DAYS_PER_YEAR, MIN_VOL, OptionState
 
 __all__ = [
-    "Contracts", "account_pnl", "asset_pnl", "contracts", "net_short_per_strike", "on_assets", "per_asset_shorts",
-    "revalue", "revalue_reference",
+    "Contracts", "account_pnl", "asset_pnl", "contracts", "group_rows", "net_short_per_strike", "on_assets", "per_asset_shorts",
+    "revalue", "revalue_assets", "revalue_reference",
 ]
 
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
@@ -107,8 +108,41 @@ def _check_state(options: OptionState) -> None:
         )
 
 
+def group_rows(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Group the equal rows of a ``(n, k)`` float key: ``(first, inverse)`` as ``np.unique(axis=0)`` gives.
+
+    One ``lexsort`` and a difference of neighbours (``np.unique(axis=0)``
+    sorts a void view and was 25x slower on 5,600 positions x 5 columns).
+    """
+    n = key.shape[0]
+    order = np.lexsort(key.T[::-1])
+    ks = key[order]
+    new = np.ones(n, dtype=bool)
+    if n > 1:
+        new[1:] = (ks[1:] != ks[:-1]).any(axis=1)
+    inv = np.empty(n, dtype=np.int64)
+    inv[order] = np.cumsum(new) - 1
+    return order[new], inv
+
+
+_CACHE: weakref.WeakKeyDictionary[OptionState, tuple[int, Contracts]] = weakref.WeakKeyDictionary()
+
+
 def contracts(options: OptionState, n_accounts: int) -> Contracts:
-    """Group the positions of ``options`` into unique contracts (see module docstring)."""
+    """Group the positions of ``options`` into unique contracts (see module docstring).
+
+    Computed once per state object and number of accounts (several margin
+    methods price the same state).
+    """
+    hit = _CACHE.get(options)
+    if hit is not None and hit[0] == n_accounts:
+        return hit[1]
+    c = _contracts(options, n_accounts)
+    _CACHE[options] = (n_accounts, c)
+    return c
+
+
+def _contracts(options: OptionState, n_accounts: int) -> Contracts:
     tab = options.table
     n = len(tab)
     if n == 0:
@@ -118,9 +152,8 @@ def contracts(options: OptionState, n_accounts: int) -> Contracts:
     _check_state(options)
     key = np.column_stack([tab.asset.astype(np.float64), tab.is_call.astype(np.float64), tab.strike,
                            np.asarray(options.tau, dtype=np.float64), np.asarray(options.iv, dtype=np.float64)])
-    uniq, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
-    inv = inv.reshape(-1)
-    U = uniq.shape[0]
+    first, inv = group_rows(key)
+    U = first.size
     q = tab.quantity
     w = sparse.csr_matrix((q, (tab.account, inv)), shape=(n_accounts, U))
     sh = sparse.csr_matrix((np.maximum(-q, 0.0), (tab.account, inv)), shape=(n_accounts, U))
@@ -172,6 +205,40 @@ def _grid(F0, K, tau0, sig0, call, mult, sig, dt, out):  # pragma: no cover - co
         t1 = tau0[j] - dt
         for s in range(S):
             out[s, j] = _b76(F0[j] * mult[s, j], K[j], t1, sig[s, j], call[j]) - v0
+
+
+@njit(cache=True, parallel=True)
+def _grid_assets(F0, K, tau0, sig0, call, asset, ret, ratio, dt, floor, out):  # pragma: no cover - compiled
+    U = F0.shape[0]
+    S = ret.shape[0]
+    for j in prange(U):
+        a = asset[j]
+        v0 = _b76(F0[j], K[j], tau0[j], sig0[j], call[j])
+        t1 = tau0[j] - dt
+        for s in range(S):
+            g = ret[s, a]
+            r = ratio[s, a]
+            if math.isfinite(g) and math.isfinite(r):
+                out[j, s] = _b76(F0[j] * (1.0 + g), K[j], t1, max(sig0[j] * r, floor), call[j]) - v0
+            else:
+                out[j, s] = math.nan
+
+
+def revalue_assets(c: Contracts, returns: np.ndarray, vol_ratio: np.ndarray, horizon_days: float = 0.0) -> np.ndarray:
+    """``(U, S)`` P&L of one contract when each underlying ``a`` moves by ``returns[s, a]`` and its vols by
+    the factor ``vol_ratio[s, a]`` (historical scenarios); NaN where either is unknown.
+
+    The same Black-76 as :func:`revalue`, reading the per-asset ``(S, A)``
+    moves inside the kernel (no ``(S, U)`` temporaries) and writing the
+    ``(U, S)`` layout the account product reads.
+    """
+    ret = np.ascontiguousarray(returns, dtype=np.float64)
+    rat = np.ascontiguousarray(vol_ratio, dtype=np.float64)
+    out = np.empty((c.n, ret.shape[0]))
+    if c.n and ret.shape[0]:
+        _grid_assets(c.spot, c.strike, c.tau, c.iv, c.is_call, c.asset, ret, rat,
+                     float(horizon_days) / DAYS_PER_YEAR, MIN_VOL, out)
+    return out
 
 
 def revalue(c: Contracts, mult: np.ndarray, sigma: np.ndarray, horizon_days: float = 0.0) -> np.ndarray:
@@ -244,9 +311,9 @@ def net_short_per_strike(options: OptionState, n_accounts: int) -> np.ndarray:
         return np.zeros((n_accounts, A))
     key = np.column_stack([tab.account.astype(np.float64), tab.asset.astype(np.float64),
                            tab.expiry.astype(np.int64).astype(np.float64), tab.strike])
-    uniq, inv = np.unique(key, axis=0, return_inverse=True)
-    net = np.bincount(inv.reshape(-1), weights=tab.quantity, minlength=uniq.shape[0])
+    first, inv = group_rows(key)
+    net = np.bincount(inv, weights=tab.quantity, minlength=first.size)
     short = np.maximum(-net, 0.0)
     out = np.zeros((n_accounts, A))
-    np.add.at(out, (uniq[:, 0].astype(np.int64), uniq[:, 1].astype(np.int64)), short)
+    np.add.at(out, (tab.account[first], tab.asset[first]), short)
     return out
