@@ -50,12 +50,12 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def load(data: str):  # noqa: ANN201
+def load(data: str):
     from riskmodels.data.loaders import load_panel
 
     try:
         return load_panel(data, assets=list(ASSETS), policy="truncate"), data
-    except Exception:  # noqa: BLE001 - fall back to the embedded data
+    except Exception:
         from riskmodels.data.embedded import EMBEDDED_DIR
 
         return load_panel(EMBEDDED_DIR, assets=list(ASSETS), policy="truncate"), "embedded"
@@ -76,7 +76,7 @@ def templates(n_accounts: int, seed: int = 19) -> dict[str, np.ndarray]:
     }
 
 
-def option_state(tpl: dict[str, np.ndarray], panel, vol, t: int, listed: bool):  # noqa: ANN001, ANN201
+def option_state(tpl: dict[str, np.ndarray], panel, vol, t: int, listed: bool):
     from riskmodels.instruments.options import OptionState, OptionTable
 
     spot = panel.close[t]
@@ -96,7 +96,7 @@ def option_state(tpl: dict[str, np.ndarray], panel, vol, t: int, listed: bool): 
     return OptionState(tab, tau, vol.iv(t, tab.asset, tau, tab.strike, spot), spot, vol)
 
 
-def make_vol(panel):  # noqa: ANN001, ANN201
+def make_vol(panel):
     from riskmodels.instruments.options import VolSource
     from riskmodels.margin.historical import ewma_volatility
 
@@ -110,7 +110,7 @@ def make_vol(panel):  # noqa: ANN001, ANN201
         def atm(self) -> np.ndarray:
             return self._atm
 
-        def iv(self, t, asset, tau, strike, spot):  # noqa: ANN001, ANN201
+        def iv(self, t, asset, tau, strike, spot):
             return self._atm[t, asset]
 
     return EwmaProxy()

@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import random_walk_panel
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +23,6 @@ import riskmodels.margin as M
 from riskmodels.errors import UserError
 from riskmodels.instruments.options import OptionState, OptionTable, VolSource
 from riskmodels.margin import options_deribit, options_scan, options_span
-from conftest import random_walk_panel
 
 
 class ArrayVol(VolSource):
@@ -37,7 +37,7 @@ class ArrayVol(VolSource):
     def atm(self) -> np.ndarray:
         return self._a
 
-    def iv(self, t, asset, tau, strike, spot):  # noqa: ANN001, ANN201
+    def iv(self, t, asset, tau, strike, spot):
         return self._a[t, asset]
 
 
@@ -69,14 +69,14 @@ MODELS = [
 _FITS: dict[tuple[str, str], M.FittedMargin] = {}
 
 
-def fitted(name: str, kw: dict, panel=PANEL) -> M.FittedMargin:  # noqa: ANN001
+def fitted(name: str, kw: dict, panel=PANEL) -> M.FittedMargin:
     key = (name, repr(sorted(kw.items())), id(panel))
     if key not in _FITS:
         _FITS[key] = M.get(name, **kw).fit(panel)
     return _FITS[key]
 
 
-def book(accounts, is_call, strike_rel, days, qty, asset=None, t=T_EVAL, panel=PANEL, vol=VOL):  # noqa: ANN001, ANN201
+def book(accounts, is_call, strike_rel, days, qty, asset=None, t=T_EVAL, panel=PANEL, vol=VOL):
     """An OptionState at date t; strikes relative to the spot, expiries in days from t."""
     n = len(accounts)
     asset = np.zeros(n, dtype=int) if asset is None else np.asarray(asset)
@@ -88,7 +88,7 @@ def book(accounts, is_call, strike_rel, days, qty, asset=None, t=T_EVAL, panel=P
     return OptionState(tab, tau, vol.iv(t, tab.asset, tau, tab.strike, spot), spot, vol)
 
 
-def mm(name: str, kw: dict, state: OptionState, coll=None, pos=None, t: int = T_EVAL, panel=PANEL) -> np.ndarray:  # noqa: ANN001
+def mm(name: str, kw: dict, state: OptionState, coll=None, pos=None, t: int = T_EVAL, panel=PANEL) -> np.ndarray:
     N = int(state.table.account.max()) + 1 if len(state.table) else 1
     A = panel.n_assets
     coll = np.zeros((N, A)) if coll is None else np.asarray(coll, dtype=float)
@@ -320,5 +320,5 @@ def test_no_look_ahead_in_prices_or_vols(name, kw):
 def test_nan_or_non_positive_iv_names_the_position():
     state = book([0], [True], [1.0], [30], [1.0])
     bad = OptionState(state.table, state.tau, np.array([np.nan]), state.spot, VOL)
-    with pytest.raises(UserError, match="opt00000.*implied vol"):
+    with pytest.raises(UserError, match=r"opt00000.*implied vol"):
         fitted("deribit_pm", {}).option_requirement(T_EVAL, np.zeros((1, 2)), np.zeros((1, 2)), bad)

@@ -17,8 +17,8 @@ from riskmodels.margin.concentration import ConcentrationAddon
 from riskmodels.margin.garch import EwmaMargin, GarchEstimationWarning, GarchMargin
 from riskmodels.margin.haircut import FixedHaircut
 from riskmodels.margin.historical import AgeWeightedHS, FilteredHS, HistoricalVaR
+from riskmodels.margin.options_deribit import DerivePM
 from riskmodels.margin.span import DeribitPM, ScenarioGrid
-from riskmodels.margin.options_deribit import DerivePM  # noqa: I001  (registers derive_pm after span)
 
 __all__ = [
     "AgeWeightedHS",

@@ -80,7 +80,7 @@ from riskmodels.margin.span_arrays import ScenarioTable
 if TYPE_CHECKING:
     from riskmodels.margin.span import FittedScenarioGrid
 
-__all__ = ["DERIVE_TAIL", "DerivePM", "RULE_SETS", "derive_table", "option_rules", "requirement", "vol_shocks"]
+__all__ = ["DERIVE_TAIL", "RULE_SETS", "DerivePM", "derive_table", "option_rules", "requirement", "vol_shocks"]
 
 #: Option rule sets (sources in the module docstring).
 RULE_SETS: dict[str, dict[str, float]] = {

@@ -68,7 +68,7 @@ def _vsr(fit: FittedScenarioGrid) -> np.ndarray:
     return per_asset("vsr", m.vsr, fit.panel.assets, 0.0, 10.0)  # type: ignore[attr-defined]
 
 
-def option_risk_arrays(fit: FittedScenarioGrid, t: int, options: OptionState, n_accounts: int):  # noqa: ANN201
+def option_risk_arrays(fit: FittedScenarioGrid, t: int, options: OptionState, n_accounts: int):
     """The contracts of ``options`` on the panel's assets and their ``(S, U)`` weighted risk arrays (loss > 0)."""
     m = fit.model
     table = fit.table
@@ -122,7 +122,7 @@ def requirement(fit: FittedScenarioGrid, t: int, collateral: np.ndarray, positio
     return Requirement(m.im_multiplier * mm, mm)  # type: ignore[attr-defined]
 
 
-def _som(fit: FittedScenarioGrid, t: int, c, N: int, A: int) -> np.ndarray:  # noqa: ANN001
+def _som(fit: FittedScenarioGrid, t: int, c, N: int, A: int) -> np.ndarray:
     """``(N, A)`` short option minimum per account and combined commodity."""
     m = fit.model
     if c.n == 0 or m.som_rate == 0:  # type: ignore[attr-defined]
