@@ -51,11 +51,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy import sparse
 
 from riskmodels.errors import UserError
 from riskmodels.instruments.options import OptionState
 from riskmodels.margin.base import Requirement, per_asset
-from riskmodels.margin.options_scan import asset_pnl, contracts, on_assets, revalue
+from riskmodels.margin.options_scan import Contracts, asset_pnl, contracts, on_assets, revalue
 
 if TYPE_CHECKING:
     from riskmodels.margin.span import FittedScenarioGrid
@@ -68,7 +69,8 @@ def _vsr(fit: FittedScenarioGrid) -> np.ndarray:
     return per_asset("vsr", m.vsr, fit.panel.assets, 0.0, 10.0)  # type: ignore[attr-defined]
 
 
-def option_risk_arrays(fit: FittedScenarioGrid, t: int, options: OptionState, n_accounts: int):
+def option_risk_arrays(fit: FittedScenarioGrid, t: int, options: OptionState,
+                       n_accounts: int) -> tuple[Contracts, np.ndarray]:
     """The contracts of ``options`` on the panel's assets and their ``(S, U)`` weighted risk arrays (loss > 0)."""
     m = fit.model
     table = fit.table
@@ -122,13 +124,11 @@ def requirement(fit: FittedScenarioGrid, t: int, collateral: np.ndarray, positio
     return Requirement(m.im_multiplier * mm, mm)  # type: ignore[attr-defined]
 
 
-def _som(fit: FittedScenarioGrid, t: int, c, N: int, A: int) -> np.ndarray:
+def _som(fit: FittedScenarioGrid, t: int, c: Contracts, N: int, A: int) -> np.ndarray:
     """``(N, A)`` short option minimum per account and combined commodity."""
     m = fit.model
     if c.n == 0 or m.som_rate == 0:  # type: ignore[attr-defined]
         return np.zeros((N, A))
-    from scipy import sparse
-
     sh_call = sparse.csr_matrix((np.where(c.is_call, 1.0, 0.0), (np.arange(c.n), c.asset)), shape=(c.n, A))
     sh_put = sparse.csr_matrix((np.where(c.is_call, 0.0, 1.0), (np.arange(c.n), c.asset)), shape=(c.n, A))
     calls = np.asarray((c.short @ sh_call).todense())
