@@ -322,3 +322,59 @@ def test_nan_or_non_positive_iv_names_the_position():
     bad = OptionState(state.table, state.tau, np.array([np.nan]), state.spot, VOL)
     with pytest.raises(UserError, match=r"opt00000.*implied vol"):
         fitted("deribit_pm", {}).option_requirement(T_EVAL, np.zeros((1, 2)), np.zeros((1, 2)), bad)
+
+
+# ------------------------------------------------------ independent assembly
+def test_deribit_requirement_equals_an_independent_scan():
+    """27 joint scenarios (9 buckets x vol up/same/down), shocks by DTE, contingencies: recomputed by hand."""
+    t = T_EVAL
+    state = book([0, 0], [True, False], [1.1, 0.95], [20, 45], [-1.0, 0.5])
+    coll = np.array([[0.0, 50.0]])
+    pos = np.array([[20.0, 0.0]])
+    got = fitted("deribit_pm", {}).option_requirement(t, coll, pos, state).maintenance[0]
+    F = PANEL.close[t, 0]
+    rules = options_deribit.RULE_SETS["current"]
+    worst = -np.inf
+    for f in np.linspace(-1, 1, 9):
+        move = 0.16 * f
+        for v in (1, 0, -1):
+            pnl = 20.0 * move + 50.0 * move  # both assets move by the same bucket (joint X:PM scan)
+            for i in range(2):
+                K, q, call = state.table.strike[i], state.table.quantity[i], bool(state.table.is_call[i])
+                tau, iv = state.tau[i], state.iv[i]
+                dte = max(tau * 365, 1.0)
+                k = (30 / dte) ** (0.30 if dte <= 30 else 0.13)
+                sig = max(iv * (1 + rules["vol_range_up"] * k), 0.5) if v > 0 else (
+                    iv * (1 - rules["vol_range_down"] * k) if v < 0 else iv)
+                pnl += q * (bs76(F * (1 + move), K, tau, sig, call) - bs76(F, K, tau, iv, call))
+            worst = max(worst, -pnl)
+    # net short per strike: 1 call at one strike (the put is long, at another strike); offsetting futures: none
+    want = max(worst, 0.0) + 0.01 * F * 1.0
+    assert got == pytest.approx(want, rel=1e-10)
+
+
+def test_historical_var_with_options_equals_an_independent_calculation():
+    """HS 99%, W = 500, h = 2 overlapping: 5th largest of the 500 losses, recomputed with the scalar pricer."""
+    t = T_EVAL
+    state = book([0], [False], [0.9], [30], [-1.0])
+    pos = np.array([[30.0, 0.0]])
+    got = fitted("historical_var", {"window": 500}).option_requirement(t, np.zeros((1, 2)), pos, state).maintenance[0]
+    C = PANEL.close[:, 0]
+    F, K, tau, iv = C[t], state.table.strike[0], state.tau[0], state.iv[0]
+    v0 = bs76(F, K, tau, iv, False)
+    losses = []
+    for s in range(t - 499, t + 1):
+        g = C[s] / C[s - 2] - 1.0
+        rho = ATM[s, 0] / ATM[s - 2, 0]
+        opt = -1.0 * (bs76(F * (1 + g), K, tau - 2 / 365, iv * rho, False) - v0)
+        losses.append(-(30.0 * g + opt))
+    want = sorted(losses, reverse=True)[4]
+    assert got == pytest.approx(max(want, 0.0), rel=1e-10)
+
+
+def test_option_on_an_asset_without_prices_names_the_position():
+    tab = OptionTable(("A0", "DOGE"), [0], [1], [True], [1.0], [np.datetime64("2030-01-01")], [-1.0])
+    state = OptionState(tab, tab.tau(PANEL.dates[T_EVAL]), np.array([0.8]), np.array([PANEL.close[T_EVAL, 0], 0.2]),
+                        VOL)
+    with pytest.raises(UserError, match=r"opt00000 is on DOGE"):
+        fitted("scenario_grid", {}).option_requirement(T_EVAL, np.zeros((1, 2)), np.zeros((1, 2)), state)
