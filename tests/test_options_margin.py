@@ -378,3 +378,13 @@ def test_option_on_an_asset_without_prices_names_the_position():
                         VOL)
     with pytest.raises(UserError, match=r"opt00000 is on DOGE"):
         fitted("scenario_grid", {}).option_requirement(T_EVAL, np.zeros((1, 2)), np.zeros((1, 2)), state)
+
+
+def test_span_extreme_move_below_minus_100_percent_prices_at_zero():
+    """PSR 40%: scenario 16 moves -120%; the option is priced at an underlying of ~0 (put = K), not NaN."""
+    state = book([0], [False], [1.0], [30], [-1.0])
+    fit = fitted("scenario_grid", {"psr": 0.4, "som_rate": 0.0})
+    got = fit.option_requirement(T_EVAL, np.zeros((1, 2)), np.zeros((1, 2)), state).maintenance[0]
+    F, K = PANEL.close[T_EVAL, 0], state.table.strike[0]
+    extreme = 0.33 * (K - bs76(F, K, state.tau[0], state.iv[0], False))
+    assert np.isfinite(got) and got >= extreme * (1 - 1e-12)

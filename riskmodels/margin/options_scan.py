@@ -46,6 +46,10 @@ __all__ = [
 ]
 
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
+#: Floor of a scenario's price multiplier ``1 + r``: a move below -100% (SPAN's
+#: extreme move of 3 x a price scan range above 33%) prices the option at an
+#: underlying of ~0 (call 0, put K) instead of a log of a negative price.
+MIN_PRICE_FACTOR = 1e-12
 
 
 @dataclass(frozen=True, eq=False)
@@ -219,7 +223,7 @@ def _grid_assets(F0, K, tau0, sig0, call, asset, ret, ratio, dt, floor, out):  #
             g = ret[s, a]
             r = ratio[s, a]
             if math.isfinite(g) and math.isfinite(r):
-                out[j, s] = _b76(F0[j] * (1.0 + g), K[j], t1, max(sig0[j] * r, floor), call[j]) - v0
+                out[j, s] = _b76(F0[j] * max(1.0 + g, 1e-12), K[j], t1, max(sig0[j] * r, floor), call[j]) - v0
             else:
                 out[j, s] = math.nan
 
@@ -255,7 +259,7 @@ def revalue(c: Contracts, mult: np.ndarray, sigma: np.ndarray, horizon_days: flo
     horizon_days : float
         Days that pass in the scenario (SPAN's look-ahead, the VaR horizon).
     """
-    mult = np.ascontiguousarray(mult, dtype=np.float64)
+    mult = np.ascontiguousarray(np.maximum(mult, MIN_PRICE_FACTOR), dtype=np.float64)
     sigma = np.ascontiguousarray(np.maximum(sigma, MIN_VOL), dtype=np.float64)
     out = np.empty(mult.shape)
     if c.n == 0 or mult.shape[0] == 0:
@@ -267,7 +271,7 @@ def revalue(c: Contracts, mult: np.ndarray, sigma: np.ndarray, horizon_days: flo
 def revalue_reference(c: Contracts, mult: np.ndarray, sigma: np.ndarray, horizon_days: float = 0.0) -> np.ndarray:
     """Plain-numpy :func:`revalue` (the reference the numba kernel is tested against)."""
     v0 = black76.price(c.spot, c.strike, c.tau, c.iv, c.is_call)
-    vs = black76.price(c.spot[None, :] * mult, c.strike[None, :], (c.tau - horizon_days / DAYS_PER_YEAR)[None, :],
+    vs = black76.price(c.spot[None, :] * np.maximum(mult, MIN_PRICE_FACTOR), c.strike[None, :], (c.tau - horizon_days / DAYS_PER_YEAR)[None, :],
                        np.maximum(sigma, MIN_VOL), c.is_call[None, :])
     return vs - v0[None, :]
 

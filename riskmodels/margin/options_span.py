@@ -43,7 +43,7 @@ short options only).
 Limits: inter-commodity spreads (``spreads``, ``scan_spreads``) use composite
 deltas that are not formed for options yet: a model with spreads refuses
 options with a clear error. ``scan="joint"`` scans every asset's loss summed
-per scenario.
+per scenario: ``risk = max(joint scan, sum_a SOM_a)``.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def requirement(fit: FittedScenarioGrid, t: int, collateral: np.ndarray, positio
     if c.n:
         loss += asset_pnl(c, ra_opt, A)  # weighted option losses per account and asset
     if m.scan == "joint":  # type: ignore[attr-defined]
-        risk = np.maximum(loss.sum(axis=1).max(axis=-1), 0.0)
+        risk = np.maximum(np.maximum(loss.sum(axis=1).max(axis=-1), 0.0), _som(fit, t, c, N, A).sum(axis=1))
     else:
         scan = np.maximum(loss.max(axis=-1), 0.0)  # (N, A)
         scan = np.maximum(scan, _som(fit, t, c, N, A))
