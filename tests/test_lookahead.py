@@ -18,6 +18,7 @@ SPECS: dict[str, list[dict]] = {
     "fixed_haircut": [{}, {"position_tiers": {"default": [[0, 0.05, 0.03], [50_000, 0.1, 0.05]]}}],
     "scenario_grid": [{"psr_lookback": 60, "psr_min_obs": 20, "recalibration": "monthly"}],
     "deribit_pm": [{}],
+    "derive_pm": [{}],
     "historical_var": [{"window": 60, "min_history": 60}],
     "garch": [{"refit_every": 40, "window_length": 150, "min_history": 120, "n_jobs": 1}],
     "ewma": [{}],
