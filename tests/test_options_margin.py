@@ -388,3 +388,13 @@ def test_span_extreme_move_below_minus_100_percent_prices_at_zero():
     F, K = PANEL.close[T_EVAL, 0], state.table.strike[0]
     extreme = 0.33 * (K - bs76(F, K, state.tau[0], state.iv[0], False))
     assert np.isfinite(got) and got >= extreme * (1 - 1e-12)
+
+
+def test_parametric_garch_prices_options_on_the_filtered_scenarios():
+    """A non-linear P&L has no closed-form parametric VaR: with options the parametric portfolio uses the FHS set."""
+    state = book([0, 0], [True, False], [1.1, 0.9], [30, 30], [-1.0, -1.0])
+    pos = np.array([[25.0, -10.0]])
+    par = fitted("garch", {"vol": "ewma", "min_history": 250}).option_requirement(T_EVAL, np.zeros((1, 2)), pos, state)
+    fhs = fitted("garch", {"vol": "ewma", "portfolio": "fhs", "min_history": 250}).option_requirement(
+        T_EVAL, np.zeros((1, 2)), pos, state)
+    np.testing.assert_allclose(par.maintenance, fhs.maintenance, rtol=1e-12)
