@@ -398,3 +398,17 @@ def test_parametric_garch_prices_options_on_the_filtered_scenarios():
     fhs = fitted("garch", {"vol": "ewma", "portfolio": "fhs", "min_history": 250}).option_requirement(
         T_EVAL, np.zeros((1, 2)), pos, state)
     np.testing.assert_allclose(par.maintenance, fhs.maintenance, rtol=1e-12)
+
+
+def test_deribit_extended_table_charges_far_otm_short_options():
+    """Extended table (-66%..+500%, vol up, a fraction counted): a 40%-OTM short put is nearly free on the
+    +-16% grid and charged at the fraction of its -66% loss with it."""
+    put = book([0], [False], [0.6], [30], [-1.0])
+    kw = {"option_params": {"option_contingency": 0.0}}
+    base = mm("deribit_pm", kw, put)[0]
+    ext = mm("deribit_pm", {**kw, "extended_fraction": 0.25}, put)[0]
+    c = options_scan.contracts(put, 1)
+    up, _ = options_deribit.vol_shocks(c, options_deribit.RULE_SETS["current"])
+    F, K, tau, iv = float(c.spot[0]), float(c.strike[0]), float(c.tau[0]), float(c.iv[0])
+    loss66 = 0.25 * (bs76(F * 0.34, K, tau, up[0], False) - bs76(F, K, tau, iv, False))
+    assert ext == pytest.approx(max(base, loss66), rel=1e-10) and ext > 5 * base
