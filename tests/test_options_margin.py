@@ -412,3 +412,17 @@ def test_deribit_extended_table_charges_far_otm_short_options():
     F, K, tau, iv = float(c.spot[0]), float(c.strike[0]), float(c.tau[0]), float(c.iv[0])
     loss66 = 0.25 * (bs76(F * 0.34, K, tau, up[0], False) - bs76(F, K, tau, iv, False))
     assert ext == pytest.approx(max(base, loss66), rel=1e-10) and ext > 5 * base
+
+
+@pytest.mark.parametrize("name,kw", [*MODELS, ("scenario_grid", {"scan": "joint"})])
+def test_without_options_the_option_requirement_is_the_linear_one(name, kw):
+    rng = np.random.default_rng(2)
+    coll = np.abs(rng.normal(0, 1000, (4, 2)))
+    pos = rng.normal(0, 1000, (4, 2))
+    empty = OptionTable.empty(PANEL.assets)
+    state = OptionState(empty, np.zeros(0), np.zeros(0), PANEL.close[T_EVAL], VOL)
+    f = fitted(name, kw)
+    got = f.option_requirement(T_EVAL, coll, pos, state)
+    want = f.requirement(T_EVAL, coll, pos)
+    np.testing.assert_allclose(got.initial, want.initial, rtol=1e-10)
+    np.testing.assert_allclose(got.maintenance, want.maintenance, rtol=1e-10)

@@ -74,11 +74,11 @@ from riskmodels.margin.options_scan import (
     on_assets,
     revalue,
 )
-from riskmodels.margin.span import DeribitPM
+from riskmodels.margin.span import DeribitPM, FittedScenarioGrid
 from riskmodels.margin.span_arrays import ScenarioTable
 
 if TYPE_CHECKING:
-    from riskmodels.margin.span import FittedScenarioGrid
+    from riskmodels.data.panel import PricePanel
 
 __all__ = ["DERIVE_TAIL", "RULE_SETS", "DerivePM", "derive_table", "option_rules", "requirement", "vol_shocks"]
 
@@ -242,3 +242,23 @@ class DerivePM(DeribitPM):
 
     def table(self) -> ScenarioTable:
         return derive_table()
+
+    def fit(self, panel: PricePanel) -> FittedDerivePM:
+        return FittedDerivePM(self, panel)
+
+
+class FittedDerivePM(FittedScenarioGrid):
+    """Derive on a panel: the linear fast path scans each asset alone and adds the base / perp contingencies,
+    the same rules :func:`requirement` applies with options (so a book without options gets the same number)."""
+
+    def _maintenance(self, ts: np.ndarray, coll: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        m: DerivePM = self.model  # type: ignore[assignment]
+        e = coll + pos
+        loss = e[None, :, :, None] * self._ra0[ts][:, None, :, :]  # (B, N, A, S)
+        mm = np.maximum(loss.max(axis=-1), 0.0).sum(axis=-1)
+        extra = m.base_contingency * np.abs(coll).sum(axis=1) + m.perp_contingency * np.abs(pos).sum(axis=1)
+        return mm + (extra + coll @ self.haircut)[None, :]
+
+    def _chunk(self, n: int) -> int:
+        width = self.panel.n_assets * self.table.n * 2
+        return max(1, int(32_000_000 // (8 * max(n, 1) * max(width, 1))))
