@@ -39,6 +39,11 @@ Scanning-based spreads (``scan_spreads``; CME Treasury 70% credit; METHODOLOGY
 and the group's scan risk ``max(max_s loss[s], 0)`` replaces the legs'
 own scans.
 
+Options (``option_requirement``): risk arrays from the pricer with a real
+volatility dimension, the short option minimum and no net-option-value
+subtraction (equity holds the marks): :mod:`riskmodels.margin.options_span`;
+``deribit_pm`` / ``derive_pm``: :mod:`riskmodels.margin.options_deribit`.
+
 ``scan="joint"`` instead scans all assets together:
 ``maintenance = max(max_s sum_a e_a RA[t, a, s], 0) + haircut`` — every asset
 moves by the same fraction of its own range in the same scenario. This is
@@ -333,7 +338,7 @@ def _check_scan_spreads(groups: Sequence[Mapping[str, Any]] | None) -> list[dict
 
 @register
 class DeribitPM(ScenarioGrid):
-    """Deribit-style cross-collateral (X:PM) portfolio margin, linear instruments.
+    """Deribit-style cross-collateral (X:PM) portfolio margin; options in :mod:`riskmodels.margin.options_deribit`.
 
     Parameters
     ----------
