@@ -426,3 +426,12 @@ def test_without_options_the_option_requirement_is_the_linear_one(name, kw):
     want = f.requirement(T_EVAL, coll, pos)
     np.testing.assert_allclose(got.initial, want.initial, rtol=1e-10)
     np.testing.assert_allclose(got.maintenance, want.maintenance, rtol=1e-10)
+
+
+def test_missing_underlying_price_names_the_position():
+    state = book([0], [True], [1.0], [30], [1.0])
+    spot = state.spot.copy()
+    spot[0] = np.nan
+    bad = OptionState(state.table, state.tau, state.iv, spot, VOL)
+    with pytest.raises(UserError, match=r"opt00000 is on A0, which has no price"):
+        fitted("historical_var", {"window": 500}).option_requirement(T_EVAL, np.zeros((1, 2)), np.zeros((1, 2)), bad)
