@@ -272,8 +272,7 @@ def test_delta_hedged_straddle_needs_less_than_the_naked_one(name, kw):
     assert hedged[0] < naked[0]
 
 
-@pytest.mark.parametrize("name,kw", [m for m in MODELS if m[0] not in ("deribit_pm", "derive_pm")] +
-                         [("deribit_pm", {"option_params": {"min_vol_up": 0.0}})])
+@pytest.mark.parametrize("name,kw", MODELS)
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(k=st.floats(0.5, 1.6), days=st.integers(1, 200), call=st.booleans())
 def test_long_option_margin_never_exceeds_its_premium(name, kw, k, days, call):
