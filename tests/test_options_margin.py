@@ -434,3 +434,12 @@ def test_missing_underlying_price_names_the_position():
     bad = OptionState(state.table, state.tau, state.iv, spot, VOL)
     with pytest.raises(UserError, match=r"opt00000 is on A0, which has no price"):
         fitted("historical_var", {"window": 500}).option_requirement(T_EVAL, np.zeros((1, 2)), np.zeros((1, 2)), bad)
+
+
+@pytest.mark.parametrize("name,kw", MODELS)
+def test_calendar_spread_needs_less_than_its_naked_short_leg(name, kw):
+    """Short a 7-day ATM call, long the 60-day one at the same strike: the long leg offsets inside each
+    scenario (joint revaluation), so the spread needs less than the short leg alone."""
+    calendar = book([0, 0], [True, True], [1.0, 1.0], [7, 60], [-1.0, 1.0])
+    naked = book([0], [True], [1.0], [7], [-1.0])
+    assert 0 < mm(name, kw, calendar)[0] < mm(name, kw, naked)[0]
