@@ -204,7 +204,7 @@ def _check_option_rows(df: pd.DataFrame, line: pd.Series, where: Path | str) -> 
         raw = df["trade"].astype(str).str.strip()
         tr = pd.to_datetime(raw.where(raw != "", None), errors="coerce", format="ISO8601")
         fail(tr.isna() & (raw != ""), "trade", "is not an ISO date (YYYY-MM-DD) or empty")
-        fail(tr.notna() & (exp <= tr), "expiry", f"is not after the trade date; an option expires after it is "
+        fail(tr.notna() & (exp <= tr), "expiry", "is not after the trade date; an option expires after it is "
              "traded")
         out["trade"] = tr.dt.normalize()
     if "hedged" in df.columns:

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from riskmodels.errors import UserError
-from riskmodels.instruments.vol import FileVol, ProxyVol, ewma_variance, premium_ratio, read_dvol, read_iv_table
+from riskmodels.instruments.vol import (
+    FileVol,
+    ProxyVol,
+    ewma_variance,
+    premium_ratio,
+    read_dvol,
+    read_iv_table,
+)
 from tests.conftest import make_panel, random_walk_panel
 
 
