@@ -233,6 +233,11 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         from riskmodels.backtest.topn import top_concentration, write_top_concentration
 
         write_top_concentration(top_concentration(result), out / "concentration.csv")
+        from riskmodels.backtest.options_path import instruments_frame
+
+        instruments = instruments_frame(result)  # books with options: per instrument type (spot/perp/option)
+        if instruments is not None:
+            instruments.to_csv(out / "instruments.csv", index=False, float_format="%.10g")
         from riskmodels.config import default_config_text
 
         config_text = Path(args.config).read_text() if args.config else default_config_text()
@@ -267,6 +272,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     written = ["summary.csv", "summary.json", "summary.schema.json", "comparison.csv", "coverage.csv",
                "procyclicality.csv", *(["netting.csv"] if netting is not None else []), "margin_paths.parquet",
                "liquidations.csv", "concentration.csv", *(["garch_fit_log.csv"] if logs is not None else []),
+               *(["instruments.csv"] if instruments is not None else []),
                "pareto.png", "report.html", *(["stress/"] if stress_files else []), "manifest.json"]
     print(f"wrote {len(written)} files to {out}/ ({elapsed:.1f} s):")
     for name in written:

@@ -126,6 +126,8 @@ class OptionMarket:
 
         ``book_linear`` is unused but for its shape ``(P, A)``. Loss positive;
         NaN where a price at ``t`` or ``t + h`` is missing or ``t + h`` is after the data.
+        Also sets ``mean_notional``: ``(P,)`` the mean over the window's dates
+        (where any is held) of the held options' underlying notional ``sum |q| S``.
         """
         P = book_linear.shape[0]
         T = self.panel.n_dates
@@ -133,6 +135,8 @@ class OptionMarket:
         n_rows = end - start + 1
         opt = np.zeros((n_rows, P))
         hed = np.zeros((n_rows, P))
+        notional = np.zeros(P)  # sum over dates of the held options' underlying notional |q| S
+        days = np.zeros(P)
         C = self.close
         for t in range(start, end + 1):  # dates, vectorised over positions
             r = t - start
@@ -143,6 +147,9 @@ class OptionMarket:
                 continue
             if idx.size == 0:
                 continue
+            nt = np.bincount(tab.account[idx], weights=np.abs(tab.quantity[idx]) * C[t, tab.asset[idx]], minlength=P)
+            notional += np.where(np.isfinite(nt), nt, 0.0)
+            days += nt > 0
             iv0 = self.iv(t, idx)
             v0 = self.unit_marks(t, idx, iv=iv0)
             u = np.minimum(t + h, self.expiry_idx[idx])
@@ -159,6 +166,8 @@ class OptionMarket:
             hp = np.where(hu != 0, hu * np.where(np.isfinite(move), move, np.nan), 0.0)
             hed[r] = -hp.sum(axis=1)
             opt[r, bad] = np.nan
+        with np.errstate(invalid="ignore"):
+            self.mean_notional = np.where(days > 0, notional / np.maximum(days, 1), 0.0)
         return {"option": opt, "hedge": hed}
 
     def delta_side(self, collateral: np.ndarray, positions: np.ndarray, eligible: np.ndarray) -> np.ndarray:

@@ -320,7 +320,8 @@ def _run_one(model: MarginModel, panel: PricePanel, book: Book, mkt: OptionMarke
     t0 = time.perf_counter()
     sim, flows = simulate_option_accounts(fitted, book, mkt, policy, start=start, end=end, asset_ok=asset_ok)
     timings["simulation"] = time.perf_counter() - t0
-    out = ModelResult(model, path.stored(), cov, sim, book.gross_notional, timings, None)
+    # the denominator of margin rates: linear gross notional + the options' mean underlying notional
+    out = ModelResult(model, path.stored(), cov, sim, book.gross_notional + mkt.mean_notional, timings, None)
     inst = instrument_rows(parts, valid, exc)
     inst["vol_source"] = mkt.vol.label
     inst["positions"] = [int((book.collateral != 0).sum()), int((book.positions != 0).sum()), len(mkt.table)]
