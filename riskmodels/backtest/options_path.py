@@ -69,7 +69,13 @@ from riskmodels.backtest.simulation import EVENT_DTYPE, LiquidationPolicy, Simul
 from riskmodels.data.panel import PricePanel
 from riskmodels.errors import UserError
 from riskmodels.instruments.options import VolSource
-from riskmodels.margin.base import FittedMargin, MarginModel, MarginPath, Requirement, account_eligibility
+from riskmodels.margin.base import (
+    FittedMargin,
+    MarginModel,
+    MarginPath,
+    Requirement,
+    account_eligibility,
+)
 from riskmodels.portfolio import Book
 
 __all__ = ["option_path", "run_option_models", "simulate_option_accounts"]
@@ -116,7 +122,7 @@ def simulate_option_accounts(fitted: FittedMargin, book: Book, mkt: OptionMarket
     if policy.feedback:
         raise UserError("[liquidation] feedback = true is not available for books with options; set it to false")
     panel = fitted.panel
-    T, A = panel.n_dates, panel.n_assets
+    A = panel.n_assets
     P = book.n_accounts
     tab = mkt.table
     q_opt = tab.quantity

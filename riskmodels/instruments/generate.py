@@ -89,7 +89,7 @@ MIN_TENOR_DAYS = 7
 def _next_expiry(listed: np.ndarray, after: np.datetime64, tenor_days: float) -> np.datetime64:
     """The listed expiry nearest to ``after + tenor_days`` among those at least :data:`MIN_TENOR_DAYS` away."""
     ok = listed[listed >= after + np.timedelta64(MIN_TENOR_DAYS, "D")]
-    target = after + np.timedelta64(int(round(tenor_days)), "D")
+    target = after + np.timedelta64(round(tenor_days), "D")
     return ok[int(np.argmin(np.abs((ok - target).astype(np.int64))))]
 
 
@@ -188,7 +188,7 @@ def generate_option_book(
                     raise ValueError(f"options strike_by = \"delta\" needs an ATM vol for {panel.assets[a]} on "
                                      f"{d}; use strike_by = \"moneyness\" or start later")
 
-                def k_at(call_delta: float, m: float) -> float:
+                def k_at(call_delta: float, m: float, S: float = S, sig: float = sig, tau: float = tau) -> float:
                     if strike_by == "moneyness":
                         return S * m
                     return S * float(np.exp(-sig * np.sqrt(tau) * ndtri(call_delta) + 0.5 * sig * sig * tau))
