@@ -236,8 +236,12 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         from riskmodels.backtest.options_path import instruments_frame
 
         instruments = instruments_frame(result)  # books with options: per instrument type (spot/perp/option)
+        instruments_table = None
         if instruments is not None:
+            from riskmodels.backtest.options_path import InstrumentsTable
+
             instruments.to_csv(out / "instruments.csv", index=False, float_format="%.10g")
+            instruments_table = InstrumentsTable(instruments)
         from riskmodels.config import default_config_text
 
         config_text = Path(args.config).read_text() if args.config else default_config_text()
@@ -254,7 +258,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         write_summary_html(
             result,
             out / "report.html",
-            extra_tables=[t for t in (comparison, cov, pro, netting) if t is not None],
+            extra_tables=[t for t in (comparison, cov, pro, netting, instruments_table) if t is not None],
             images={"Pareto: capital vs liquidations": out / "pareto.png"},
             provenance=provenance,
             config_text=config_text,

@@ -385,6 +385,22 @@ def run_option_models(panel: PricePanel, book: Book, models: list[MarginModel], 
     return out
 
 
+class InstrumentsTable:
+    """The per-instrument-type table as a report section (title names the vol source, proxy or file)."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        label = "; ".join(dict.fromkeys(frame["vol_source"].astype(str)))
+        self.title = f"Options: per instrument type (implied vols: {label})"
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.frame
+
+    def to_html(self) -> str:
+        return self.frame.drop(columns=["vol_source"]).to_html(index=False, float_format=lambda x: f"{x:,.4g}",
+                                                               na_rep="")
+
+
 def instruments_frame(result: Any) -> pd.DataFrame | None:
     """Models x instrument types table of a result with options (None for a linear book)."""
     frames = [getattr(r, "instruments", None) for r in result.results.values()]

@@ -65,7 +65,7 @@ def listed_expiries(first: pd.Timestamp, last: pd.Timestamp, schedule: str) -> n
         raise ValueError(f"options schedule = {schedule!r} must be one of {', '.join(SCHEDULES)}")
     days = pd.date_range(pd.Timestamp(first).normalize(), pd.Timestamp(last).normalize() + pd.Timedelta(days=130),
                          freq="D")
-    fri = days[days.dayofweek == 4]
+    fri = days[days.day_of_week == 4]
     if schedule == "weekly":
         return fri.values.astype("datetime64[D]")
     s = pd.Series(fri, index=fri)

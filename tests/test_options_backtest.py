@@ -1,0 +1,207 @@
+"""The option backtest: expiry settlement, the Deribit standard rule, hedges, no look-ahead, the CLI example."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from riskmodels.backtest.options_market import OptionMarket
+from riskmodels.backtest.options_path import option_path, simulate_option_accounts
+from riskmodels.backtest.simulation import LiquidationPolicy
+from riskmodels.errors import UserError
+from riskmodels.instruments import black76
+from riskmodels.instruments.options import OptionState, OptionTable
+from riskmodels.instruments.vol import FileVol, ProxyVol
+from riskmodels.margin.base import get
+from riskmodels.portfolio import Book
+from tests.conftest import make_panel, random_walk_panel
+
+
+def _flat_vol(panel, iv: float = 0.6) -> FileVol:
+    d = panel.dates.values.astype("datetime64[D]")
+    q = pd.DataFrame({"date": np.repeat(d, panel.n_assets), "asset": np.tile(panel.assets, len(d)),
+                      "tenor_days": 30.0, "kind": "atm", "x": 0.0, "iv": iv})
+    return FileVol(q, panel, "file: flat")
+
+
+def test_deribit_standard_rule_by_hand() -> None:
+    """Deribit standard option margin (options_haircut docstring) on three positions, against hand arithmetic."""
+    panel = make_panel(np.full((5, 1), 40000.0), ("BTC",))
+    fitted = get("fixed_haircut", haircut=0.0, imf=0.0, mmf=0.0).fit(panel)
+    tab = OptionTable(("BTC",), [0, 1, 2], [0, 0, 0], [True, False, True], [44000.0, 38000.0, 40000.0],
+                      np.array(["2021-03-26"] * 3, dtype="datetime64[D]"), [-2.0, -1.0, 3.0])
+    tau = np.full(3, 30 / 365)
+    iv = np.array([0.7, 0.8, 0.6])
+    spot = np.array([40000.0])
+    st = OptionState(tab, tau, iv, spot, _flat_vol(panel))
+    req = fitted.option_requirement(0, np.zeros((3, 1)), np.zeros((3, 1)), st)
+    S = 40000.0
+    # short 2 calls K = 44,000: OTM 4,000 -> max(0.15 - 0.1, 0.10) = 0.10 -> IM 2 x 4,000; MM 2 x 0.075 S
+    assert req.initial[0] == pytest.approx(2 * 0.10 * S) and req.maintenance[0] == pytest.approx(2 * 0.075 * S)
+    # short put K = 38,000: OTM 2,000 -> max(0.15 - 0.05, 0.10) S = 4,000; MM max(0.075 S, 0.075 mark) = 3,000
+    put = float(black76.price(S, 38000.0, 30 / 365, 0.8, False))
+    assert req.initial[1] == pytest.approx(max(0.10 * S, 0.075 * S, 0.075 * put))
+    assert req.maintenance[1] == pytest.approx(max(0.075 * S, 0.075 * put))
+    # long 3 ATM calls: IM = MM = the premium
+    call = float(black76.price(S, S, 30 / 365, 0.6, True))
+    assert req.initial[2] == pytest.approx(3 * call) and req.maintenance[2] == pytest.approx(3 * call)
+    # deep ITM short call: OTM 0 -> 0.15 S
+    tab2 = OptionTable(("BTC",), [0], [0], [True], [30000.0], np.array(["2021-03-26"], dtype="datetime64[D]"), [-1.0])
+    r2 = fitted.option_requirement(0, np.zeros((1, 1)), np.zeros((1, 1)),
+                                   OptionState(tab2, tau[:1], iv[:1], spot, _flat_vol(panel)))
+    assert r2.initial[0] == pytest.approx(0.15 * S)
+
+
+def test_models_without_options_raise_a_designed_error() -> None:
+    panel = random_walk_panel(T=50, A=1)
+    fitted = get("ewma").fit(panel)
+    tab = OptionTable.empty(panel.assets)
+    with pytest.raises(UserError, match="does not price options"):
+        fitted.option_requirement(0, np.zeros((1, 1)), np.zeros((1, 1)),
+                                  OptionState(tab, np.zeros(0), np.zeros(0), panel.close[0], _flat_vol(panel)))
+
+
+def _one_option_book(panel, *, call=True, K=100.0, q=1.0, expiry_day=10, trade_day=None, hedged=False) -> Book:
+    d = panel.dates.values.astype("datetime64[D]")
+    trade = None if trade_day is None else [d[trade_day]]
+    tab = OptionTable(panel.assets, [0], [0], [call], [K], [d[expiry_day]], [q], None, trade, [hedged])
+    return Book(panel.assets, np.zeros((1, 1)), np.zeros((1, 1)), options=tab)
+
+
+def test_expiry_settles_at_intrinsic_and_conserves_equity() -> None:
+    close = np.r_[np.linspace(100, 110, 8), np.full(8, 110.0)]
+    panel = make_panel(close, ("BTC",))
+    book = _one_option_book(panel, K=100.0, q=2.0, expiry_day=10)
+    mkt = OptionMarket(panel, book.options, _flat_vol(panel))
+    fitted = get("fixed_haircut").fit(panel)
+    sim, flows = simulate_option_accounts(fitted, book, mkt, LiquidationPolicy(), start=1, end=15)
+    assert flows["settlements"] == 1 and flows["settled_cash"] == pytest.approx(2 * (110.0 - 100.0))
+    eq = sim.equity[:, 0].astype(float)
+    assert eq[10 - 1] == pytest.approx(eq[11 - 1], rel=1e-6)  # the settled cash is the option's last mark
+    assert np.allclose(eq[10 - 1:], eq[-1], rtol=1e-6)  # nothing moves the account after expiry
+    assert len(sim.events) == 0  # a fully paid long option is never liquidated
+
+
+def test_rolled_leg_enters_at_its_mark_and_delta_hedge_offsets_delta() -> None:
+    panel = random_walk_panel(T=80, A=1, seed=4)
+    d = panel.dates.values.astype("datetime64[D]")
+    tab = OptionTable(panel.assets, [0, 0], [0, 0], [True, False], [100.0, 100.0], [d[40], d[40]], [-1.0, -1.0],
+                      None, [d[5], d[5]], [True, True])
+    book = Book(panel.assets, np.zeros((1, 1)), np.zeros((1, 1)), options=tab)
+    vol = _flat_vol(panel)
+    mkt = OptionMarket(panel, book.options, vol)
+    assert not mkt.held(4).any() and mkt.held(5).all() and mkt.held(39).all() and not mkt.held(40).any()
+    idx = np.arange(2)
+    h = mkt.hedge_units(20, idx, 1, panel.close[20], mkt.iv(20, idx))
+    g = black76.greeks(panel.close[20, 0], 100.0, (d[40] - d[20]).astype(float) / 365, 0.6, np.array([True, False]))
+    assert h[0, 0] == pytest.approx(g.delta.sum())  # short straddle: hedge = +sum(delta) units
+    fitted = get("fixed_haircut").fit(panel)
+    sim, flows = simulate_option_accounts(fitted, book, mkt, LiquidationPolicy(intraday=False), start=1, end=60)
+    straddle = float(black76.price(panel.close[5, 0], 100.0, (d[40] - d[5]).astype(float) / 365, 0.6, True)
+                     + black76.price(panel.close[5, 0], 100.0, (d[40] - d[5]).astype(float) / 365, 0.6, False))
+    assert flows["premium_paid"] == pytest.approx(-straddle)  # premium received for the short legs
+
+
+def test_iv_nan_for_a_held_option_names_the_position() -> None:
+    panel = random_walk_panel(T=40, A=1, seed=1)
+    d = panel.dates.values.astype("datetime64[D]")
+    q = pd.DataFrame({"date": d[:10], "asset": panel.assets[0], "tenor_days": 30.0, "kind": "atm", "x": 0.0,
+                      "iv": 0.5})
+    vol = FileVol(q, panel, "file: short.csv", max_age_days=2)
+    tab = OptionTable(panel.assets, [0], [0], [True], [100.0], [d[35]], [1.0], ("bob BTC call 100",))
+    mkt = OptionMarket(panel, tab, vol)
+    mkt.iv(5, np.array([0]))
+    with pytest.raises(UserError, match=r"option bob BTC call 100: implied vol nan on 2020-01-21 is NaN or <= 0 \(file: short.csv\)"):
+        mkt.iv(20, np.array([0]))
+
+
+def test_no_look_ahead_in_path_loss_inputs_and_simulation() -> None:
+    """Perturb prices and implied vols after t: the margin path and the simulated equity up to t do not change."""
+    from riskmodels.instruments.generate import generate_option_book
+    from riskmodels.portfolio import generate_book
+
+    panel = random_walk_panel(T=260, A=2, seed=9)
+    panel = panel.select(panel.assets)
+    t = 200
+    rng = np.random.default_rng(1)
+    close = panel.close.copy()
+    close[t + 1:] *= np.exp(rng.normal(0, 0.1, close[t + 1:].shape))
+    other = panel.with_close(close)
+    base = generate_book(panel.assets, 20, seed=3)
+
+    def run(p, iv_bump: float):
+        d = p.dates.values.astype("datetime64[D]")
+        iv = np.where(np.arange(len(d)) > t, 0.6 + iv_bump, 0.6)
+        q = pd.DataFrame({"date": np.repeat(d, 2), "asset": np.tile(p.assets, len(d)), "tenor_days": 30.0,
+                          "kind": "atm", "x": 0.0, "iv": np.repeat(iv, 2)})
+        vol = FileVol(q, p, "file")
+        book = generate_option_book(p, base, vol, seed=2, start=120, end=250, underlyings=p.assets)
+        mkt = OptionMarket(p, book.options, vol)
+        fitted = get("fixed_haircut").fit(p)
+        elig = np.ones((p.n_dates, book.n_accounts), dtype=bool)
+        path = option_path(fitted, book, mkt, elig, 120, 250)
+        sim, _ = simulate_option_accounts(fitted, book, mkt, LiquidationPolicy(), start=120, end=250)
+        return book, path, sim
+
+    b1, p1, s1 = run(panel, 0.0)
+    b2, p2, s2 = run(other, 0.4)
+    live1 = b1.options.trade <= panel.dates.values.astype("datetime64[D]")[t]
+    live2 = b2.options.trade <= panel.dates.values.astype("datetime64[D]")[t]
+    np.testing.assert_array_equal(b1.options.strike[live1], b2.options.strike[live2])
+    r = t - 120
+    np.testing.assert_array_equal(p1.initial[: r + 1], p2.initial[: r + 1])
+    np.testing.assert_array_equal(s1.equity[: r + 1], s2.equity[: r + 1])
+    assert not np.allclose(p1.initial[r + 5:], p2.initial[r + 5:], equal_nan=True)  # the perturbation bites
+
+
+def test_proxy_vol_is_the_default_and_is_labelled(tmp_path: Path) -> None:
+    panel = random_walk_panel(T=100, A=1)
+    assert ProxyVol(panel).label.startswith("proxy:")
+
+
+def _example(tmp_path: Path) -> Path:
+    from riskmodels.config_examples import example_text
+
+    text = example_text("options")
+    doc = tomllib.loads(text)
+    assert [m["name"] for m in doc["models"]] == ["fixed_haircut"]
+    assert all(n in text for n in ("# name = \"scenario_grid\"", "deribit_pm", "historical_var", "filtered_hs",
+                                   "garch"))
+    text = text.replace('end = "2022-06-30"        # 18 months, through the 2022 crash',
+                        'end = "2021-03-31"\ndir = "embedded"').replace("accounts = 200", "accounts = 50")
+    p = tmp_path / "options.toml"
+    p.write_text(text)
+    return p
+
+
+def test_cli_runs_the_options_example_end_to_end(tmp_path: Path, capsys) -> None:
+    from riskmodels.cli import main
+
+    cfg = _example(tmp_path)
+    out = tmp_path / "out"
+    with pytest.warns(UserWarning, match="option marks use proxy implied vols"):
+        assert main(["backtest", "--config", str(cfg), "--out", str(out)]) == 0
+    assert "Options: per instrument type (implied vols: proxy: EWMA(0.94)" in (out / "report.html").read_text()
+    inst = pd.read_csv(out / "instruments.csv")
+    assert list(inst["instrument"]) == ["spot", "perp", "option"]
+    assert inst["vol_source"].str.startswith("proxy:").all()
+    opt = inst[inst["instrument"] == "option"].iloc[0]
+    assert opt["positions"] > 50 and opt["settlements"] > 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary
+    cov = pd.read_csv(out / "coverage.csv")
+    assert len(cov)
+
+
+def test_feedback_with_options_is_refused() -> None:
+    panel = random_walk_panel(T=30, A=1)
+    book = _one_option_book(panel, expiry_day=20)
+    mkt = OptionMarket(panel, book.options, _flat_vol(panel))
+    pol = LiquidationPolicy(closeout="impact", feedback=True)
+    with pytest.raises(UserError, match="feedback"):
+        simulate_option_accounts(get("fixed_haircut").fit(panel), book, mkt, pol, start=1, end=20)
