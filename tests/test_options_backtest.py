@@ -102,6 +102,16 @@ def test_rolled_leg_enters_at_its_mark_and_delta_hedge_offsets_delta() -> None:
     assert h[0, 0] == pytest.approx(g.delta.sum())  # short straddle: hedge = +sum(delta) units
     fitted = get("fixed_haircut").fit(panel)
     sim, flows = simulate_option_accounts(fitted, book, mkt, LiquidationPolicy(intraday=False), start=1, end=60)
+    assert flows["top_ups"] > 0  # opened with nothing to margin, the account posts IM when the legs trade
+    S5 = panel.close[5, 0]
+    g5 = black76.greeks(S5, 100.0, (d[40] - d[5]).astype(float) / 365, 0.6, np.array([True, False]))
+    # Deribit standard on the short straddle (short call and put: 0.15 S each at the money, by the rule's
+    # max(0.15 - OTM / S, 0.10) with OTM of one leg 0) plus IMF 5% on the hedge perp's notional
+    otm = abs(S5 - 100.0)
+    im = (max(0.15 - (otm if S5 < 100 else 0) / S5, 0.10) + max(0.15 - (otm if S5 > 100 else 0) / S5, 0.10)) * S5
+    im = max(im, 0.0) + 0.05 * abs(g5.delta.sum()) * S5
+    assert sim.is_open[5 - 1, 0]
+    assert sim.equity[5 - 1, 0] == pytest.approx(1.5 * im, rel=1e-5)
     straddle = float(black76.price(panel.close[5, 0], 100.0, (d[40] - d[5]).astype(float) / 365, 0.6, True)
                      + black76.price(panel.close[5, 0], 100.0, (d[40] - d[5]).astype(float) / 365, 0.6, False))
     assert flows["premium_paid"] == pytest.approx(-straddle)  # premium received for the short legs

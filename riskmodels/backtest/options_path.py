@@ -27,6 +27,10 @@ Account simulation (the rules of :mod:`riskmodels.backtest.simulation`, with opt
   (long > 0, short < 0) + hedge P&L.
 * **New legs** (a roll, a later trade date) enter at the close of their
   trade date at their mark (cash pays the premium); equity is unchanged.
+  A trade needs its initial margin: where equity is then below the
+  account's IM x (1 + cushion), the trader posts the difference in cash
+  (reported as ``top_ups`` in ``instruments.csv``; an exchange would reject
+  the order otherwise); equity above it stays.
 * **Expiry**: at the close of the expiry date an option settles at
   intrinsic value in cash and leaves the account (equity is unchanged: its
   mark at ``tau = 0`` is intrinsic).
@@ -149,8 +153,8 @@ def simulate_option_accounts(fitted: FittedMargin, book: Book, mkt: OptionMarket
     out_not = np.zeros(n_rows)
     events: list[np.ndarray] = []
     openings: list[tuple[np.ndarray, int, np.ndarray]] = []
-    flows = {"settlements": 0.0, "settled_cash": 0.0, "premium_paid": 0.0, "option_closeout_cost": 0.0,
-             "liquidated_options": 0.0}
+    flows = {"settlements": 0.0, "settled_cash": 0.0, "premium_paid": 0.0, "top_ups": 0.0,
+             "option_closeout_cost": 0.0, "liquidated_options": 0.0}
 
     def opt_value(t: int, spot: np.ndarray, iv: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(P,)`` value of the held options at ``spot`` and the ``(n_held,)`` unit marks."""
@@ -246,6 +250,8 @@ def simulate_option_accounts(fitted: FittedMargin, book: Book, mkt: OptionMarket
             h_px[:] = np.where(q_h != 0, cz, 0.0)
         # -- new legs of open accounts enter at their mark
         new_legs = np.flatnonzero(~hold & is_open[acct] & (mkt.trade_idx == t) & (mkt.expiry_idx > t))
+        rolled = np.zeros(P, dtype=bool)
+        rolled[acct[new_legs]] = True
         if new_legs.size:
             prem = q_opt[new_legs] * mkt.unit_marks(t, new_legs)
             np.add.at(cash, acct[new_legs], -prem)
@@ -273,6 +279,12 @@ def simulate_option_accounts(fitted: FittedMargin, book: Book, mkt: OptionMarket
             eq_all = cash + linear(cz) + ov
             new = want[rows]
             old = rows[~new]
+            top = rolled[rows] & ~new  # a trade needs its IM: the account posts up to IM x (1 + cushion)
+            if top.any():
+                add = np.maximum((1.0 + k) * req.initial[top] - eq_all[rows[top]], 0.0)
+                cash[rows[top]] += add
+                eq_all[rows[top]] += add
+                flows["top_ups"] += float(add.sum())
             if old.size:
                 hit = eq_all[old] < req.maintenance[~new]
                 if hit.any():
