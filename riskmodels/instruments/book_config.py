@@ -14,6 +14,7 @@ key                       meaning (default)
 ``schedule``              ``monthly`` (last Fridays) or ``weekly``; ``tenor_days`` (30)
 ``roll``                  re-trade at expiry (true)
 ``keep_linear``           option accounts keep the generated perps (false)
+``strategies_per_account`` ``[lo, hi]`` strategies per option account ([1, 1]; [5, 5] = up to 10 options)
 ``seed``                  generator seed (11)
 ``vol_file``              IV history CSV (:mod:`riskmodels.instruments.vol`); "" = none
 ``dvol``                  ``{ BTC = "btc_dvol.csv" }`` Deribit DVOL files (30-day ATM)
@@ -35,7 +36,7 @@ from riskmodels.data.panel import PricePanel
 from riskmodels.errors import UserError
 from riskmodels.instruments.options import VolSource
 from riskmodels.portfolio import Book
-from riskmodels.schema import Range
+from riskmodels.schema import Length, Range
 
 __all__ = ["OptionsKeys", "ProxyKeys", "option_book"]
 
@@ -67,6 +68,7 @@ class OptionsKeys:
     tenor_days: Annotated[float, Range(1, 730)]
     roll: bool
     keep_linear: bool
+    strategies_per_account: Annotated[list[Annotated[int, Range(1, 20)]], Length(2)]
     seed: Annotated[int, Range(0)]
     vol_file: str
     dvol: dict[str, str]
@@ -98,7 +100,8 @@ def option_book(cfg: dict[str, Any], panel: PricePanel, book: Book, start: int, 
                 strike_by=str(spec.get("strike_by", "moneyness")), otm=float(spec.get("otm", 0.10)),
                 otm_delta=float(spec.get("otm_delta", 0.25)), schedule=str(spec.get("schedule", "monthly")),
                 tenor_days=float(spec.get("tenor_days", 30.0)), roll=bool(spec.get("roll", True)),
-                keep_linear=bool(spec.get("keep_linear", False)))
+                keep_linear=bool(spec.get("keep_linear", False)),
+                strategies_per_account=tuple(spec.get("strategies_per_account", (1, 1))))
         except ValueError as exc:
             if isinstance(exc, UserError):
                 raise

@@ -113,6 +113,7 @@ def generate_option_book(
     tenor_days: float = 30.0,
     roll: bool = True,
     keep_linear: bool = False,
+    strategies_per_account: Sequence[int] = (1, 1),
 ) -> Book:
     """``base`` with option strategies for a seeded share of its accounts (module docstring).
 
@@ -130,7 +131,11 @@ def generate_option_book(
         Share of accounts given a strategy, [0, 1].
     keep_linear : bool
         Option accounts keep the base book's perps and collateral (True) or
-        hold only their strategy's spot leg and cash (False, default).
+        hold only their strategies' spot legs and cash (False, default).
+    strategies_per_account : (int, int)
+        Each option account runs ``U{lo..hi}`` strategies, each drawn from
+        the mix with its own underlying and notional; default ``(1, 1)``
+        (five strategies of up to two legs: ``(5, 5)`` holds up to 10 options).
     """
     mix = dict(DEFAULT_MIX if mix is None else mix)
     bad = sorted(set(mix) - set(STRATEGIES))
@@ -151,10 +156,17 @@ def generate_option_book(
     end = panel.n_dates - 1 if end is None else end
     rng = np.random.default_rng(seed)
     P = base.n_accounts
+    lo, hi = (int(x) for x in strategies_per_account)
+    if not 1 <= lo <= hi <= 20:
+        raise ValueError(f"options strategies_per_account = {list(strategies_per_account)} must be [lo, hi] with "
+                         "1 <= lo <= hi <= 20")
     has = rng.random(P) < share
-    strat = rng.choice(len(STRATEGIES), size=P, p=w / w.sum())
-    und = np.array([panel.assets.index(a) for a in unders])[rng.integers(0, len(unders), size=P)]
-    notional = median_notional * np.exp(notional_sigma * rng.standard_normal(P))
+    n_strat = rng.integers(lo, hi + 1, size=P)
+    und_ix = np.array([panel.assets.index(a) for a in unders])
+    slots = [(has & (n_strat > j), rng.choice(len(STRATEGIES), size=P, p=w / w.sum()),
+              und_ix[rng.integers(0, len(unders), size=P)],
+              median_notional * np.exp(notional_sigma * rng.standard_normal(P))) for j in range(hi)]
+    notional = slots[0][3]
     dates = panel.dates.values.astype("datetime64[D]")
     listed = listed_expiries(panel.dates[start], panel.dates[end], schedule)
     monthly = listed if schedule == "monthly" else listed_expiries(panel.dates[start], panel.dates[end], "monthly")
@@ -164,8 +176,9 @@ def generate_option_book(
     coll, pos, cash = base.collateral.copy(), base.positions.copy(), base.cash.copy()
     if not keep_linear:  # option accounts hold their strategy only (cash is re-sized by the simulation)
         coll[has], pos[has], cash[has] = 0.0, 0.0, 0.2 * notional[has]
-    for s_idx, name in enumerate(STRATEGIES):
-        acc = np.flatnonzero(has & (strat == s_idx))
+    for (active, strat, und, notional), s_idx in ((slot, i) for slot in slots for i in range(len(STRATEGIES))):
+        name = STRATEGIES[s_idx]
+        acc = np.flatnonzero(active & (strat == s_idx))
         if acc.size == 0:
             continue
         for a in np.unique(und[acc]):
