@@ -6,7 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from riskmodels.instruments.generate import STRATEGIES, generate_option_book, listed_expiries, strike_grid
+from riskmodels.instruments.generate import (
+    STRATEGIES,
+    generate_option_book,
+    listed_expiries,
+    strike_grid,
+)
 from riskmodels.instruments.vol import ProxyVol
 from riskmodels.portfolio import generate_book
 from tests.conftest import random_walk_panel
@@ -59,7 +64,7 @@ def test_each_strategy_has_its_legs(name: str, legs: list[tuple[bool, int]]) -> 
 
 
 def test_rolls_chain_expiry_to_trade_and_seed_reproduces() -> None:
-    panel, book = _gen({"short_strangle": 1.0})
+    _, book = _gen({"short_strangle": 1.0})
     o = book.options
     a0 = o.subset(o.account == 0)
     trades = np.unique(a0.trade)
