@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from riskmodels.backtest.options_market import OptionMarket
 from riskmodels.backtest.options_path import option_path, simulate_option_accounts
@@ -215,3 +217,42 @@ def test_feedback_with_options_is_refused() -> None:
     pol = LiquidationPolicy(closeout="impact", feedback=True)
     with pytest.raises(UserError, match="feedback"):
         simulate_option_accounts(get("fixed_haircut").fit(panel), book, mkt, pol, start=1, end=20)
+
+
+def test_declared_rule_wrapper_forwards_options() -> None:
+    """A risk model run under the declared MM rule keeps its option pricing: MM = ratio x IM of the inner model."""
+    from riskmodels.backtest.mm_rule import DeclaredMaintenance
+    from riskmodels.margin.base import Requirement
+
+    panel = random_walk_panel(T=30, A=1)
+    inner = get("fixed_haircut").fit(panel)
+    w = DeclaredMaintenance(inner, 0.5)
+    assert w.supports_options
+    tab = OptionTable(panel.assets, [0], [0], [True], [100.0], np.array(["2021-03-26"], dtype="datetime64[D]"),
+                      [-1.0])
+    st = OptionState(tab, np.array([0.1]), np.array([0.6]), panel.close[5], _flat_vol(panel))
+    a = inner.option_requirement(5, np.zeros((1, 1)), np.zeros((1, 1)), st)
+    b = w.option_requirement(5, np.zeros((1, 1)), np.zeros((1, 1)), st)
+    assert isinstance(b, Requirement) and b.initial[0] == a.initial[0] and b.maintenance[0] == 0.5 * a.initial[0]
+    assert not DeclaredMaintenance(get("ewma").fit(panel), 0.5).supports_options
+
+
+@settings(max_examples=60, deadline=None)
+@given(k=st.floats(0.01, 100.0), S=st.floats(10.0, 1e5), m=st.floats(-0.5, 0.5), q=st.floats(-5.0, 5.0),
+       call=st.booleans(), iv=st.floats(0.1, 2.0))
+def test_option_haircut_is_homogeneous_in_size(k: float, S: float, m: float, q: float, call: bool,
+                                                iv: float) -> None:
+    """Scaling every amount and quantity by k scales IM and MM by k (the rule is per unit of position)."""
+    panel = make_panel(np.full((3, 1), S), ("BTC",))
+    fitted = get("fixed_haircut").fit(panel)
+    exp = np.array(["2021-03-26"], dtype="datetime64[D]")
+
+    def req(scale: float):
+        tab = OptionTable(("BTC",), [0], [0], [call], [S * np.exp(m)], exp, [q * scale])
+        stt = OptionState(tab, np.array([0.1]), np.array([iv]), np.array([S]), _flat_vol(panel))
+        return fitted.option_requirement(0, np.array([[1000.0 * scale]]), np.array([[-500.0 * scale]]), stt)
+
+    a, b = req(1.0), req(k)
+    assert b.initial[0] == pytest.approx(k * a.initial[0], rel=1e-9, abs=1e-9)
+    assert b.maintenance[0] == pytest.approx(k * a.maintenance[0], rel=1e-9, abs=1e-9)
+    assert a.initial[0] >= a.maintenance[0] - 1e-9 * S

@@ -321,8 +321,7 @@ def _run_one(model: MarginModel, panel: PricePanel, book: Book, mkt: OptionMarke
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     fitted = apply_rule(model.fit(panel), policy.maintenance_ratio)
-    if not getattr(fitted, "supports_options", False) and not getattr(getattr(fitted, "inner", None),
-                                                                      "supports_options", False):
+    if not fitted.supports_options:
         fitted.option_requirement(start, np.zeros((0, panel.n_assets)), np.zeros((0, panel.n_assets)),
                                   mkt.state(start, np.zeros(0, dtype=np.int64), np.zeros(1, dtype=np.int64),
                                             np.ones(panel.n_assets)))  # raises the designed error
