@@ -61,10 +61,13 @@ Proxy (:class:`ProxyVol`)
 
 * risk premium: ``iv = premium x sigma(tau)``; the default 1.10 is a stated
   assumption, not a measurement: implied vol above realised on average is the
-  variance risk premium documented for bitcoin options (Alexander & Imeraj,
-  "The Bitcoin VIX and its variance risk premium", J. Alternative
-  Investments 2021). :func:`premium_ratio` measures the average DVOL /
-  proxy ratio from a DVOL file to set it from data;
+  variance risk premium documented for bitcoin options on Deribit (Alexander
+  & Imeraj, "The Bitcoin VIX and its variance risk premium", J. Alternative
+  Investments 23(4), 2021, pp. 84-109; Almeida, Grith, Miftachov & Wang,
+  "Risk premia in the Bitcoin market", arXiv:2410.15195, 2024: a higher
+  variance risk premium than the S&P 500's). No DVOL history ships with
+  riskmodels, so the ratio is not measured here: :func:`premium_ratio`
+  measures the average DVOL / proxy ratio from a DVOL file to set it from data;
 * skew: ``iv(K) = iv_atm x (1 - skew x k + smile x k^2)``, ``k = ln(K/S)``,
   floored at :data:`~riskmodels.instruments.options.MIN_VOL`; default flat
   (``skew = smile = 0``).
