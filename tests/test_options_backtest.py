@@ -256,3 +256,54 @@ def test_option_haircut_is_homogeneous_in_size(k: float, S: float, m: float, q: 
     assert b.initial[0] == pytest.approx(k * a.initial[0], rel=1e-9, abs=1e-9)
     assert b.maintenance[0] == pytest.approx(k * a.maintenance[0], rel=1e-9, abs=1e-9)
     assert a.initial[0] >= a.maintenance[0] - 1e-9 * S
+
+
+def test_option_kernel_equals_the_linear_kernel_on_a_one_asset_linear_book() -> None:
+    """With no options and one asset (where "every underlying at the low / high" is the linear rule's adverse
+    extreme), the option simulation reproduces the tested linear simulation: same events, same equity."""
+    from riskmodels.backtest.simulation import simulate_accounts
+
+    panel = random_walk_panel(T=400, A=1, seed=11, vol=0.05)
+    rng = np.random.default_rng(2)
+    P = 60
+    coll = np.where(rng.random((P, 1)) < 0.5, rng.uniform(1e3, 1e4, (P, 1)), 0.0)
+    pos = rng.normal(0, 2e4, (P, 1))
+    book = Book(panel.assets, coll, pos, options=OptionTable.empty(panel.assets))
+    fitted = get("fixed_haircut", imf=0.08, mmf=0.04).fit(panel)
+    pol = LiquidationPolicy(cushion=0.2, reentry_days=3)
+    lin = simulate_accounts(fitted, Book(panel.assets, coll, pos), pol, start=50, end=399)
+    opt, _ = simulate_option_accounts(fitted, book, OptionMarket(panel, book.options, _flat_vol(panel)), pol,
+                                      start=50, end=399)
+    assert len(lin.events) > 10
+    for f in ("account", "t", "trigger"):
+        np.testing.assert_array_equal(opt.events[f], lin.events[f])
+    for f in ("equity", "bad_debt", "slippage", "penalty"):
+        np.testing.assert_allclose(opt.events[f], lin.events[f], rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(opt.equity, lin.equity, rtol=1e-6, equal_nan=True)
+    np.testing.assert_array_equal(opt.is_open, lin.is_open)
+
+
+def test_cli_book_file_with_options_runs_on_the_proxy(tmp_path: Path) -> None:
+    from riskmodels.cli import main
+
+    (tmp_path / "book.toml").write_text(
+        '[[account]]\nid = "writer"\ncash = 20000\ncollateral = { BTC = 30000 }\n'
+        'options = [{ asset = "BTC", type = "call", strike = 36000, expiry = "2021-01-29", quantity = -1 },\n'
+        '           { asset = "BTC", type = "call", strike = 40000, expiry = "2021-02-26", quantity = -1,'
+        ' trade = "2021-01-29" }]\n'
+        '[[account]]\nid = "hedger"\ncash = 5000\n'
+        'options = [{ asset = "ETH", type = "put", strike = 700, expiry = "2021-02-26", quantity = -10,'
+        ' hedged = true }]\n')
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('[data]\ndir = "embedded"\nuniverse = ["BTC", "ETH"]\nstart = "2021-01-01"\nend = "2021-02-28"\n'
+                   f'[book]\nsource = "{tmp_path / "book.toml"}"\n[backtest]\nn_jobs = 1\nnetting = false\n'
+                   '[[models]]\nname = "fixed_haircut"\nlabel = "Deribit standard"\n')
+    out = tmp_path / "out"
+    with pytest.warns(UserWarning, match="proxy"):
+        assert main(["backtest", "--config", str(cfg), "--out", str(out), "--quiet"]) == 0
+    inst = pd.read_csv(out / "instruments.csv").set_index("instrument")
+    assert inst.loc["option", "positions"] == 3 and inst.loc["option", "settlements"] >= 1
+    paths = pd.read_parquet(out / "margin_paths.parquet")
+    assert set(paths["account"]) == {"writer", "hedger"} and (paths["initial"] >= 0).all()
+    h = paths[paths["account"] == "hedger"].set_index("date")["initial"]
+    assert (h[:"2021-02-25"] > 0).all() and (h["2021-02-26":] == 0).all()  # the short put has settled

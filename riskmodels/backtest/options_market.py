@@ -170,10 +170,14 @@ class OptionMarket:
             self.mean_notional = np.where(days > 0, notional / np.maximum(days, 1), 0.0)
         return {"option": opt, "hedge": hed}
 
-    def delta_side(self, collateral: np.ndarray, positions: np.ndarray, eligible: np.ndarray) -> np.ndarray:
-        """``(P,)`` sign of each account's total USD delta (linear + options + hedge) at its first priced date."""
+    def delta_side(self, collateral: np.ndarray, positions: np.ndarray, eligible: np.ndarray,
+                   offset: int = 0) -> np.ndarray:
+        """``(P,)`` sign of each account's total USD delta (linear + options + hedge) at its first priced date.
+
+        ``eligible`` holds the rows of panel dates ``offset, offset + 1, ...``.
+        """
         P = collateral.shape[0]
-        first = np.where(eligible.any(axis=0), eligible.argmax(axis=0), -1)
+        first = np.where(eligible.any(axis=0), eligible.argmax(axis=0) + offset, -1)
         delta = (collateral + positions).sum(axis=1)
         tab = self.table
         for t in np.unique(first[first >= 0]):  # distinct first dates (a handful)

@@ -372,7 +372,7 @@ def run_option_models(panel: PricePanel, book: Book, models: list[MarginModel], 
     parts = mkt.loss_parts(book.collateral, mpor, start, end)
     parts = {"spot": spot, "perp": perp + parts["hedge"], "option": parts["option"]}
     loss = parts["spot"] + parts["perp"] + parts["option"]
-    side = mkt.delta_side(book.collateral, book.positions, eligible[start:end + 1])
+    side = mkt.delta_side(book.collateral, book.positions, eligible[start:end + 1], start)
     results = {}
     for i, m in enumerate(models):
         if progress:
@@ -391,9 +391,7 @@ def run_option_models(panel: PricePanel, book: Book, models: list[MarginModel], 
         progress("done", len(models), len(models))
     cfg = config or {"backtest": {"mpor": mpor, "min_history": need, "coverage_on": coverage_on}}
     common = restrict_to_common(results, book.held().astype(np.float64), panel.assets)
-    out = BacktestResult(panel, book, results, cfg, start, end, common)
-    out.vol_label = vol.label  # type: ignore[attr-defined]
-    return out
+    return BacktestResult(panel, book, results, cfg, start, end, common)
 
 
 class InstrumentsTable:
