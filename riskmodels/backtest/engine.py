@@ -140,7 +140,7 @@ def run_models(
 
         return run_option_models(panel, book, models, vol if vol is not None else ProxyVol(panel), mpor=mpor,
                                  need=need, start=start, end=end, policy=policy, coverage_on=coverage_on,
-                                 config=config, progress=progress)
+                                 config=config, progress=progress, netting=netting, n_jobs=n_jobs)
     asset_ok = panel.eligible(need)
     in_window = np.zeros(panel.n_dates, dtype=bool)
     in_window[start : end + 1] = True

@@ -195,7 +195,13 @@ class OptionMarket:
 
 
 def instrument_rows(parts: dict[str, np.ndarray], valid: np.ndarray, exceptions: np.ndarray) -> pd.DataFrame:
-    """Per instrument type: mean |MPOR P&L| on valid cells and its share of the loss on exception cells."""
+    """Per instrument type: mean |MPOR P&L| on valid cells and its share of the loss on exception cells.
+
+    ``parts`` maps ``spot`` (collateral), ``perp`` (perps and the options'
+    delta hedges) and ``option`` to ``(T, P)`` MPOR losses that add up to the
+    coverage loss; ``loss_on_exceptions`` sums each over the exception cells
+    (a hedge or a long leg can contribute a gain, i.e. a negative share).
+    """
     rows = []
     tot_exc = sum(np.nansum(np.where(exceptions, v, 0.0)) for v in parts.values())
     for name, v in parts.items():

@@ -350,10 +350,22 @@ def _run_one(model: MarginModel, panel: PricePanel, book: Book, mkt: OptionMarke
 
 def run_option_models(panel: PricePanel, book: Book, models: list[MarginModel], vol: VolSource, *, mpor: int,
                       need: int, start: int, end: int, policy: LiquidationPolicy, coverage_on: str,
-                      config: dict[str, Any] | None, progress: Any = None) -> Any:
-    """:func:`~riskmodels.backtest.engine.run_models` for a book with options (serial over models)."""
+                      config: dict[str, Any] | None, progress: Any = None, netting: bool = False,
+                      n_jobs: int = 1) -> Any:
+    """:func:`~riskmodels.backtest.engine.run_models` for a book with options (serial over models).
+
+    ``netting`` and ``n_jobs > 1`` are not available here: each is a warning
+    that says so (the run goes on without them).
+    """
     from riskmodels.backtest.result import BacktestResult
     from riskmodels.backtest.windows import restrict_to_common
+
+    if netting:
+        warnings.warn("[backtest] netting: the isolated-margin (netting benefit) comparison is not computed for "
+                      "books with options; set netting = false to silence this", UserWarning, stacklevel=2)
+    if n_jobs > 1:
+        warnings.warn(f"[backtest] n_jobs = {n_jobs}: books with options run their models one after another "
+                      "in this process; set n_jobs = 1 to silence this", UserWarning, stacklevel=2)
 
     book = book.align(panel.assets)
     assert book.options is not None
