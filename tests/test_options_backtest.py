@@ -208,6 +208,11 @@ def test_cli_runs_the_options_example_end_to_end(tmp_path: Path, capsys) -> None
     assert summary
     cov = pd.read_csv(out / "coverage.csv")
     assert len(cov)
+    again = tmp_path / "again"
+    with pytest.warns(UserWarning):
+        assert main(["backtest", "--config", str(cfg), "--out", str(again), "--quiet"]) == 0
+    for f in ("instruments.csv", "margin_paths.parquet", "liquidations.csv", "coverage.csv", "summary.csv"):
+        assert (out / f).read_bytes() == (again / f).read_bytes(), f  # same config, same bytes
 
 
 def test_feedback_with_options_is_refused() -> None:
@@ -307,3 +312,30 @@ def test_cli_book_file_with_options_runs_on_the_proxy(tmp_path: Path) -> None:
     assert set(paths["account"]) == {"writer", "hedger"} and (paths["initial"] >= 0).all()
     h = paths[paths["account"] == "hedger"].set_index("date")["initial"]
     assert (h[:"2021-02-25"] > 0).all() and (h["2021-02-26":] == 0).all()  # the short put has settled
+
+
+def test_coverage_loss_of_an_option_is_its_repricing_over_the_mpor() -> None:
+    """L[t] = -q (V(S_{t+h}, tau_{t+h}, iv_{t+h}) - V(S_t, tau_t, iv_t)), an independent math.erf Black-76;
+    inside the MPOR of its expiry the option is worth its settlement (intrinsic at the expiry close)."""
+    from tests.test_black76 import ref_price
+
+    panel = random_walk_panel(T=60, A=1, seed=6)
+    d = panel.dates.values.astype("datetime64[D]")
+    iv = np.linspace(0.5, 0.9, 60)
+    q = pd.DataFrame({"date": d, "asset": panel.assets[0], "tenor_days": 30.0, "kind": "atm", "x": 0.0, "iv": iv})
+    vol = FileVol(q, panel, "file")
+    tab = OptionTable(panel.assets, [0], [0], [False], [98.0], [d[40]], [-3.0])
+    mkt = OptionMarket(panel, tab, vol)
+    h = 2
+    parts = mkt.loss_parts(np.zeros((1, 1)), h, 10, 45)
+    C = panel.close[:, 0]
+
+    def V(t: int) -> float:
+        return ref_price(C[t], 98.0, (d[40] - d[t]).astype(float) / 365, iv[t], False)
+
+    for t in (10, 25, 37):
+        assert parts["option"][t - 10, 0] == pytest.approx(3.0 * (V(t + h) - V(t)), rel=1e-10, abs=1e-10)
+    # t = 39: expiry at 40 is inside the MPOR -> valued at its settlement max(K - S_40, 0)
+    assert parts["option"][39 - 10, 0] == pytest.approx(3.0 * (max(98.0 - C[40], 0.0) - V(39)), rel=1e-10,
+                                                        abs=1e-10)
+    assert parts["option"][41 - 10, 0] == 0.0  # settled: no longer held
