@@ -121,12 +121,14 @@ class OptionMarket:
         return out
 
     # ------------------------------------------------------------ coverage loss
-    def loss_parts(self, book_linear: np.ndarray, h: int, start: int, end: int) -> dict[str, np.ndarray]:
+    def loss_parts(self, book_linear: np.ndarray, h: int, start: int, end: int,
+                   eligible: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """``{"option", "hedge"}``: ``(end - start + 1, P)`` MPOR losses of the options and their hedges.
 
         ``book_linear`` is unused but for its shape ``(P, A)``. Loss positive;
         NaN where a price at ``t`` or ``t + h`` is missing or ``t + h`` is after the data.
-        Also sets ``mean_notional``: ``(P,)`` the mean over the window's dates
+        ``eligible`` (rows ``start..end`` x accounts, optional) limits the
+        revaluation to the accounts priced on each date. Also sets ``mean_notional``: ``(P,)`` the mean over the window's dates
         (where any is held) of the held options' underlying notional ``sum |q| S``.
         """
         P = book_linear.shape[0]
@@ -140,7 +142,8 @@ class OptionMarket:
         C = self.close
         for t in range(start, end + 1):  # dates, vectorised over positions
             r = t - start
-            idx = np.flatnonzero(self.held(t))
+            held = self.held(t) if eligible is None else self.held(t) & eligible[r][tab.account]
+            idx = np.flatnonzero(held)
             if t + h > T - 1:
                 opt[r] = np.nan
                 hed[r] = np.nan

@@ -108,7 +108,7 @@ def option_path(fitted: FittedMargin, book: Book, mkt: OptionMarket, eligible: n
         if rows.size == 0:
             continue
         spot = np.where(np.isfinite(C[t]), C[t], 0.0)
-        held = mkt.held(t)
+        held = mkt.held(t) & eligible[t][mkt.table.account]  # IVs are asked only where an account is priced
         idx = np.flatnonzero(held)
         hedge = mkt.hedge_units(t, idx, P, spot, mkt.iv(t, idx))
         req = _requirement(fitted, t, mkt, t, rows, book.collateral[rows], book.positions[rows] +
@@ -381,7 +381,7 @@ def run_option_models(panel: PricePanel, book: Book, models: list[MarginModel], 
     rows = slice(start, end + 1)
     spot = realised_loss(panel, Book(book.assets, book.collateral, np.zeros_like(book.positions)), mpor, rows)
     perp = realised_loss(panel, Book(book.assets, np.zeros_like(book.collateral), book.positions), mpor, rows)
-    parts = mkt.loss_parts(book.collateral, mpor, start, end)
+    parts = mkt.loss_parts(book.collateral, mpor, start, end, eligible[start:end + 1])
     parts = {"spot": spot, "perp": perp + parts["hedge"], "option": parts["option"]}
     loss = parts["spot"] + parts["perp"] + parts["option"]
     side = mkt.delta_side(book.collateral, book.positions, eligible[start:end + 1], start)
