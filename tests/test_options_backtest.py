@@ -339,3 +339,24 @@ def test_coverage_loss_of_an_option_is_its_repricing_over_the_mpor() -> None:
     assert parts["option"][39 - 10, 0] == pytest.approx(3.0 * (max(98.0 - C[40], 0.0) - V(39)), rel=1e-10,
                                                         abs=1e-10)
     assert parts["option"][41 - 10, 0] == 0.0  # settled: no longer held
+
+
+def test_short_call_life_cash_is_premium_minus_settlement() -> None:
+    """Opened at IM x (1 + cushion) with a short call: after expiry equity = opening equity + premium received
+    - intrinsic paid, whatever the path (no liquidation with a large cushion)."""
+    panel = random_walk_panel(T=60, A=1, seed=8)
+    book = _one_option_book(panel, K=101.0, q=-2.0, expiry_day=30)
+    vol = _flat_vol(panel, 0.7)
+    mkt = OptionMarket(panel, book.options, vol)
+    fitted = get("fixed_haircut").fit(panel)
+    pol = LiquidationPolicy(cushion=20.0)
+    sim, flows = simulate_option_accounts(fitted, book, mkt, pol, start=2, end=50)
+    d = panel.dates.values.astype("datetime64[D]")
+    S2, S30 = panel.close[2, 0], panel.close[30, 0]
+    v0 = float(black76.price(S2, 101.0, (d[30] - d[2]).astype(float) / 365, 0.7, True))
+    im0 = max(0.15 - max(101.0 - S2, 0.0) / S2, 0.10) * S2 * 2  # Deribit standard, short call
+    assert sim.equity[0, 0] == pytest.approx(21.0 * im0, rel=1e-6)
+    # equity after settlement = opening equity + option P&L from its opening mark to its settlement
+    assert sim.equity[30 - 2, 0] == pytest.approx(21.0 * im0 - 2.0 * (max(S30 - 101.0, 0.0) - v0), rel=1e-6)
+    assert flows["settled_cash"] == pytest.approx(-2.0 * max(S30 - 101.0, 0.0))
+    assert len(sim.events) == 0

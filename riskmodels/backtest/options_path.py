@@ -363,6 +363,9 @@ def run_option_models(panel: PricePanel, book: Book, models: list[MarginModel], 
     if netting:
         warnings.warn("[backtest] netting: the isolated-margin (netting benefit) comparison is not computed for "
                       "books with options; set netting = false to silence this", UserWarning, stacklevel=2)
+    if (config or {}).get("stress", {}).get("enabled"):
+        warnings.warn("[stress] the scenario library, Cover-N and the insurance fund price the book's linear "
+                      "holdings only: its options are left out of OUT/stress/", UserWarning, stacklevel=2)
     if n_jobs > 1:
         warnings.warn(f"[backtest] n_jobs = {n_jobs}: books with options run their models one after another "
                       "in this process; set n_jobs = 1 to silence this", UserWarning, stacklevel=2)
