@@ -8,7 +8,7 @@ BTC/ETH data, 2021-01-01..2022-06-30, and prints per model the CPU seconds
 average before and after. The issue's target: the 16-scenario grid and HS
 VaR (500 scenarios) in under 2 minutes on 2 cores::
 
-    PYTHONPATH=. python benchmarks/options.py --accounts 1000 --strategies 5
+    PYTHONPATH=. python benchmarks/options_backtest.py --accounts 1000 --strategies 5
 """
 
 from __future__ import annotations
