@@ -38,7 +38,7 @@ import pandas as pd
 from riskmodels.data.panel import PricePanel
 from riskmodels.errors import UserError
 from riskmodels.instruments import black76
-from riskmodels.instruments.options import DAYS_PER_YEAR, OptionState, OptionTable, VolSource
+from riskmodels.instruments.options import DAYS_PER_YEAR, MIN_VOL, OptionState, OptionTable, VolSource
 
 __all__ = ["OptionMarket"]
 
@@ -84,7 +84,8 @@ class OptionMarket:
                 f"option {tab.ids[i]}: implied vol {iv[np.flatnonzero(bad)[0]]} on {self.dates[t]} is NaN or <= 0 "
                 f"({self.vol.label}); give the IV file a quote for {tab.assets[tab.asset[i]]} on that date, set "
                 "[options] vol_fallback = \"proxy\", or start the backtest later (the proxy needs history)")
-        return np.where(tau > 0, iv, 0.0)
+        # an option in its expiry day (tau <= 0, priced at intrinsic) keeps a positive vol for the margin methods
+        return np.where(tau > 0, iv, np.where(iv > 0, iv, MIN_VOL))
 
     def unit_marks(self, t: int, idx: np.ndarray, spot: np.ndarray | None = None,
                    iv: np.ndarray | None = None) -> np.ndarray:

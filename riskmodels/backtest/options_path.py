@@ -388,6 +388,8 @@ def run_option_models(panel: PricePanel, book: Book, models: list[MarginModel], 
     parts = {"spot": spot, "perp": perp + parts["hedge"], "option": parts["option"]}
     loss = parts["spot"] + parts["perp"] + parts["option"]
     side = mkt.delta_side(book.collateral, book.positions, eligible[start:end + 1], start)
+    if vol.is_proxy:  # once per run: every output of it names the proxy too (instruments.csv, the report)
+        warnings.warn(f"option marks use proxy implied vols ({vol.label})", UserWarning, stacklevel=2)
     results = {}
     for i, m in enumerate(models):
         if progress:
@@ -397,8 +399,6 @@ def run_option_models(panel: PricePanel, book: Book, models: list[MarginModel], 
             r = _run_one(m, panel, book, mkt, eligible, asset_ok, mpor, coverage_on, policy, start, end, loss,
                          parts, side)
         r.warnings = [(w.category, str(w.message)) for w in caught]
-        if vol.is_proxy:
-            r.warnings.append((UserWarning, f"option marks use proxy implied vols ({vol.label})"))
         for cat, msg in r.warnings:
             warnings.warn(msg, cat, stacklevel=2)
         results[m.label] = r
