@@ -38,7 +38,13 @@ import pandas as pd
 from riskmodels.data.panel import PricePanel
 from riskmodels.errors import UserError
 from riskmodels.instruments import black76
-from riskmodels.instruments.options import DAYS_PER_YEAR, MIN_VOL, OptionState, OptionTable, VolSource
+from riskmodels.instruments.options import (
+    DAYS_PER_YEAR,
+    MIN_VOL,
+    OptionState,
+    OptionTable,
+    VolSource,
+)
 
 __all__ = ["OptionMarket"]
 
