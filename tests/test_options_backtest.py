@@ -360,3 +360,13 @@ def test_short_call_life_cash_is_premium_minus_settlement() -> None:
     assert sim.equity[30 - 2, 0] == pytest.approx(21.0 * im0 - 2.0 * (max(S30 - 101.0, 0.0) - v0), rel=1e-6)
     assert flows["settled_cash"] == pytest.approx(-2.0 * max(S30 - 101.0, 0.0))
     assert len(sim.events) == 0
+
+
+def test_an_option_on_its_expiry_day_keeps_a_positive_vol() -> None:
+    """The intraday check of day t prices the options held at t-1's close; one expiring at t has tau = 0 (priced
+    at intrinsic) and still gets an IV > 0 (the margin methods refuse IV <= 0)."""
+    panel = random_walk_panel(T=30, A=1)
+    book = _one_option_book(panel, expiry_day=10)
+    mkt = OptionMarket(panel, book.options, _flat_vol(panel, 0.4))
+    assert mkt.iv(10, np.array([0]))[0] == pytest.approx(0.4)
+    assert mkt.unit_marks(10, np.array([0]))[0] == pytest.approx(max(panel.close[10, 0] - 100.0, 0.0))
