@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from riskmodels.errors import UserError
 from riskmodels.instruments.vol import (
@@ -160,3 +162,21 @@ def test_premium_ratio_measures_dvol_over_proxy() -> None:
     dates = panel.dates.values.astype("datetime64[D]")[100:200]
     dvol = pd.DataFrame({"date": dates, "iv": 1.3 * p.atm()[100:200, 0]})
     assert premium_ratio(dvol, panel, panel.assets[0]) == pytest.approx(1.3, rel=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ivs=st.lists(st.floats(0.05, 3.0), min_size=6, max_size=6), tau=st.floats(1 / 365, 2.0),
+       m=st.floats(-1.5, 1.5))
+def test_interpolated_iv_stays_within_the_quotes(ivs: list[float], tau: float, m: float) -> None:
+    """A smile linear in moneyness and total variance linear in tenor never leave the quoted range."""
+    import pandas as pd
+
+    panel = make_panel(np.full((3, 1), 100.0), ("BTC",), start="2021-01-01")
+    strikes = [80.0, 100.0, 125.0]
+    rows = [("2021-01-01", "BTC", tn, "strike", k, v)
+            for (tn, k), v in zip([(t_, k_) for t_ in (14.0, 60.0) for k_ in strikes], ivs, strict=True)]
+    q = pd.DataFrame(rows, columns=["date", "asset", "tenor_days", "kind", "x", "iv"])
+    q["date"] = pd.to_datetime(q["date"]).to_numpy().astype("datetime64[D]")
+    src = FileVol(q, panel, "f")
+    got = src.iv(1, np.array([0]), np.array([tau]), np.array([100.0 * math.exp(m)]), panel.close[1])[0]
+    assert min(ivs) - 1e-12 <= got <= max(ivs) + 1e-12
