@@ -166,9 +166,11 @@ def simulate_option_accounts(fitted: FittedMargin, book: Book, mkt: OptionMarket
         pxb = np.broadcast_to(px, (P, A))
         return (q_coll * pxb).sum(1) + (q_pos * (pxb - entry)).sum(1) + (q_h * (pxb - h_px)).sum(1)
 
-    def close_out(rows: np.ndarray, t: int, px: np.ndarray, trigger: int, mm: np.ndarray) -> None:
+    def close_out(rows: np.ndarray, t: int, px: np.ndarray, trigger: int, mm: np.ndarray,
+                  t_mark: int | None = None) -> None:
+        """Liquidate ``rows`` at ``px`` (options marked at date ``t_mark``, default ``t``); record events at ``t``."""
         idx = np.flatnonzero(hold & np.isin(acct, rows))
-        v = mkt.unit_marks(t, idx, px)
+        v = mkt.unit_marks(t if t_mark is None else t_mark, idx, px)
         ov = np.bincount(acct[idx], weights=q_opt[idx] * v, minlength=P)[rows]
         oprem = np.bincount(acct[idx], weights=np.abs(q_opt[idx]) * v, minlength=P)[rows]
         pxr = np.broadcast_to(px, (rows.size, A))
@@ -213,7 +215,7 @@ def simulate_option_accounts(fitted: FittedMargin, book: Book, mkt: OptionMarket
             gone = is_open & (held_assets & ~np.isfinite(c)).any(axis=1)
             if gone.any():
                 last = np.where(np.isfinite(C[t - 1]), C[t - 1], 0.0)
-                close_out(np.flatnonzero(gone), t - 1, last, 2, np.full(int(gone.sum()), np.nan))
+                close_out(np.flatnonzero(gone), t, last, 2, np.full(int(gone.sum()), np.nan), t_mark=t - 1)
         # -- intraday: every underlying at the low, then at the high; the worse of the two
         if policy.intraday and t > start and is_open.any():
             rows = np.flatnonzero(is_open)
