@@ -180,3 +180,21 @@ def test_interpolated_iv_stays_within_the_quotes(ivs: list[float], tau: float, m
     src = FileVol(q, panel, "f")
     got = src.iv(1, np.array([0]), np.array([tau]), np.array([100.0 * math.exp(m)]), panel.close[1])[0]
     assert min(ivs) - 1e-12 <= got <= max(ivs) + 1e-12
+
+
+def test_config_source_uses_dvol_files_and_the_proxy_fallback(tmp_path: Path) -> None:
+    from riskmodels.instruments.vol import vol_source
+
+    panel = random_walk_panel(T=120, A=2, seed=7)
+    d = panel.dates
+    f = _write(tmp_path, "date,open,high,low,close\n" + "".join(
+        f"{x:%Y-%m-%d},1,1,1,70\n" for x in d[60:80]), "a0_dvol.csv")
+    src = vol_source(panel, {"dvol": {"A0": str(f)}, "vol_fallback": "proxy"})
+    assert not src.is_proxy and src.label.startswith("file: a0_dvol.csv, else proxy: EWMA(0.94)")
+    proxy = ProxyVol(panel)
+    assert src.atm()[70, 0] == pytest.approx(0.70)
+    assert src.atm()[100, 0] == pytest.approx(proxy.atm()[100, 0])  # stale after 5 days: the proxy
+    np.testing.assert_allclose(src.atm()[:, 1], proxy.atm()[:, 1])  # no file for A1
+    strict = vol_source(panel, {"dvol": {"A0": str(f)}})
+    assert np.isnan(strict.iv(100, np.array([0]), np.array([0.1]), np.array([100.0]), panel.close[100])[0])
+    assert vol_source(panel, {}).is_proxy
