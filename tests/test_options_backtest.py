@@ -370,3 +370,28 @@ def test_an_option_on_its_expiry_day_keeps_a_positive_vol() -> None:
     mkt = OptionMarket(panel, book.options, _flat_vol(panel, 0.4))
     assert mkt.iv(10, np.array([0]))[0] == pytest.approx(0.4)
     assert mkt.unit_marks(10, np.array([0]))[0] == pytest.approx(max(panel.close[10, 0] - 100.0, 0.0))
+
+
+def test_parallel_models_give_the_serial_numbers() -> None:
+    from riskmodels.backtest.engine import run_models
+    from riskmodels.instruments.generate import generate_option_book
+    from riskmodels.margin.base import get as get_model
+    from riskmodels.portfolio import generate_book
+
+    panel = random_walk_panel(T=260, A=2, seed=4)
+    vol = ProxyVol(panel)
+    book = generate_option_book(panel, generate_book(panel.assets, 20, seed=1), vol, seed=2, start=200, end=250,
+                                underlyings=panel.assets)
+    models = [get_model("fixed_haircut", label="a"), get_model("fixed_haircut", imf=0.1, mmf=0.06, label="b")]
+    kw = dict(mpor=2, min_history=60, start=200, end=250, vol=vol, netting=False)
+    with pytest.warns(UserWarning, match="proxy"):
+        one = run_models(panel, book, models, n_jobs=1, **kw)
+    with pytest.warns(UserWarning, match="proxy"):
+        two = run_models(panel, book, models, n_jobs=2, **kw)
+    assert list(two.results) == ["a", "b"]
+    for lab in ("a", "b"):
+        x, y = one.results[lab], two.results[lab]
+        np.testing.assert_array_equal(x.path.initial, y.path.initial)
+        np.testing.assert_array_equal(x.simulation.equity, y.simulation.equity)
+        np.testing.assert_array_equal(x.simulation.events, y.simulation.events)
+        pd.testing.assert_frame_equal(x.instruments, y.instruments)

@@ -57,6 +57,7 @@ positions.
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 import warnings
 from typing import Any
@@ -350,14 +351,24 @@ def _run_one(model: MarginModel, panel: PricePanel, book: Book, mkt: OptionMarke
     return out
 
 
+def _run_caught(model: MarginModel, *args: Any) -> Any:
+    """:func:`_run_one` with BLAS on one thread and the warnings it raised kept on the result (also in a worker)."""
+    with threadpool_limits(1, user_api="blas"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = _run_one(model, *args)
+    r.warnings = [(w.category, str(w.message)) for w in caught]
+    return r
+
+
 def run_option_models(panel: PricePanel, book: Book, models: list[MarginModel], vol: VolSource, *, mpor: int,
                       need: int, start: int, end: int, policy: LiquidationPolicy, coverage_on: str,
                       config: dict[str, Any] | None, progress: Any = None, netting: bool = False,
                       n_jobs: int = 1) -> Any:
-    """:func:`~riskmodels.backtest.engine.run_models` for a book with options (serial over models).
+    """:func:`~riskmodels.backtest.engine.run_models` for a book with options (models in one process or in n_jobs).
 
-    ``netting`` and ``n_jobs > 1`` are not available here: each is a warning
-    that says so (the run goes on without them).
+    ``netting`` is not available here (a warning says so); ``n_jobs > 1``
+    runs the models in that many spawned processes (one model each; each
+    model's numbers do not depend on it).
     """
     from riskmodels.backtest.result import BacktestResult
     from riskmodels.backtest.windows import restrict_to_common
@@ -368,9 +379,6 @@ def run_option_models(panel: PricePanel, book: Book, models: list[MarginModel], 
     if (config or {}).get("stress", {}).get("enabled"):
         warnings.warn("[stress] the scenario library, Cover-N and the insurance fund price the book's linear "
                       "holdings only: its options are left out of OUT/stress/", UserWarning, stacklevel=2)
-    if n_jobs > 1:
-        warnings.warn(f"[backtest] n_jobs = {n_jobs}: books with options run their models one after another "
-                      "in this process; set n_jobs = 1 to silence this", UserWarning, stacklevel=2)
 
     book = book.align(panel.assets)
     assert book.options is not None
@@ -392,18 +400,29 @@ def run_option_models(panel: PricePanel, book: Book, models: list[MarginModel], 
     side = mkt.delta_side(book.collateral, book.positions, eligible[start:end + 1], start)
     if vol.is_proxy:  # once per run: every output of it names the proxy too (instruments.csv, the report)
         warnings.warn(f"option marks use proxy implied vols ({vol.label})", UserWarning, stacklevel=2)
-    results = {}
-    for i, m in enumerate(models):
-        if progress:
-            progress(m.label, i, len(models))
-        with threadpool_limits(1, user_api="blas"), warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            r = _run_one(m, panel, book, mkt, eligible, asset_ok, mpor, coverage_on, policy, start, end, loss,
-                         parts, side)
-        r.warnings = [(w.category, str(w.message)) for w in caught]
+    results: dict[str, Any] = {}
+    args = (panel, book, mkt, eligible, asset_ok, mpor, coverage_on, policy, start, end, loss, parts, side)
+    if n_jobs > 1 and len(models) > 1 and not multiprocessing.current_process().daemon:
+        from concurrent.futures import as_completed
+
+        from riskmodels.workers import process_pool
+
+        # models are independent: one process each (spawned, BLAS held to one thread), results in model order
+        with process_pool(min(n_jobs, len(models)), multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_run_caught, m, *args): m.label for m in models}
+            for done, fut in enumerate(as_completed(futures), 1):
+                results[futures[fut]] = fut.result()
+                if progress:
+                    progress(f"{futures[fut]}: done", done, len(models))
+        results = {m.label: results[m.label] for m in models}
+    else:
+        for i, m in enumerate(models):
+            if progress:
+                progress(m.label, i, len(models))
+            results[m.label] = _run_caught(m, *args)
+    for r in results.values():
         for cat, msg in r.warnings:
             warnings.warn(msg, cat, stacklevel=2)
-        results[m.label] = r
     if progress:
         progress("done", len(models), len(models))
     cfg = config or {"backtest": {"mpor": mpor, "min_history": need, "coverage_on": coverage_on}}
