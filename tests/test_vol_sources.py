@@ -198,3 +198,14 @@ def test_config_source_uses_dvol_files_and_the_proxy_fallback(tmp_path: Path) ->
     strict = vol_source(panel, {"dvol": {"A0": str(f)}})
     assert np.isnan(strict.iv(100, np.array([0]), np.array([0.1]), np.array([100.0]), panel.close[100])[0])
     assert vol_source(panel, {}).is_proxy
+
+
+def test_stale_strike_quotes_move_with_the_spot(tmp_path: Path) -> None:
+    """Strikes become moneyness at the quote date's close: two days later at a 10% higher spot, the at-the-money
+    vol is still the quoted ATM one (sticky moneyness), not the vol quoted at the old ATM strike."""
+    close = np.array([100.0, 105.0, 110.0, 110.0])
+    panel = make_panel(close, ("BTC",), start="2021-01-01")
+    f = _write(tmp_path, "date,asset,tenor_days,strike,iv\n2021-01-01,BTC,30,100,0.6\n2021-01-01,BTC,30,110,0.5\n")
+    src = FileVol(read_iv_table(f), panel, "f")
+    assert src.iv(2, np.array([0]), np.array([30 / 365]), np.array([110.0]), panel.close[2])[0] == pytest.approx(0.6)
+    assert src.atm()[2, 0] == pytest.approx(0.6)

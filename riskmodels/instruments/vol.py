@@ -39,7 +39,9 @@ Interpolation (:meth:`FileVol.iv`)
 At date index ``t`` the source uses, per asset, the latest quote date ``<= t``
 (no look-ahead) that is at most ``max_age_days`` old (default 5; older is
 "unknown"). Within that date's quotes: strikes are mapped to log-moneyness
-``k = ln(K / S_t)`` (a delta quote through Black-76:
+``k = ln(K / S_q)`` at the close ``S_q`` of the quote date (the smile then
+moves with the spot: sticky moneyness; a position's ``k = ln(K / S_t)``; a
+delta quote through Black-76:
 ``k = -sigma sqrt(tau) N^{-1}(delta) + sigma^2 tau / 2``); per quoted tenor the
 smile is linear in ``k`` with flat extrapolation; across tenors the **total
 variance** ``sigma^2 tau`` is linear in ``tau`` (flat vol beyond the first and
@@ -235,22 +237,30 @@ class FileVol(VolSource):
         dates = panel.dates.values.astype("datetime64[D]")
         T, A = len(dates), panel.n_assets
         q = quotes[quotes["asset"].isin(panel.assets)]
-        self._quotes: dict[int, dict[int, pd.DataFrame]] = {}
-        self._qdate = np.full((T, A), -1, dtype=np.int64)  # row of the quote date used at t (-1 none)
+        # per asset and quote date: [(tenor in years, sorted log-moneyness, IVs)], strikes taken to moneyness
+        # at the spot of the quote date (the smile then moves with the spot: sticky moneyness)
+        self._smiles: dict[int, list[list[tuple[float, np.ndarray, np.ndarray]]]] = {}
+        self._qdate = np.full((T, A), -1, dtype=np.int64)  # index of the quote date used at t (-1 none)
+        self._atm = np.full((T, A), np.nan)
+        tau30 = np.array([ATM_TENOR_DAYS / DAYS_PER_YEAR])
         for a, name in enumerate(panel.assets):
             qa = q[q["asset"] == name]
             if qa.empty:
                 continue
             qd = np.unique(qa["date"].to_numpy().astype("datetime64[D]"))
-            self._quotes[a] = {int(i): g for i, (_, g) in enumerate(qa.groupby("date", sort=True))}
+            at = np.searchsorted(dates, qd, side="right") - 1  # the panel date of each quote date (or before)
+            close = panel.close[:, a]
+            smiles = []
+            for i, (_, g) in enumerate(qa.groupby("date", sort=True)):
+                spot = close[at[i]] if at[i] >= 0 else np.nan
+                smiles.append(self._smile(g, spot))
+            self._smiles[a] = smiles
             pos = np.searchsorted(qd, dates, side="right") - 1  # latest quote date <= t
             age = np.where(pos >= 0, (dates - qd[np.maximum(pos, 0)]).astype(np.int64), 10**9)
             self._qdate[:, a] = np.where((pos >= 0) & (age <= self.max_age), pos, -1)
-        self._atm = np.full((T, A), np.nan)
-        tau = np.array([ATM_TENOR_DAYS / DAYS_PER_YEAR])
-        for a in self._quotes:
-            for t in np.flatnonzero(self._qdate[:, a] >= 0):
-                self._atm[t, a] = self._surface(int(t), a, tau, np.zeros(1))[0]
+            atm_q = np.array([self._interp(sm, tau30, np.zeros(1))[0] for sm in smiles])  # once per quote date
+            ok = self._qdate[:, a] >= 0
+            self._atm[ok, a] = atm_q[self._qdate[ok, a]]
         if fallback is not None:
             fb = fallback.atm()
             self._atm = np.where(np.isfinite(self._atm), self._atm, fb)
@@ -258,32 +268,45 @@ class FileVol(VolSource):
     def atm(self) -> np.ndarray:
         return self._atm
 
-    def _surface(self, t: int, a: int, tau: np.ndarray, k: np.ndarray) -> np.ndarray:
-        """IV at years ``tau`` and log-moneyness ``k`` from the quotes of asset ``a`` used at ``t``."""
-        g = self._quotes[a][int(self._qdate[t, a])]
-        spot = self.panel.close[t, a]
-        tenors = np.unique(g["tenor_days"].to_numpy()) / DAYS_PER_YEAR
-        var = np.empty((tenors.size, k.size))  # total variance per quoted tenor at each k
-        for j, T_ in enumerate(tenors):
-            s = g[np.isclose(g["tenor_days"].to_numpy() / DAYS_PER_YEAR, T_)]
-            iv = s["iv"].to_numpy()
+    @staticmethod
+    def _smile(g: pd.DataFrame, spot: float) -> list[tuple[float, np.ndarray, np.ndarray]]:
+        """One quote date's quotes as ``[(tau, k sorted, iv)]`` per tenor (strike quotes need a finite spot)."""
+        out = []
+        tenor = g["tenor_days"].to_numpy(dtype=float)
+        for T_d in np.unique(tenor):
+            s = g[np.isclose(tenor, T_d)]
+            T_ = T_d / DAYS_PER_YEAR
+            iv = s["iv"].to_numpy(dtype=float)
             kind = s["kind"].to_numpy()
-            x = s["x"].to_numpy()
-            km = np.where(kind == "strike", np.log(np.where(kind == "strike", x, 1.0) / spot), 0.0)
+            x = s["x"].to_numpy(dtype=float)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                km = np.where(kind == "strike", np.log(np.where(kind == "strike", x, 1.0) / spot), 0.0)
             dl = kind == "delta"
             km = np.where(dl, -iv * math.sqrt(T_) * ndtri(np.where(dl, x, 0.5)) + 0.5 * iv * iv * T_, km)
-            order = np.argsort(km, kind="stable")
-            sm = np.interp(k, km[order], iv[order])  # flat beyond the quoted moneyness
-            var[j] = sm * sm * T_
+            keep = np.isfinite(km)
+            order = np.argsort(km[keep], kind="stable")
+            if order.size:
+                out.append((T_, km[keep][order], iv[keep][order]))
+        return out
+
+    @staticmethod
+    def _interp(smile: list[tuple[float, np.ndarray, np.ndarray]], tau: np.ndarray, k: np.ndarray) -> np.ndarray:
+        """IV at years ``tau`` and log-moneyness ``k``: linear in k per tenor, total variance linear in tau."""
+        if not smile:
+            return np.full(k.shape, np.nan)
+        tenors = np.array([s[0] for s in smile])
+        var = np.stack([np.interp(k, km, iv) ** 2 * T_ for T_, km, iv in smile])  # flat beyond the quotes
         if tenors.size == 1:
             return np.sqrt(var[0] / tenors[0])
-        # total variance linear in tau between tenors; flat vol outside
-        t_c = np.clip(tau, tenors[0], tenors[-1])
+        t_c = np.clip(tau, tenors[0], tenors[-1])  # flat vol beyond the first and last tenor
         j = np.clip(np.searchsorted(tenors, t_c, side="right") - 1, 0, tenors.size - 2)
         w = (t_c - tenors[j]) / (tenors[j + 1] - tenors[j])
         cols = np.arange(k.size)
-        tv = (1.0 - w) * var[j, cols] + w * var[j + 1, cols]
-        return np.sqrt(tv / t_c)
+        return np.sqrt(((1.0 - w) * var[j, cols] + w * var[j + 1, cols]) / t_c)
+
+    def _surface(self, t: int, a: int, tau: np.ndarray, k: np.ndarray) -> np.ndarray:
+        """IV at years ``tau`` and log-moneyness ``k`` from the quotes of asset ``a`` used at ``t``."""
+        return self._interp(self._smiles[a][int(self._qdate[t, a])], tau, k)
 
     def iv(self, t: int, asset: np.ndarray, tau: np.ndarray, strike: np.ndarray, spot: np.ndarray) -> np.ndarray:
         asset = np.asarray(asset, dtype=np.int64)
@@ -292,7 +315,7 @@ class FileVol(VolSource):
         out = np.full(asset.shape, np.nan)
         k = np.log(strike / spot[asset])
         for a in np.unique(asset):  # over underlyings (a handful), vectorised over positions
-            if a in self._quotes and self._qdate[t, a] >= 0:
+            if a in self._smiles and self._qdate[t, a] >= 0:
                 m = asset == a
                 out[m] = self._surface(t, int(a), tau[m], k[m])
         miss = ~np.isfinite(out)
