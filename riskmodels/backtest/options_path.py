@@ -352,10 +352,22 @@ def _run_one(model: MarginModel, panel: PricePanel, book: Book, mkt: OptionMarke
 
 
 def _run_caught(model: MarginModel, *args: Any) -> Any:
-    """:func:`_run_one` with BLAS on one thread and the warnings it raised kept on the result (also in a worker)."""
-    with threadpool_limits(1, user_api="blas"), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        r = _run_one(model, *args)
+    """:func:`_run_one` with BLAS and numba on one thread and the warnings it raised kept on the result.
+
+    One thread: the per-date calls are small, and a second thread per process
+    on the 2-core machines only adds overhead (DESIGN "Performance habits";
+    :func:`~riskmodels.backtest.simulation.simulate_accounts` does the same).
+    """
+    import numba
+
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        with threadpool_limits(1, user_api="blas"), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            r = _run_one(model, *args)
+    finally:
+        numba.set_num_threads(threads)
     r.warnings = [(w.category, str(w.message)) for w in caught]
     return r
 
