@@ -211,7 +211,9 @@ def test_cli_runs_the_options_example_end_to_end(tmp_path: Path, capsys) -> None
     again = tmp_path / "again"
     with pytest.warns(UserWarning):
         assert main(["backtest", "--config", str(cfg), "--out", str(again), "--quiet"]) == 0
-    for f in ("instruments.csv", "margin_paths.parquet", "liquidations.csv", "coverage.csv", "summary.csv"):
+    assert (out / "netting.csv").exists()
+    for f in ("instruments.csv", "margin_paths.parquet", "liquidations.csv", "coverage.csv", "summary.csv",
+              "netting.csv"):
         assert (out / f).read_bytes() == (again / f).read_bytes(), f  # same config, same bytes
 
 
@@ -395,3 +397,34 @@ def test_parallel_models_give_the_serial_numbers() -> None:
         np.testing.assert_array_equal(x.simulation.equity, y.simulation.equity)
         np.testing.assert_array_equal(x.simulation.events, y.simulation.events)
         pd.testing.assert_frame_equal(x.instruments, y.instruments)
+
+
+def test_netting_path_prices_every_holding_alone() -> None:
+    """Deribit's standard margin has no offsets between positions: each account's cross IM equals the sum of
+    its holdings' stand-alone IMs (netting benefit 0), and the isolated path is that sum, by hand for one date."""
+    from riskmodels.instruments.generate import generate_option_book
+    from riskmodels.portfolio import generate_book
+
+    panel = random_walk_panel(T=260, A=2, seed=4)
+    vol = ProxyVol(panel)
+    book = generate_option_book(panel, generate_book(panel.assets, 15, seed=1), vol, seed=2, start=200, end=250,
+                                underlyings=panel.assets, strategies_per_account=(1, 3))
+    mkt = OptionMarket(panel, book.options, vol)
+    fitted = get("fixed_haircut", netting=False).fit(panel)
+    elig = np.ones((panel.n_dates, book.n_accounts), dtype=bool)
+    path, iso = option_path(fitted, book, mkt, elig, 200, 250, isolated=True)
+    np.testing.assert_allclose(iso.initial, path.initial, rtol=1e-12)
+    # one date by hand: each option alone through the rule, plus the linear holdings alone
+    t = 220
+    idx = np.flatnonzero(mkt.held(t))
+    iv = mkt.iv(t, idx)
+    tab = book.options
+    per = np.zeros(book.n_accounts)
+    for i, v in zip(idx, iv, strict=True):  # a reference loop over positions (test only)
+        one = OptionTable(tab.assets, [0], [tab.asset[i]], [tab.is_call[i]], [tab.strike[i]], [tab.expiry[i]],
+                          [tab.quantity[i]])
+        st1 = OptionState(one, mkt.tau(t, np.array([i])), np.array([v]), panel.close[t], vol)
+        per[tab.account[i]] += fitted.option_requirement(t, np.zeros((1, 2)), np.zeros((1, 2)), st1).initial[0]
+    hedge = mkt.hedge_units(t, idx, book.n_accounts, panel.close[t], iv) * panel.close[t]
+    lin = fitted.isolated_requirement(t, book.collateral, book.positions + hedge).initial
+    np.testing.assert_allclose(iso.initial[t - 200], per + lin, rtol=1e-12)

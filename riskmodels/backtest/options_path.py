@@ -14,8 +14,11 @@ collateral and perps (plus the delta hedges of its hedged options, re-set at
 loss is :class:`~riskmodels.backtest.options_market.OptionMarket`'s (options
 at fixed contracts over the MPOR, settled at expiry inside it). Each
 account's **side** is the sign of its total USD delta (linear + options) at
-its first priced date. Options are margined cross: the ``isolated`` flag and
-the netting (isolated-path) comparison apply to linear books only.
+its first priced date. Options are margined cross (the book's ``isolated``
+flag applies to linear books only); with ``[backtest] netting`` the
+isolated path margins every holding alone - each collateral, perp, delta
+hedge and option position - and the netting benefit is 1 - cross IM / their
+sum (a covered call's or a hedged straddle's offsets show there).
 
 Account simulation (the rules of :mod:`riskmodels.backtest.simulation`, with options)
 -------------------------------------------------------------------------------------
@@ -60,6 +63,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 import warnings
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -97,27 +101,55 @@ def _requirement(fitted: FittedMargin, t_model: int, mkt: OptionMarket, t: int, 
 
 
 def option_path(fitted: FittedMargin, book: Book, mkt: OptionMarket, eligible: np.ndarray, start: int,
-                end: int) -> MarginPath:
-    """``(window, P)`` margin of the book (module docstring), float64, rows ``start..end``."""
+                end: int, *, isolated: bool = False) -> MarginPath | tuple[MarginPath, MarginPath]:
+    """``(window, P)`` margin of the book (module docstring), float64, rows ``start..end``.
+
+    With ``isolated`` also the path of every holding margined alone (each
+    collateral, perp, delta hedge and option position its own account,
+    summed per account): the denominator of the netting benefit.
+    """
     P = book.n_accounts
+    A = book.n_assets
     n = end - start + 1
     im = np.full((n, P), np.nan)
     mm = np.full((n, P), np.nan)
+    iso_im = np.full((n, P), np.nan) if isolated else None
+    iso_mm = np.full((n, P), np.nan) if isolated else None
     C = mkt.close
+    tab = mkt.table
     for t in range(start, end + 1):
         rows = np.flatnonzero(eligible[t])
         if rows.size == 0:
             continue
         spot = np.where(np.isfinite(C[t]), C[t], 0.0)
-        held = mkt.held(t) & eligible[t][mkt.table.account]  # IVs are asked only where an account is priced
+        held = mkt.held(t) & eligible[t][tab.account]  # IVs are asked only where an account is priced
         idx = np.flatnonzero(held)
-        hedge = mkt.hedge_units(t, idx, P, spot, mkt.iv(t, idx))
-        req = _requirement(fitted, t, mkt, t, rows, book.collateral[rows], book.positions[rows] +
-                           hedge[rows] * spot, held, spot, P)
+        iv = mkt.iv(t, idx)
+        hedge = mkt.hedge_units(t, idx, P, spot, iv)
+        perp = book.positions[rows] + hedge[rows] * spot
+        req = _requirement(fitted, t, mkt, t, rows, book.collateral[rows], perp, held, spot, P)
         im[t - start, rows] = req.initial
         mm[t - start, rows] = req.maintenance
+        if iso_im is not None and iso_mm is not None:
+            lin = fitted.isolated_requirement(t, book.collateral[rows], perp)
+            one = mkt.state(t, idx, np.zeros(P, dtype=np.int64), spot, iv)  # every position its own account
+            one = replace(one, table=one.table.with_accounts(np.arange(idx.size)))
+            z = np.zeros((idx.size, A))
+            o = fitted.option_requirement(t, z, z, one) if idx.size else Requirement(np.zeros(0), np.zeros(0))
+            iso_im[t - start] = 0.0
+            iso_mm[t - start] = 0.0
+            iso_im[t - start, rows] = lin.initial + np.bincount(tab.account[idx], weights=o.initial,
+                                                                minlength=P)[rows]
+            iso_mm[t - start, rows] = lin.maintenance + np.bincount(tab.account[idx], weights=o.maintenance,
+                                                                    minlength=P)[rows]
+            iso_im[t - start, ~eligible[t]] = np.nan
+            iso_mm[t - start, ~eligible[t]] = np.nan
     ok = np.ascontiguousarray(eligible[start:end + 1])
-    return MarginPath(fitted.model.label, fitted.panel.dates[start:end + 1], book.account_ids, im, mm, ok, start)
+    dates = fitted.panel.dates[start:end + 1]
+    path = MarginPath(fitted.model.label, dates, book.account_ids, im, mm, ok, start)
+    if iso_im is None or iso_mm is None:
+        return path
+    return path, MarginPath(fitted.model.label, dates, book.account_ids, iso_im, iso_mm, ok, start)
 
 
 def simulate_option_accounts(fitted: FittedMargin, book: Book, mkt: OptionMarket, policy: LiquidationPolicy, *,
@@ -318,7 +350,7 @@ def simulate_option_accounts(fitted: FittedMargin, book: Book, mkt: OptionMarket
 
 def _run_one(model: MarginModel, panel: PricePanel, book: Book, mkt: OptionMarket, eligible: np.ndarray,
              asset_ok: np.ndarray, mpor: int, coverage_on: str, policy: LiquidationPolicy, start: int, end: int,
-             loss: np.ndarray, parts: dict[str, np.ndarray], side: np.ndarray) -> Any:
+             loss: np.ndarray, parts: dict[str, np.ndarray], side: np.ndarray, netting: bool) -> Any:
     from riskmodels.backtest.result import ModelResult
 
     timings: dict[str, float] = {}
@@ -330,7 +362,8 @@ def _run_one(model: MarginModel, panel: PricePanel, book: Book, mkt: OptionMarke
                                             np.ones(panel.n_assets)))  # raises the designed error
     timings["fit"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    path = option_path(fitted, book, mkt, eligible, start, end)
+    paths = option_path(fitted, book, mkt, eligible, start, end, isolated=netting)
+    path, iso = paths if isinstance(paths, tuple) else (paths, None)
     margin = getattr(path, coverage_on)
     valid = path.eligible & np.isfinite(loss) & np.isfinite(margin)
     with np.errstate(invalid="ignore"):
@@ -341,7 +374,8 @@ def _run_one(model: MarginModel, panel: PricePanel, book: Book, mkt: OptionMarke
     sim, flows = simulate_option_accounts(fitted, book, mkt, policy, start=start, end=end, asset_ok=asset_ok)
     timings["simulation"] = time.perf_counter() - t0
     # the denominator of margin rates: linear gross notional + the options' mean underlying notional
-    out = ModelResult(model, path.stored(), cov, sim, book.gross_notional + mkt.mean_notional, timings, None)
+    out = ModelResult(model, path.stored(), cov, sim, book.gross_notional + mkt.mean_notional, timings,
+                      None if iso is None else iso.stored())
     inst = instrument_rows(parts, valid, exc)
     inst["vol_source"] = mkt.vol.label
     inst["positions"] = [int((book.collateral != 0).sum()), int((book.positions != 0).sum()), len(mkt.table)]
@@ -378,16 +412,13 @@ def run_option_models(panel: PricePanel, book: Book, models: list[MarginModel], 
                       n_jobs: int = 1) -> Any:
     """:func:`~riskmodels.backtest.engine.run_models` for a book with options (models in one process or in n_jobs).
 
-    ``netting`` is not available here (a warning says so); ``n_jobs > 1``
+    ``netting`` also prices every holding alone (the netting benefit); ``n_jobs > 1``
     runs the models in that many spawned processes (one model each; each
     model's numbers do not depend on it).
     """
     from riskmodels.backtest.result import BacktestResult
     from riskmodels.backtest.windows import restrict_to_common
 
-    if netting:
-        warnings.warn("[backtest] netting: the isolated-margin (netting benefit) comparison is not computed for "
-                      "books with options; set netting = false to silence this", UserWarning, stacklevel=2)
     if (config or {}).get("stress", {}).get("enabled"):
         warnings.warn("[stress] the scenario library, Cover-N and the insurance fund price the book's linear "
                       "holdings only: its options are left out of OUT/stress/", UserWarning, stacklevel=2)
@@ -413,7 +444,7 @@ def run_option_models(panel: PricePanel, book: Book, models: list[MarginModel], 
     if vol.is_proxy:  # once per run: every output of it names the proxy too (instruments.csv, the report)
         warnings.warn(f"option marks use proxy implied vols ({vol.label})", UserWarning, stacklevel=2)
     results: dict[str, Any] = {}
-    args = (panel, book, mkt, eligible, asset_ok, mpor, coverage_on, policy, start, end, loss, parts, side)
+    args = (panel, book, mkt, eligible, asset_ok, mpor, coverage_on, policy, start, end, loss, parts, side, netting)
     if n_jobs > 1 and len(models) > 1 and not multiprocessing.current_process().daemon:
         from concurrent.futures import as_completed
 
