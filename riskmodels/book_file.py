@@ -27,7 +27,7 @@ CSV: rows of ``kind = option`` with the extra columns ``type`` (call/put),
 one unit of the underlying, != 0), optional ``trade`` (ISO date the position
 is opened at that close; empty = held from the start; the expiry must be
 after it) and ``hedged`` (true/false: delta-hedged with a perp at every
-close); ``usd`` is empty on option rows, and the option columns are empty on
+close) and ``id`` (the position's name in messages); ``usd`` is empty on option rows, and the option columns are empty on
 the other rows::
 
     account,asset,kind,usd,type,strike,expiry,quantity
@@ -56,8 +56,8 @@ from riskmodels.errors import UserError
 from riskmodels.schema import check_table
 
 KINDS = ("collateral", "position", "cash", "option")
-#: the option columns of a CSV book (see the module docstring)
-OPTION_COLS = ("type", "strike", "expiry", "quantity", "trade", "hedged")
+#: the option columns of a CSV book (see the module docstring); ``id`` optionally names the position
+OPTION_COLS = ("type", "strike", "expiry", "quantity", "trade", "hedged", "id")
 #: a book file larger than this is refused before it is read (a book of 1M holdings is ~40 MB)
 MAX_BOOK_BYTES = 512 * 1024**2
 
@@ -213,6 +213,8 @@ def _check_option_rows(df: pd.DataFrame, line: pd.Series, where: Path | str) -> 
         out["hedged"] = h == "true"
     ids = [f"{a} {s} {t} {k:g} {e:%Y-%m-%d}" for a, s, t, k, e in
            zip(df["account"], df["asset"], typ, out["strike"], out["expiry"], strict=True)]
+    if "id" in df.columns:  # the file's own position names where given
+        ids = [str(g).strip() or d for g, d in zip(df["id"].fillna(""), ids, strict=True)]
     out["id"] = [f"{lab} ({'line ' + str(n) if not isinstance(n, str) else n})" for lab, n in
                  zip(ids, line, strict=True)]
     return out

@@ -45,8 +45,8 @@ import pandas as pd
 from riskmodels.instruments.options import OptionTable
 
 CASH = "USD"
-#: columns of the option rows of a book table (``kind = "option"``)
-OPTION_COLUMNS = ("type", "strike", "expiry", "quantity", "trade", "hedged")
+#: columns of the option rows of a book table (``kind = "option"``; ``id`` optional)
+OPTION_COLUMNS = ("type", "strike", "expiry", "quantity", "trade", "hedged", "id")
 
 
 @dataclass(frozen=True, eq=False)

@@ -117,3 +117,14 @@ def test_linear_book_frame_is_unchanged() -> None:
     b = Book(("BTC",), np.array([[1.0]]), np.array([[2.0]]))
     assert list(b.to_frame().columns) == ["account", "asset", "kind", "usd", "isolated"]
     assert b.options is None and not b.has_options
+
+
+def test_a_written_book_reads_back(tmp_path: Path) -> None:
+    """Book.to_frame written as CSV is a valid book file (the option ids come back as the positions' names)."""
+    b = _table()
+    p = tmp_path / "back.csv"
+    b.to_frame().to_csv(p, index=False)
+    back = Book.read(p)
+    assert back.options.ids[0].startswith("opt00000")
+    np.testing.assert_array_equal(back.options.quantity, b.options.quantity)
+    np.testing.assert_array_equal(back.positions, b.positions)
