@@ -45,9 +45,10 @@ def test_price_matches_independent_reference(F: float, K: float, tau: float, sig
 
 
 def test_hull_worked_example_put_on_crude_oil_futures() -> None:
-    """Hull, Options, Futures and Other Derivatives (8th ed., ch. 18 "Futures options", Example 18.8):
-    European put on crude-oil futures, F0 = K = 20, r = 9%, T = 4 months, sigma = 25%:
-    d1 = 0.07216, d2 = -0.07216, put = 1.12."""
+    """Hull, Options, Futures and Other Derivatives, chapter "Futures options", the worked example of Black's
+    model (Example 18.8 in the 8th edition as we recall it; the number differs between editions, and the page
+    could not be checked here): European put on crude-oil futures, F0 = K = 20, r = 9%, T = 4 months,
+    sigma = 25%: d1 = 0.07216, d2 = -0.07216, put = 1.12."""
     T = 4 / 12
     D = math.exp(-0.09 * T)
     put = float(black76.price(20.0, 20.0, T, 0.25, False, discount=D))
