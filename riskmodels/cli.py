@@ -190,7 +190,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         frame = result.metrics_frame()
         rules = {m: r.mm_rule for m, r in result.results.items()}
         verdicts = {m: v.to_dict() for m, v in result.verdicts().items()}
-        frame.assign(mm_rule=[rules[m] for m in frame.index]).to_csv(out / "summary.csv", float_format="%.10g")
+        vol_source = getattr(result, "vol_source", None)  # books with options: "proxy: ..." or "file: ..."
+        extra_cols = {} if vol_source is None else {"vol_source": vol_source}
+        frame.assign(mm_rule=[rules[m] for m in frame.index], **extra_cols).to_csv(out / "summary.csv",
+                                                                                  float_format="%.10g")
         (out / "summary.json").write_text(
             json.dumps(
                 _jsonable({
@@ -200,6 +203,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
                     "mm_rule": rules,
                     "coverage_verdict": verdicts,
                     "window": result.window_facts(),
+                    **extra_cols,
                     "metrics": {
                         m: {k: (None if not math.isfinite(v) else float(v)) for k, v in row.items()}
                         for m, row in frame.to_dict(orient="index").items()
@@ -217,6 +221,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             "label": "liquidation rule", "unit": "text", "better": "", "tags": "rule",
             "description": "the maintenance rule the row ran under: MM = ratio x IM (declared, "
                            "[liquidation] maintenance_ratio) or the method's own MMF/IMF"}}
+        if vol_source is not None:
+            columns["vol_source"] = {"label": "implied-vol source", "unit": "text", "better": "", "tags": "options",
+                                     "description": "where the option marks' implied vols come from: "
+                                                    "'proxy: ...' (from prices) or 'file: ...'"}
         (out / "summary.schema.json").write_text(json.dumps({"columns": columns}, indent=2, sort_keys=True)
                                                  + "\n", encoding="utf-8")
         logs = result.fit_logs()

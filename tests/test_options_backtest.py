@@ -205,7 +205,8 @@ def test_cli_runs_the_options_example_end_to_end(tmp_path: Path, capsys) -> None
     opt = inst[inst["instrument"] == "option"].iloc[0]
     assert opt["positions"] > 50 and opt["settlements"] > 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary
+    assert summary["vol_source"].startswith("proxy: EWMA(0.94)")
+    assert pd.read_csv(out / "summary.csv")["vol_source"].str.startswith("proxy:").all()
     cov = pd.read_csv(out / "coverage.csv")
     assert len(cov)
     again = tmp_path / "again"

@@ -470,7 +470,9 @@ def run_option_models(panel: PricePanel, book: Book, models: list[MarginModel], 
         progress("done", len(models), len(models))
     cfg = config or {"backtest": {"mpor": mpor, "min_history": need, "coverage_on": coverage_on}}
     common = restrict_to_common(results, book.held().astype(np.float64), panel.assets)
-    return BacktestResult(panel, book, results, cfg, start, end, common)
+    out = BacktestResult(panel, book, results, cfg, start, end, common)
+    out.vol_source = vol.label  # type: ignore[attr-defined]  # named in summary.csv/json and the report
+    return out
 
 
 class InstrumentsTable:
