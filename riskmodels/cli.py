@@ -190,7 +190,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         frame = result.metrics_frame()
         rules = {m: r.mm_rule for m, r in result.results.items()}
         verdicts = {m: v.to_dict() for m, v in result.verdicts().items()}
-        frame.assign(mm_rule=[rules[m] for m in frame.index]).to_csv(out / "summary.csv", float_format="%.10g")
+        vol_source = getattr(result, "vol_source", None)  # books with options: "proxy: ..." or "file: ..."
+        extra_cols = {} if vol_source is None else {"vol_source": vol_source}
+        frame.assign(mm_rule=[rules[m] for m in frame.index], **extra_cols).to_csv(out / "summary.csv",
+                                                                                  float_format="%.10g")
         (out / "summary.json").write_text(
             json.dumps(
                 _jsonable({
@@ -200,6 +203,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
                     "mm_rule": rules,
                     "coverage_verdict": verdicts,
                     "window": result.window_facts(),
+                    **extra_cols,
                     "metrics": {
                         m: {k: (None if not math.isfinite(v) else float(v)) for k, v in row.items()}
                         for m, row in frame.to_dict(orient="index").items()
@@ -217,6 +221,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             "label": "liquidation rule", "unit": "text", "better": "", "tags": "rule",
             "description": "the maintenance rule the row ran under: MM = ratio x IM (declared, "
                            "[liquidation] maintenance_ratio) or the method's own MMF/IMF"}}
+        if vol_source is not None:
+            columns["vol_source"] = {"label": "implied-vol source", "unit": "text", "better": "", "tags": "options",
+                                     "description": "where the option marks' implied vols come from: "
+                                                    "'proxy: ...' (from prices) or 'file: ...'"}
         (out / "summary.schema.json").write_text(json.dumps({"columns": columns}, indent=2, sort_keys=True)
                                                  + "\n", encoding="utf-8")
         logs = result.fit_logs()
@@ -233,6 +241,15 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         from riskmodels.backtest.topn import top_concentration, write_top_concentration
 
         write_top_concentration(top_concentration(result), out / "concentration.csv")
+        from riskmodels.backtest.options_path import instruments_frame
+
+        instruments = instruments_frame(result)  # books with options: per instrument type (spot/perp/option)
+        instruments_table = None
+        if instruments is not None:
+            from riskmodels.backtest.options_path import InstrumentsTable
+
+            instruments.to_csv(out / "instruments.csv", index=False, float_format="%.10g")
+            instruments_table = InstrumentsTable(instruments)
         from riskmodels.config import default_config_text
 
         config_text = Path(args.config).read_text() if args.config else default_config_text()
@@ -249,7 +266,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         write_summary_html(
             result,
             out / "report.html",
-            extra_tables=[t for t in (comparison, cov, pro, netting) if t is not None],
+            extra_tables=[t for t in (comparison, cov, pro, netting, instruments_table) if t is not None],
             images={"Pareto: capital vs liquidations": out / "pareto.png"},
             provenance=provenance,
             config_text=config_text,
@@ -267,6 +284,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     written = ["summary.csv", "summary.json", "summary.schema.json", "comparison.csv", "coverage.csv",
                "procyclicality.csv", *(["netting.csv"] if netting is not None else []), "margin_paths.parquet",
                "liquidations.csv", "concentration.csv", *(["garch_fit_log.csv"] if logs is not None else []),
+               *(["instruments.csv"] if instruments is not None else []),
                "pareto.png", "report.html", *(["stress/"] if stress_files else []), "manifest.json"]
     print(f"wrote {len(written)} files to {out}/ ({elapsed:.1f} s):")
     for name in written:

@@ -19,7 +19,7 @@ from riskmodels.backtest.simulation import LiquidationPolicy
 from riskmodels.errors import UserError, UserFileNotFound
 
 SECTIONS = ("data", "book", "backtest", "liquidation", "models", "cascade", "calibrate", "sweep", "report", "market",
-            "lending", "stress")
+            "lending", "stress", "options")
 
 
 def default_config() -> dict[str, Any]:

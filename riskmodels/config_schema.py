@@ -223,6 +223,15 @@ def _check_stress(table: Any, where: str) -> Any:
 #: Sections whose nested structure is checked by their own validated dataclasses.
 SECTION_CHECKERS: dict[str, Callable[[Any, str], Any]] = {"lending": _check_lending, "stress": _check_stress}
 
+def options_schema() -> dict[str, Any]:
+    """``[options]``: :class:`riskmodels.instruments.book_config.OptionsKeys` (vol source and strategy generator)."""
+    from riskmodels.instruments.book_config import OptionsKeys, ProxyKeys
+
+    s = dict(typing.get_type_hints(OptionsKeys, include_extras=True))
+    s["proxy"] = SubTable(dict(typing.get_type_hints(ProxyKeys, include_extras=True)))
+    return s
+
+
 SECTION_SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "market": lambda: class_schema(MarketKeys),
     "data": lambda: class_schema(DataKeys),
@@ -233,6 +242,7 @@ SECTION_SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "calibrate": lambda: class_schema(CalibrateKeys),
     "sweep": lambda: class_schema(SweepKeys),
     "report": report_schema,
+    "options": options_schema,
 }
 
 

@@ -22,6 +22,15 @@ Conventions (see README "Conventions")
 
 The USD value of the account's assets is ``cash + sum(collateral)``; perps
 carry no value at opening (their P&L accrues to equity as prices move).
+
+Options (README "Options")
+--------------------------
+``options`` (optional) is an :class:`~riskmodels.instruments.options.OptionTable`
+of European, cash-settled, USD-linear options keyed by account index (signed
+contracts of one unit of the underlying, with trade date and expiry). The
+linear measures (``exposure``, ``gross_notional``...) stay linear; ``held()``
+counts an option's underlying as held (an account is priced only where it
+has prices). A book without options behaves exactly as before.
 """
 
 from __future__ import annotations
@@ -33,7 +42,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from riskmodels.instruments.options import OptionTable
+
 CASH = "USD"
+#: columns of the option rows of a book table (``kind = "option"``; ``id`` optional)
+OPTION_COLUMNS = ("type", "strike", "expiry", "quantity", "trade", "hedged", "id")
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,6 +70,9 @@ class Book:
     group : tuple of str, optional
         Group of related accounts per account (stress testing's Cover-N
         unit); default each account its own group (its id).
+    options : OptionTable, optional
+        Option positions (``account`` indexes these accounts), aligned to
+        ``assets``; None or empty = a linear book.
     """
 
     assets: tuple[str, ...]
@@ -66,6 +82,7 @@ class Book:
     isolated: np.ndarray | None = None
     account_ids: tuple[str, ...] | None = None
     group: tuple[str, ...] | None = None
+    options: OptionTable | None = None
 
     def __post_init__(self) -> None:
         assets = tuple(str(a) for a in self.assets)
@@ -102,6 +119,17 @@ class Book:
         if len(grp) != n:
             raise ValueError(f"{len(grp)} group labels for {n} accounts")
         object.__setattr__(self, "group", grp)
+        if self.options is not None:
+            opt = self.options if self.options.assets == assets else _align_options(self.options, assets)
+            if len(opt) and (opt.account.min() < 0 or opt.account.max() >= n):
+                i = int(np.flatnonzero((opt.account < 0) | (opt.account >= n))[0])
+                raise ValueError(f"option {opt.ids[i]}: account index {opt.account[i]} outside the {n} accounts")
+            object.__setattr__(self, "options", opt)
+
+    @property
+    def has_options(self) -> bool:
+        """True when the book holds at least one option position."""
+        return self.options is not None and len(self.options) > 0
 
     # ------------------------------------------------------------- measures
     @property
@@ -138,8 +166,12 @@ class Book:
         return self.cash + self.collateral.sum(axis=1)
 
     def held(self) -> np.ndarray:
-        """``(P, A)`` bool: the account holds collateral or a position in the asset."""
-        return (self.collateral != 0) | (self.positions != 0)
+        """``(P, A)`` bool: the account holds collateral, a perp or an option on the asset."""
+        out = (self.collateral != 0) | (self.positions != 0)
+        if self.has_options:
+            out = out.copy()
+            out[self.options.account, self.options.asset] = True  # type: ignore[union-attr]
+        return out
 
     # ------------------------------------------------------------- building
     def align(self, assets: Sequence[str]) -> Book:
@@ -150,6 +182,7 @@ class Book:
         """
         assets = tuple(assets)
         pos = {a: i for i, a in enumerate(assets)}
+        opt = None if self.options is None else _align_options(self.options, assets)  # names the position
         held_cols = np.flatnonzero(self.held().any(axis=0))
         missing = [self.assets[j] for j in held_cols if self.assets[j] not in pos]
         if missing:
@@ -160,10 +193,17 @@ class Book:
             if a in pos:
                 coll[:, pos[a]] = self.collateral[:, j]
                 perp[:, pos[a]] = self.positions[:, j]
-        return Book(assets, coll, perp, self.cash, self.isolated, self.account_ids, self.group)
+        return Book(assets, coll, perp, self.cash, self.isolated, self.account_ids, self.group, opt)
 
     def subset(self, accounts: np.ndarray | Sequence[int]) -> Book:
         idx = np.asarray(accounts)
+        opt = None
+        if self.options is not None:
+            rows = np.arange(self.n_accounts)[idx]  # int positions, also for a bool mask
+            new = np.full(self.n_accounts, -1, dtype=np.int64)
+            new[rows] = np.arange(rows.size)
+            keep = new[self.options.account] >= 0
+            opt = self.options.subset(keep).with_accounts(new[self.options.account[keep]])
         return Book(
             self.assets,
             self.collateral[idx],
@@ -172,15 +212,21 @@ class Book:
             self.isolated[idx],
             tuple(np.asarray(self.account_ids, dtype=object)[idx]),
             tuple(np.asarray(self.group, dtype=object)[idx]),
+            opt,
         )
 
     def scaled(self, factor: float | np.ndarray) -> Book:
         """Every amount multiplied by ``factor`` (scalar or per account)."""
         f = np.asarray(factor, dtype=np.float64)
         fa = f[:, None] if f.ndim == 1 else f
+        opt = self.options
+        if opt is not None:
+            fq = f[opt.account] if f.ndim == 1 else f
+            opt = OptionTable(opt.assets, opt.account, opt.asset, opt.is_call, opt.strike, opt.expiry,
+                              opt.quantity * fq, opt.ids, opt.trade, opt.hedged)
         return Book(
             self.assets, self.collateral * fa, self.positions * fa, self.cash * f, self.isolated, self.account_ids,
-            self.group,
+            self.group, opt,
         )
 
     @classmethod
@@ -212,6 +258,8 @@ class Book:
                 if self.positions[p, j] != 0:
                     rows.append((acct, a, "position", self.positions[p, j], bool(self.isolated[p])))
         df = pd.DataFrame(rows, columns=["account", "asset", "kind", "usd", "isolated"])
+        if self.has_options:
+            df = pd.concat([df, _option_rows(self)], ignore_index=True)
         if self.group != self.account_ids:
             df["group"] = df["account"].map(dict(zip(self.account_ids, self.group, strict=True)))
         return df
@@ -226,18 +274,20 @@ class Book:
             raise ValueError(f"book table lacks columns {sorted(missing)}; it needs {sorted(need)}")
         df = df.rename(columns={v: k for k, v in cols.items()})
         kinds = set(df["kind"].str.lower())
-        bad = kinds - {"collateral", "position", "cash"}
+        bad = kinds - {"collateral", "position", "cash", "option"}
         if bad:
-            raise ValueError(f"book table: unknown kind(s) {sorted(bad)}; use collateral, position or cash")
+            raise ValueError(f"book table: unknown kind(s) {sorted(bad)}; use collateral, position, cash or option")
         accounts = tuple(dict.fromkeys(df["account"].astype(str)))
         assets = tuple(sorted(set(df.loc[df["kind"].str.lower() != "cash", "asset"].astype(str))))
+        is_opt = (df["kind"].str.lower() == "option").to_numpy()
+        opt_df, lin = df[is_opt], df[~is_opt]
         ai = {a: i for i, a in enumerate(accounts)}
         si = {a: i for i, a in enumerate(assets)}
         coll = np.zeros((len(accounts), len(assets)))
         pos = np.zeros_like(coll)
         cash = np.zeros(len(accounts))
         iso = np.zeros(len(accounts), dtype=bool)
-        for r in df.itertuples(index=False):
+        for r in lin.itertuples(index=False):
             p = ai[str(r.account)]
             kind = str(r.kind).lower()
             if kind == "cash":
@@ -258,7 +308,11 @@ class Book:
                     "give every row of an account the same group"
                 )
             group = tuple(next(iter(g[a])) for a in accounts)
-        return cls(assets, coll, pos, cash, iso, accounts, group)
+        if len(opt_df) and "isolated" in opt_df.columns:
+            for a, v in zip(opt_df["account"].astype(str), opt_df["isolated"], strict=True):
+                iso[ai[a]] = bool(v)
+        options = _options_from_frame(opt_df, assets, ai) if len(opt_df) else None
+        return cls(assets, coll, pos, cash, iso, accounts, group, options)
 
     @classmethod
     def read(cls, path: str | Path) -> Book:
@@ -287,10 +341,60 @@ class Book:
         raise UserError(f"{path}: a book file must be .csv or .toml")
 
     def __repr__(self) -> str:
+        opt = f", {len(self.options)} options" if self.has_options else ""  # type: ignore[arg-type]
         return (
             f"Book({self.n_accounts} accounts x {self.n_assets} assets, "
-            f"{int(self.isolated.sum())} isolated, gross notional {self.gross_notional.sum():,.0f} USD)"
+            f"{int(self.isolated.sum())} isolated, gross notional {self.gross_notional.sum():,.0f} USD{opt})"
         )
+
+
+def _align_options(options: OptionTable, assets: Sequence[str]) -> OptionTable:
+    """``options.align(assets)``; an option on an asset without prices is a user error naming the position."""
+    from riskmodels.errors import UserError
+
+    try:
+        return options.align(assets)
+    except KeyError as exc:
+        raise UserError(exc.args[0]) from None
+
+
+def _option_rows(book: Book) -> pd.DataFrame:
+    """The option rows of :meth:`Book.to_frame` (kind ``option``, ``usd`` empty)."""
+    o = book.options
+    assert o is not None
+    f = o.to_frame(book.account_ids)
+    return pd.DataFrame({
+        "account": f["account"], "asset": f["asset"], "kind": "option", "usd": np.nan,
+        "isolated": book.isolated[o.account], "type": f["type"], "strike": f["strike"],
+        "expiry": f["expiry"].dt.strftime("%Y-%m-%d"), "quantity": f["quantity"],
+        "trade": f["trade"].dt.strftime("%Y-%m-%d").fillna(""), "hedged": f["hedged"], "id": f["id"],
+    })
+
+
+def _options_from_frame(df: pd.DataFrame, assets: tuple[str, ...], ai: dict[str, int]) -> OptionTable:
+    """The option rows of a book table (columns of :data:`OPTION_COLUMNS`; ``trade``, ``hedged``, ``id`` optional)."""
+    missing = [c for c in ("type", "strike", "expiry", "quantity") if c not in df.columns]
+    if missing:
+        raise ValueError(f"book table: option rows need columns {missing}")
+    typ = df["type"].astype(str).str.lower()
+    if not typ.isin(("call", "put")).all():
+        raise ValueError(f"book table: option type {typ[~typ.isin(('call', 'put'))].iloc[0]!r} must be call or put")
+    si = {a: i for i, a in enumerate(assets)}
+    trade = pd.to_datetime(df["trade"].replace("", None)) if "trade" in df.columns else pd.Series(pd.NaT,
+                                                                                                  index=df.index)
+    ids = tuple(df["id"].astype(str)) if "id" in df.columns else None
+    return OptionTable(
+        assets,
+        np.array([ai[str(a)] for a in df["account"]], dtype=np.int64),
+        np.array([si[str(a)] for a in df["asset"]], dtype=np.int64),
+        (typ == "call").to_numpy(),
+        df["strike"].astype(float).to_numpy(),
+        pd.to_datetime(df["expiry"]).to_numpy().astype("datetime64[D]"),
+        df["quantity"].astype(float).to_numpy(),
+        ids,
+        trade.to_numpy().astype("datetime64[D]"),
+        df["hedged"].astype(bool).to_numpy() if "hedged" in df.columns else None,
+    )
 
 
 def generate_book(

@@ -100,6 +100,7 @@ def run_models(
     progress: Progress | None = None,
     netting: bool = True,
     n_jobs: int = 1,
+    vol: Any = None,
 ) -> BacktestResult:
     """Run every model on the same panel, book and window.
 
@@ -122,6 +123,9 @@ def run_models(
     n_jobs
         Models run in this many processes at once (1 = in this process). Each
         model's numbers do not depend on it.
+    vol
+        Implied-vol source of a book with options (default: the EWMA proxy);
+        such a book runs :func:`riskmodels.backtest.options_path.run_option_models`.
     """
     end = panel.n_dates - 1 if end is None else end
     policy = policy or LiquidationPolicy()
@@ -130,6 +134,13 @@ def run_models(
         raise ValueError(f"model labels must be unique, got {labels}")
     book = book.align(panel.assets)
     need = max([min_history, *(m.min_history for m in models)])
+    if book.has_options:  # full revaluation of options: its own module (linear books never go there)
+        from riskmodels.backtest.options_path import run_option_models
+        from riskmodels.instruments.vol import ProxyVol
+
+        return run_option_models(panel, book, models, vol if vol is not None else ProxyVol(panel), mpor=mpor,
+                                 need=need, start=start, end=end, policy=policy, coverage_on=coverage_on,
+                                 config=config, progress=progress, netting=netting, n_jobs=n_jobs)
     asset_ok = panel.eligible(need)
     in_window = np.zeros(panel.n_dates, dtype=bool)
     in_window[start : end + 1] = True
@@ -466,6 +477,11 @@ def run_backtest(
     panel = panel.select(universe)
     start, end = backtest_window(panel, cfg)
     book = build_book(cfg, panel.assets)
+    vol = None
+    if "options" in cfg or book.has_options:  # options: the vol source and the generated strategies
+        from riskmodels.instruments.book_config import option_book
+
+        book, vol = option_book(cfg, panel, book, start, end)
     models = build_models(cfg)
     bt = cfg["backtest"]
     return run_models(
@@ -482,4 +498,5 @@ def run_backtest(
         progress=progress,
         netting=bool(bt.get("netting", True)),
         n_jobs=int(bt.get("n_jobs", 1)),
+        vol=vol,
     )

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from riskmodels.instruments.options import OptionState
 from riskmodels.margin.base import FittedMargin, MarginModel, MarginPath, Requirement
 from riskmodels.portfolio import Book
 
@@ -102,6 +103,7 @@ class DeclaredMaintenance(FittedMargin):
         self.inner = inner
         self.ratio = None if ratio is None else float(ratio)
         self.homogeneous = inner.homogeneous  # type: ignore[misc]
+        self.supports_options = inner.supports_options  # type: ignore[misc]
         lip = getattr(inner, "maintenance_lipschitz", None)
         k = getattr(inner.model, "im_multiplier", None)
         if lip is not None and (k is not None or self.ratio is None):
@@ -112,6 +114,17 @@ class DeclaredMaintenance(FittedMargin):
                 return None if v is None else np.maximum(scale * v, 1.0)
 
             self.maintenance_lipschitz = maintenance_lipschitz
+
+    def option_requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray,
+                           options: OptionState) -> Requirement:
+        """The inner model's requirement with options, on the declared MM rule.
+
+        No ``max_loss`` cap: a book with short options can lose without bound
+        (and a long option's premium is not a linear holding's value).
+        """
+        req = self.inner.option_requirement(t, collateral, positions, options)
+        mm = req.maintenance if self.ratio is None else self.ratio * req.initial
+        return Requirement(req.initial, mm)
 
     def _declared(self, req: Requirement, bound: np.ndarray) -> Requirement:
         im = np.minimum(req.initial, bound)

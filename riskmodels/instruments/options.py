@@ -89,6 +89,15 @@ class OptionTable:
         ``(n,)`` float, signed contracts (one contract = one unit of the underlying).
     ids : tuple of str, optional
         Position names used in error messages; default ``"opt00000"``...
+    trade : numpy.ndarray, optional
+        ``(n,)`` ``datetime64[D]`` trade date: the position enters the book at
+        the close of this date (at its mark; NaT = held from the start). An
+        expiry on or before the trade date is an error. Default all NaT.
+    hedged : numpy.ndarray, optional
+        ``(n,)`` bool: the position's delta is hedged with a perp on its
+        underlying, re-set at every close (delta-hedged strategies; the
+        backtest adds the hedge, :mod:`riskmodels.backtest.options_path`).
+        Default all False.
     """
 
     assets: tuple[str, ...]
@@ -99,6 +108,8 @@ class OptionTable:
     expiry: np.ndarray
     quantity: np.ndarray
     ids: tuple[str, ...] | None = None
+    trade: np.ndarray | None = None
+    hedged: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "assets", tuple(str(a) for a in self.assets))
@@ -110,6 +121,9 @@ class OptionTable:
             "strike": np.asarray(self.strike, dtype=np.float64).reshape(n),
             "expiry": np.asarray(self.expiry, dtype="datetime64[D]").reshape(n),
             "quantity": np.asarray(self.quantity, dtype=np.float64).reshape(n),
+            "trade": (np.full(n, np.datetime64("NaT"), dtype="datetime64[D]") if self.trade is None
+                      else np.asarray(self.trade, dtype="datetime64[D]").reshape(n)),
+            "hedged": np.zeros(n, dtype=bool) if self.hedged is None else np.asarray(self.hedged, dtype=bool).reshape(n),
         }
         ids = self.ids or tuple(f"opt{i:05d}" for i in range(n))
         if len(ids) != n:
@@ -127,6 +141,12 @@ class OptionTable:
             raise ValueError(f"option {ids[bad[0]]}: asset index {conv['asset'][bad[0]]} outside {self.assets}")
         if np.isnat(conv["expiry"]).any():
             raise ValueError(f"option {ids[int(np.flatnonzero(np.isnat(conv['expiry']))[0])]}: expiry is missing")
+        traded = ~np.isnat(conv["trade"])
+        bad = np.flatnonzero(traded & (conv["expiry"] <= np.where(traded, conv["trade"], conv["expiry"])))
+        if bad.size:
+            i = bad[0]
+            raise ValueError(f"option {ids[i]}: expiry {conv['expiry'][i]} is not after its trade date "
+                             f"{conv['trade'][i]}; an option expires after it is traded")
         for k, v in conv.items():
             v.setflags(write=False)
             object.__setattr__(self, k, v)
@@ -154,14 +174,19 @@ class OptionTable:
         remap = np.array([pos.get(a, -1) for a in self.assets], dtype=np.int64)
         new_asset = remap[self.asset] if len(self) else self.asset
         return OptionTable(assets, self.account, new_asset, self.is_call, self.strike, self.expiry, self.quantity,
-                           self.ids)
+                           self.ids, self.trade, self.hedged)
 
     def subset(self, rows: np.ndarray) -> OptionTable:
         """The positions at ``rows`` (int indices or a bool mask)."""
         r = np.asarray(rows)
         ids = tuple(np.asarray(self.ids, dtype=object)[r])
         return OptionTable(self.assets, self.account[r], self.asset[r], self.is_call[r], self.strike[r],
-                           self.expiry[r], self.quantity[r], ids)
+                           self.expiry[r], self.quantity[r], ids, self.trade[r], self.hedged[r])
+
+    def with_accounts(self, account: np.ndarray) -> OptionTable:
+        """The same positions assigned to the accounts ``account`` (``(n,)`` ints)."""
+        return OptionTable(self.assets, account, self.asset, self.is_call, self.strike, self.expiry, self.quantity,
+                           self.ids, self.trade, self.hedged)
 
     def tau(self, date: pd.Timestamp | np.datetime64) -> np.ndarray:
         """``(n,)`` years to expiry at ``date`` (365-day years; <= 0 once expired)."""
@@ -169,8 +194,9 @@ class OptionTable:
         return (self.expiry - d).astype(np.float64) / DAYS_PER_YEAR
 
     def live(self, date: pd.Timestamp | np.datetime64) -> np.ndarray:
-        """``(n,)`` bool: the position has not expired by the close of ``date``."""
-        return self.tau(date) > 0
+        """``(n,)`` bool: held after the close of ``date``: traded on or before it, not expired by it."""
+        d = np.datetime64(pd.Timestamp(date).normalize().to_datetime64(), "D")
+        return (self.expiry > d) & (np.isnat(self.trade) | (self.trade <= d))
 
     def aggregator(self, n_accounts: int) -> sparse.csr_matrix:
         """``(n, P)`` 0/1 sparse matrix summing positions into their accounts."""
@@ -247,7 +273,7 @@ class OptionTable:
         return np.asarray(agg.T @ pnl.T)
 
     def to_frame(self, account_ids: Sequence[str]) -> pd.DataFrame:
-        """Long table: id, account, asset, type (call/put), strike, expiry, quantity."""
+        """Long table: id, account, asset, type (call/put), strike, expiry, quantity, trade, hedged."""
         return pd.DataFrame({
             "id": list(self.ids),
             "account": np.asarray(account_ids, dtype=object)[self.account] if len(self) else [],
@@ -256,6 +282,8 @@ class OptionTable:
             "strike": self.strike,
             "expiry": pd.to_datetime(self.expiry),
             "quantity": self.quantity,
+            "trade": pd.to_datetime(self.trade),
+            "hedged": self.hedged,
         })
 
 

@@ -29,6 +29,7 @@ from typing import ClassVar
 import numpy as np
 
 from riskmodels.data.panel import PricePanel
+from riskmodels.instruments.options import OptionState
 from riskmodels.margin.base import (
     FittedMargin,
     MarginModel,
@@ -85,6 +86,10 @@ class FixedHaircut(MarginModel):
         cross-margined accounts (default True).
     hedge_rate : float
         Charge on the hedged amount when netting (default 0).
+    option_rates : mapping, optional
+        Options: Deribit's standard premium-plus-percentage rule
+        (:mod:`riskmodels.margin.options_haircut`), ``{im, im_floor, mm}``;
+        default ``{im = 0.15, im_floor = 0.10, mm = 0.075}``.
     """
 
     name: ClassVar[str] = "fixed_haircut"
@@ -101,10 +106,15 @@ class FixedHaircut(MarginModel):
         position_tiers: Tiers | None = None,
         netting: bool = True,
         hedge_rate: float = 0.0,
+        option_rates: Mapping[str, float] | None = None,
         *,
         label: str | None = None,
     ) -> None:
         super().__init__(label=label)
+        from riskmodels.margin.options_haircut import check_option_rates
+
+        self._option_rates = check_option_rates(option_rates)
+        self.option_rates = None if option_rates is None else dict(self._option_rates)
         for nm, v in (("haircut", haircut), ("imf", imf), ("mmf", mmf), ("maintenance_haircut", maintenance_haircut)):
             if v is not None and not isinstance(v, Mapping):
                 check_range(nm, v, 0.0, 1.0)  # type: ignore[arg-type]
@@ -121,6 +131,12 @@ class FixedHaircut(MarginModel):
 
     def fit(self, panel: PricePanel) -> FittedHaircut:
         return FittedHaircut(self, panel)
+
+    def params(self) -> dict[str, object]:
+        out = super().params()
+        if out.get("option_rates") is None:  # the default: reports of linear books keep their parameter list
+            out.pop("option_rates", None)
+        return out
 
 
 def _check_tiers(name: str, tiers: Tiers | None, width: int) -> dict[str, np.ndarray] | None:
@@ -195,6 +211,17 @@ class FittedHaircut(FittedMargin):
 
     def isolated_requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:
         return self._charges(collateral, positions, netting=False)
+
+    supports_options = True
+
+    def option_requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray,
+                           options: OptionState) -> Requirement:
+        """The linear charges plus the options' premium-plus-percentage charges (no offsets between them)."""
+        from riskmodels.margin.options_haircut import option_charges
+
+        lin = self._charges(collateral, positions, self.model.netting)  # type: ignore[attr-defined]
+        im, mm = option_charges(lin.initial.shape[0], options, self.model._option_rates)  # type: ignore[attr-defined]
+        return Requirement(lin.initial + im, lin.maintenance + mm)
 
     def path(self, book: Book, eligible: np.ndarray | None = None) -> MarginPath:
         """Constant rates: one requirement per account, broadcast over dates."""
