@@ -181,11 +181,10 @@ def _example(tmp_path: Path) -> Path:
 
     text = example_text("options")
     doc = tomllib.loads(text)
-    assert [m["name"] for m in doc["models"]] == ["fixed_haircut"]
-    assert all(n in text for n in ("# name = \"scenario_grid\"", "deribit_pm", "historical_var", "filtered_hs",
-                                   "garch"))
+    assert [m["name"] for m in doc["models"]] == ["fixed_haircut", "scenario_grid", "deribit_pm", "historical_var",
+                                                  "filtered_hs", "garch", "derive_pm"]
     text = text.replace('end = "2022-06-30"        # 18 months, through the 2022 crash',
-                        'end = "2021-03-31"\ndir = "embedded"').replace("accounts = 200", "accounts = 50")
+                        'end = "2021-03-31"\ndir = "embedded"').replace("accounts = 200", "accounts = 30")
     p = tmp_path / "options.toml"
     p.write_text(text)
     return p
@@ -200,10 +199,11 @@ def test_cli_runs_the_options_example_end_to_end(tmp_path: Path, capsys) -> None
         assert main(["backtest", "--config", str(cfg), "--out", str(out)]) == 0
     assert "Options: per instrument type (implied vols: proxy: EWMA(0.94)" in (out / "report.html").read_text()
     inst = pd.read_csv(out / "instruments.csv")
-    assert list(inst["instrument"]) == ["spot", "perp", "option"]
+    assert list(inst["instrument"]) == ["spot", "perp", "option"] * 7  # per model
+    assert inst["model"].nunique() == 7
     assert inst["vol_source"].str.startswith("proxy:").all()
     opt = inst[inst["instrument"] == "option"].iloc[0]
-    assert opt["positions"] > 50 and opt["settlements"] > 0
+    assert opt["positions"] > 30 and opt["settlements"] > 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["vol_source"].startswith("proxy: EWMA(0.94)")
     assert pd.read_csv(out / "summary.csv")["vol_source"].str.startswith("proxy:").all()
