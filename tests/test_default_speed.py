@@ -35,6 +35,8 @@ from riskmodels.margin.base import get
 from riskmodels.margin.haircut import bracket_charge
 from riskmodels.portfolio import Book, generate_book
 
+pytestmark = pytest.mark.filterwarnings("ignore::riskmodels.margin.garch_fit.GarchEstimationWarning")
+
 PANEL = random_walk_panel(T=420, A=3, seed=3)
 MODELS = [
     ("fixed_haircut", {"imf": 0.05, "mmf": 0.03, "haircut": 0.1}),
