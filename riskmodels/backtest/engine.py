@@ -224,9 +224,9 @@ def _run_one(
     took 28 ms with 2 threads, 3 ms with 1). numba's thread pool is held to
     one thread too: the per-date kernels (the FHS path's tail of 1,000 x 500
     losses per date) cost 10 ms a date on the parallel kernel against
-    ~1 ms on one thread (measured 2026-12-01, 2 cores: the FHS path and
-    isolated path took 28.6 s of CPU, 6.0 s on one thread), and the engine
-    already runs one model per core. Numbers do not depend on the threads
+    ~1 ms on one thread (measured 2026-12-01, 2 cores: the FHS path of the
+    default backtest took 16.7 s of CPU on the parallel kernel, 5.6 s on
+    one thread), and the engine already runs one model per core. Numbers do not depend on the threads
     (each account's tail is computed alone).
     """
     threads = numba.get_num_threads()
