@@ -41,6 +41,9 @@ PANEL = random_walk_panel(T=420, A=3, seed=3)
 MODELS = [
     ("fixed_haircut", {"imf": 0.05, "mmf": 0.03, "haircut": 0.1}),
     ("scenario_grid", {"psr_lookback": 100, "recalibration": "monthly"}),
+    ("deribit_pm", {"price_range": 0.16, "n_buckets": 9}),
+    ("fixed_haircut", {"imf": 0.05, "mmf": 0.03, "haircut": 0.1, "position_tiers": {
+        "default": [[0, 0.05, 0.03], [100_000, 0.10, 0.05], [500_000, 0.20, 0.10]]}}),
     ("historical_var", {"window": 100, "horizon": 2}),
     ("filtered_hs", {"window": 100, "horizon": 2}),
     ("garch", {"vol": "garch", "dist": "t", "horizon": 2, "refit_every": 50, "min_history": 200, "n_jobs": 1}),
@@ -53,7 +56,7 @@ def _book(n: int, isolated: bool) -> Book:
     return Book(b.assets, b.collateral, b.positions, b.cash, np.full(n, isolated), b.account_ids)
 
 
-@pytest.mark.parametrize(("name", "params"), MODELS, ids=[m[0] for m in MODELS])
+@pytest.mark.parametrize(("name", "params"), MODELS, ids=[f"{m[0]}-{i}" for i, m in enumerate(MODELS)])
 def test_all_isolated_requirement_is_the_isolated_one(name, params):
     fitted = apply_rule(get(name, **params).fit(PANEL), 1 / 1.1)
     book = _book(40, True)
