@@ -166,3 +166,50 @@ def test_engine_numba_threads_restored_and_numbers_unchanged(monkeypatch):
     elig[res.start : res.end + 1] = ok
     path, _ = _window_path(fitted, PANEL, res.book.align(PANEL.assets), elig, res.start, res.end, 2, "initial")
     np.testing.assert_array_equal(path.initial, fhs.path.initial)
+
+
+def _boot_reference(x: np.ndarray, n: np.ndarray, p: float, h: int, n_boot: int, seed: int) -> tuple[float, float]:
+    """The studentised moving-block bootstrap of ``verdict.exceedance_z`` written as a loop over resamples."""
+    from riskmodels.backtest.verdict import block_length
+
+    keep = n > 0
+    d = (x - p * n)[keep].astype(float)
+    T = d.size
+
+    def hh(v: np.ndarray) -> float:
+        v = v - v.mean()
+        lag0 = float(np.dot(v, v))
+        var = lag0 + sum(2.0 * float(np.dot(v[:-k], v[k:])) for k in range(1, h) if k < T)
+        return var if var > 0 else lag0
+
+    z = d.sum() / np.sqrt(hh(d))
+    b = min(block_length(T, h), T)
+    k = -(-T // b)
+    starts = np.random.default_rng(seed).integers(0, T - b + 1, size=(n_boot, k))
+    zs = []
+    for row in starts:
+        s = np.concatenate([d[a : a + b] for a in row])[:T]
+        v = hh(s)
+        if v > 0:
+            zs.append((s.sum() - d.sum()) / np.sqrt(v))
+    zs = np.array(zs)
+    upper = (1 + np.sum(zs >= z)) / (1 + zs.size)
+    lower = (1 + np.sum(zs <= z)) / (1 + zs.size)
+    return float(z), float(min(1.0, 2 * min(upper, lower)))
+
+
+def test_verdict_bootstrap_equals_the_loop_and_reuses_its_resamples():
+    from riskmodels.backtest import verdict
+
+    rng = np.random.default_rng(8)
+    n = rng.integers(0, 400, size=700)
+    x = rng.binomial(n, 0.012)
+    for h in (1, 2, 3):
+        z, pv = verdict.exceedance_z(x, n, 0.01, h, n_boot=199, seed=4)
+        zr, pr = _boot_reference(x, n, 0.01, h, 199, 4)
+        assert z == pytest.approx(zr, rel=1e-12)
+        assert pv == pytest.approx(pr, abs=2.0 / 200)  # equal but for a tie decided by rounding
+        again = verdict.exceedance_z(x, n, 0.01, h, n_boot=199, seed=4)  # the kept resamples
+        assert again == (z, pv)
+    idx = verdict._boot_index(10, 3, 4, 0)
+    assert not idx.flags.writeable and idx.shape == (4, 10)
