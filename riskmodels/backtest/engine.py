@@ -20,6 +20,7 @@ from concurrent.futures import as_completed
 from dataclasses import replace
 from typing import Any
 
+import numba
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
@@ -231,12 +232,23 @@ def _run_one(
     BLAS is held to one thread: the per-date products are small
     ((accounts x assets) @ (assets x scenarios)) and multi-threaded OpenBLAS
     on them was 5-10x slower on a 2-core machine (measured: 200x18 @ 18x500
-    took 28 ms with 2 threads, 3 ms with 1).
+    took 28 ms with 2 threads, 3 ms with 1). numba's thread pool is held to
+    one thread too: the per-date kernels (the FHS path's tail of 1,000 x 500
+    losses per date) cost 10 ms a date on the parallel kernel against
+    ~1 ms on one thread (measured 2026-12-01, 2 cores: the FHS path of the
+    default backtest took 16.7 s of CPU on the parallel kernel, 5.6 s on
+    one thread), and the engine already runs one model per core. Numbers do not depend on the threads
+    (each account's tail is computed alone).
     """
-    with threadpool_limits(1, user_api="blas"), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = _run_one_unlimited(model, panel, book, eligible, asset_ok, gross, mpor, coverage_on, policy,
-                                    start, end, netting, loss)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        with threadpool_limits(1, user_api="blas"), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = _run_one_unlimited(model, panel, book, eligible, asset_ok, gross, mpor, coverage_on, policy,
+                                        start, end, netting, loss)
+    finally:
+        numba.set_num_threads(threads)
     # carried back (also out of worker processes) and re-issued by the caller
     result.warnings = [(w.category, str(w.message)) for w in caught]
     return result if spill is None else _spill(result, spill)

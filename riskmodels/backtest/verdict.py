@@ -49,6 +49,7 @@ the portfolio's dependence); Hansen & Hodrick (1980), J. Political Economy 88,
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -147,6 +148,21 @@ def block_length(n: int, h: int) -> int:
     return int(max(2 * int(h), round(n ** (1.0 / 3.0))))
 
 
+@functools.lru_cache(maxsize=3)
+def _boot_index(T: int, b: int, n_boot: int, seed: int) -> np.ndarray:
+    """``(n_boot, T)`` date indices of the moving-block resamples: blocks of ``b`` dates from seeded starts.
+
+    The same for every side and model with the same number of dates (the
+    seed is fixed), so kept for the next call (read-only; 20 MB at 999 x 2,608).
+    """
+    k = -(-T // b)
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, T - b + 1, size=(n_boot, k))
+    idx = np.ascontiguousarray((starts[:, :, None] + np.arange(b)[None, None, :]).reshape(n_boot, -1)[:, :T])
+    idx.flags.writeable = False
+    return idx
+
+
 def exceedance_z(
     x: np.ndarray, n: np.ndarray, p: float, h: int, *, n_boot: int = N_BOOT, seed: int = BOOT_SEED
 ) -> tuple[float, float]:
@@ -179,11 +195,7 @@ def exceedance_z(
     z = s / math.sqrt(v)
     if n_boot <= 0:
         return z, float(2.0 * stats.norm.sf(abs(z)))
-    b = min(block_length(T, h), T)
-    k = -(-T // b)
-    rng = np.random.default_rng(seed)
-    starts = rng.integers(0, T - b + 1, size=(int(n_boot), k))
-    idx = (starts[:, :, None] + np.arange(b)[None, None, :]).reshape(int(n_boot), -1)[:, :T]
+    idx = _boot_index(T, min(block_length(T, h), T), int(n_boot), int(seed))
     ds = d[idx]  # (n_boot, T)
     ss = ds.sum(axis=1)
     vs = _hh_var(ds - ds.mean(axis=1, keepdims=True), h)

@@ -254,7 +254,9 @@ def rolling_tail(
     mw = window if min_window is None else int(min_window)
     out_var = np.empty((P, T))
     out_es = np.empty((P, T))
-    kernel = _rolling_many if P >= PARALLEL_ACCOUNTS else _rolling_many_serial
+    # one numba thread (the backtest engine runs one model per core): the serial kernel, which also
+    # spares a cold start the parallel kernel's compile; the numbers are the same (one account per task)
+    kernel = _rolling_many if P >= PARALLEL_ACCOUNTS and numba.get_num_threads() > 1 else _rolling_many_serial
     kernel(losses, int(window), mw, 1.0 - float(confidence), extra_arr, out_var, out_es)
     return out_var, out_es
 
@@ -470,7 +472,7 @@ def tail_columns(
     out_var = np.empty(N)
     out_es = np.empty(N)
     mw = n_window if min_window is None else int(min_window)
-    kernel = _tail_columns_parallel if N >= PARALLEL_COLUMNS else _tail_columns_serial
+    kernel = _tail_columns_parallel if N >= PARALLEL_COLUMNS and numba.get_num_threads() > 1 else _tail_columns_serial
     lt = np.ascontiguousarray(losses.T)  # (N, rows): one account per row (no copy for X @ g.T results)
     kernel(lt, int(n_window), mw, 1.0 - float(confidence), w, use_w, st, share, out_var, out_es)
     return out_var, out_es

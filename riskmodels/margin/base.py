@@ -215,6 +215,9 @@ class FittedMargin(ABC):
         self, t: int, collateral: np.ndarray, positions: np.ndarray, isolated: np.ndarray | None = None
     ) -> Requirement:
         """Cross requirement, or isolated where ``isolated`` is True."""
+        if isolated is not None and np.size(isolated) and np.all(isolated):
+            # every account isolated (the engine's netting path): the cross requirement is not needed
+            return self.isolated_requirement(t, collateral, positions)
         req = self.requirement(t, collateral, positions)
         if isolated is None or not np.any(isolated):
             return req

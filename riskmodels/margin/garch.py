@@ -552,11 +552,15 @@ class FittedGarch(FittedMargin):
         mm = np.full((T, P), np.nan)
         chunk = max(1, int(4_000_000 // max(1, P * A)))
         iso = np.asarray(book.isolated, dtype=bool)
+        every_iso = bool(iso.size) and bool(iso.all())  # the engine's netting path: no cross requirement needed
         for t0 in range(0, T, chunk):
             ts = np.arange(t0, min(T, t0 + chunk))
-            v = self._unit_loss(ts[:, None], x[None, :, :])  # (Tc, P, A)
-            quad = np.einsum("tpa,tpa->tp", v @ self.corr[ts], v)  # type: ignore[index]
-            res = np.sqrt(np.maximum(quad, 0.0))
+            if every_iso:
+                res = np.empty((len(ts), P))
+            else:
+                v = self._unit_loss(ts[:, None], x[None, :, :])  # (Tc, P, A)
+                quad = np.einsum("tpa,tpa->tp", v @ self.corr[ts], v)  # type: ignore[index]
+                res = np.sqrt(np.maximum(quad, 0.0))
             if iso.any():
                 # isolated: each holding stand-alone (collateral, long perp, short perp)
                 sig = self.sigma_h[ts][:, None, :]

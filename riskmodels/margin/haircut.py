@@ -54,11 +54,18 @@ def bracket_charge(amount: np.ndarray, bounds: np.ndarray, rates: np.ndarray) ->
     0-100M USDT and 97.5% on 100-120M (METHODOLOGY.md 2.2), so a 110M holding
     is haircut 0 x 100M + 2.5% x 10M = 0.25M.
     """
+    return _filled(amount, bounds) @ rates
+
+
+def _filled(amount: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """``(..., K)`` the part of ``amount`` in each bracket, ``clip(x - b_k, 0, b_{k+1} - b_k)``.
+
+    Shared by the IM and MM charges of one amount (the same brackets, two rate columns).
+    """
     x = np.asarray(amount, dtype=np.float64)
     upper = np.append(bounds[1:], np.inf)
     width = upper - bounds
-    filled = np.clip(x[..., None] - bounds, 0.0, width)
-    return filled @ rates
+    return np.clip(x[..., None] - bounds, 0.0, width)
 
 
 @register
@@ -192,6 +199,16 @@ class FittedHaircut(FittedMargin):
             out[:, cols] = bracket_charge(notional[:, cols], tab[:, 0], tab[:, 2 if maintenance else 1])
         return out
 
+    def _position_charges(self, notional: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(IM, MM)`` charges of :meth:`_position_charge`, the brackets of a tier table filled once for both."""
+        im = notional * self.imf
+        mm = notional * self.mmf
+        for cols, tab in self.pos_tiers:
+            filled = _filled(notional[:, cols], tab[:, 0])
+            im[:, cols] = filled @ tab[:, 1]
+            mm[:, cols] = filled @ tab[:, 2]
+        return im, mm
+
     def _charges(self, collateral: np.ndarray, positions: np.ndarray, netting: bool) -> Requirement:
         collateral = np.atleast_2d(np.asarray(collateral, dtype=np.float64))
         positions = np.atleast_2d(np.asarray(positions, dtype=np.float64))
@@ -202,8 +219,9 @@ class FittedHaircut(FittedMargin):
         c = collateral - hedged
         n = np.abs(positions) - hedged
         hedge = self.model.hedge_rate * hedged  # type: ignore[attr-defined]
-        im = (self._collateral_charge(c, False) + self._position_charge(n, False) + hedge).sum(axis=1)
-        mm = (self._collateral_charge(c, True) + self._position_charge(n, True) + hedge).sum(axis=1)
+        pos_im, pos_mm = self._position_charges(n)
+        im = (self._collateral_charge(c, False) + pos_im + hedge).sum(axis=1)
+        mm = (self._collateral_charge(c, True) + pos_mm + hedge).sum(axis=1)
         return Requirement(im, mm)
 
     def requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:

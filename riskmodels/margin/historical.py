@@ -375,7 +375,25 @@ class FittedHistorical(FittedMargin):
 
         Rows ``0..n_window-1`` are dates ``t-W+1..t``; then stressed dates
         that have left the window (raw returns).
+
+        The last two dates' scenario sets are kept (callers must not write to
+        them; none does): the account
+        simulation asks for date t up to three times (the intraday bound and
+        requirement of day t + 1, the close of day t), and FHS rebuilds its
+        ``(W, A)`` rescaled returns each time otherwise.
         """
+        t = int(t)
+        cache = self.__dict__.setdefault("_scenario_cache", {})
+        hit = cache.get(t)
+        if hit is not None:
+            return hit
+        out = self._scenarios(t)
+        if len(cache) >= 2:
+            cache.pop(next(iter(cache)))
+        cache[t] = out
+        return out
+
+    def _scenarios(self, t: int) -> tuple[np.ndarray, int, np.ndarray | None, np.ndarray]:
         m: HistoricalVaR = self.model  # type: ignore[assignment]
         lo = max(0, t - m.window + 1)
         if m.method == "fhs":
