@@ -79,8 +79,9 @@ def measure_rates(repeat: int = 5) -> dict[str, float]:
 
     # numpy's two passes move 40 bytes per element; STREAM's triad moves 24: time the two
     # passes and charge them the 40 they really move, so B is the hardware's bandwidth
-    out["B_bytes"] = 40.0 * m / _best(lambda: triad(aa, bb, cc), repeat)
-    del aa, bb, cc
+    big = (aa, bb, cc)
+    out["B_bytes"] = 40.0 * m / _best(lambda: triad(*big), repeat)
+    big = aa = bb = cc = None  # free the 480 MB before the small tests
     k = 18_000
     bs, cs, as_ = rng.standard_normal(k), rng.standard_normal(k), np.empty(k)
     reps = 200
