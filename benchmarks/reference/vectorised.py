@@ -163,7 +163,7 @@ class VHistorical(HistoricalRef):
         loss[(self.Gnan.astype(np.float64) @ (x != 0).T.astype(np.float64)) > 0] = np.nan
         w = self.window
         q = (w - self.k + 0.5) / (w - 1)
-        mm = pd.DataFrame(loss).rolling(w, min_periods=w).quantile(q, interpolation="lower").clip(lower=0).to_numpy()
+        mm = pd.DataFrame(loss).rolling(w, min_periods=w).quantile(q, interpolation="lower").clip(lower=0).to_numpy(copy=True)
         if isolated.any():
             il, is_ = _parts(collateral[isolated], positions[isolated])
             # an ok asset has a complete window, so its unit VaR is finite where the mask keeps it
