@@ -33,7 +33,7 @@ import pandas as pd
 from riskmodels.sweep import sweep
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._harness import LoadSampler, machine  # noqa: E402
+from benchmarks._harness import LoadSampler, machine
 
 
 def _cpu() -> float:
