@@ -127,9 +127,12 @@ class Workload:
     per GARCH fit (``window_length``), ``n_evals`` likelihood + gradient
     evaluations per fit (SLSQP with the analytic gradient, measured ~16),
     ``models`` models the statistics cover, ``intraday_share`` the share of
-    open accounts whose intraday requirement is computed (1 = every account,
-    the algorithm without riskmodels' exact Lipschitz screen; a run that
-    counts the screened accounts may pass its own share).
+    open accounts whose HS VaR intraday requirement is computed (1 = every
+    account, the algorithm without riskmodels' exact Lipschitz screen; a run that
+    counts the screened accounts may pass its own share). HS VaR only, the one
+    model whose intraday requirement matters (and the one with the screen):
+    measured 0.024 on the standard workload (38,461 of 1,609,951 open
+    account-dates at 1,000 accounts, 2026-12-01).
     """
 
     T: int = 3810
@@ -144,7 +147,7 @@ class Workload:
     n_obs: int = 1000
     n_evals: int = 16
     models: int = 4
-    intraday_share: float = 1.0
+    intraday_share: float = 0.024
 
 
 def stage_bounds(r: dict[str, float], w: Workload) -> dict[str, dict[str, Any]]:
@@ -193,13 +196,14 @@ def stage_bounds(r: dict[str, float], w: Workload) -> dict[str, dict[str, Any]]:
     loss = term(gemm=2 * w.Te * w.A * w.P / F, write=w.Te * w.P * f64 / B)
     cov_model = term(read=(w.Te * w.P * (f32 + f64)) / B)
     coverage = {m: cov_model for m in ("haircut", "span", "hs", "garch")}
-    two = (1.0 + w.intraday_share) * w.Te  # the close (t state) and intraday (t-1 state) requirements
+    two = 2 * w.Te  # the close (t state) and intraday (t-1 state) requirement per date
+    hs_two = (1.0 + w.intraday_share) * w.Te  # HS VaR: the screen clears most intraday requirements
     sim = {
         "haircut": term(book=book, requirement=two * 8 * PA / E),
         "span": term(book=book, requirement=two * 2 * 2 * PA / F + two * 2 * PA / E),
         # per requirement: losses (P x W) = X @ G_window (GEMM), then the k-th largest of
         # W per account: one pass over the P x W losses
-        "hs": term(book=book, gemm=two * 2 * w.P * w.A * w.W / F, select=two * w.P * w.W / E),
+        "hs": term(book=book, gemm=hs_two * 2 * w.P * w.A * w.W / F, select=hs_two * w.P * w.W / E),
         "garch": term(book=book, gemm=two * 2 * w.A**2 * w.P / F, scale=two * 3 * PA / E),
     }
     # statistics: every model's (Te, P) IM, MM and simulated maintenance / equity read a few

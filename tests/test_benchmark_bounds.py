@@ -103,7 +103,7 @@ RATES = {"F_flops": 1e10, "E_ops": 1e9, "B_bytes": 1e10, "L_step_s": 1e-9, "X_lo
 
 
 def test_stage_bounds_terms_by_hand() -> None:
-    w = Workload(T=1000, Te=500, A=10, P=100, W=200, n_fits=50, n_obs=400, n_evals=10)
+    w = Workload(T=1000, Te=500, A=10, P=100, W=200, n_fits=50, n_obs=400, n_evals=10, intraday_share=1.0)
     b = stage_bounds(RATES, w)
     hs = b["simulation"]["models"]["hs"]["terms"]
     # two requirements per date, each a (100 x 10) @ (10 x 200) product: 2 x 500 x 2 x 100 x 10 x 200 flops
@@ -121,9 +121,10 @@ def test_stage_bounds_terms_by_hand() -> None:
     cov = b["coverage"]
     assert cov["bound_s"] == pytest.approx(sum(m["bound_s"] for m in cov["models"].values())
                                            + cov["shared_loss"]["bound_s"])
-    # the screen share lowers only the intraday half of the requirements
+    # the screen share lowers only the intraday half of HS VaR's requirements
     half = stage_bounds(RATES, Workload(T=1000, Te=500, A=10, P=100, W=200, intraday_share=0.0))
     assert half["simulation"]["models"]["hs"]["terms"]["gemm"] == pytest.approx(hs["gemm"] / 2)
+    assert half["simulation"]["models"]["garch"] == b["simulation"]["models"]["garch"]
 
 
 def test_standard_json_has_the_issue_keys() -> None:
