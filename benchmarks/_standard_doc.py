@@ -37,13 +37,17 @@ def _config(runs: dict[str, list[dict[str, Any]]], nj: int) -> dict[str, Any] | 
     return out
 
 
-def summarise(args: argparse.Namespace, info: dict[str, Any], stages: dict[str, Any], runs: dict[str, list[Any]],
+def summarise(args: argparse.Namespace, info: dict[str, Any], stages: dict[str, Any] | None, runs: dict[str, list[Any]],
               scale: dict[str, Any] | None, loop: dict[str, Any] | None, bounds: dict[str, Any],
               load: list[list[float]]) -> dict[str, Any]:
     """The issue-23 document: the serial headline keys first, then parallel, loop, targets, raw runs."""
     serial = _config(runs, 1) or {}
     par = _config(runs, args.n_jobs) if not args.skip_parallel else None
     bst = bounds["stages"]
+    if stages is None:  # --skip-stages: the bounds alone
+        nan = float("nan")
+        stages = {"stages": dict.fromkeys(STAGES, nan), "cpu": dict.fromkeys(STAGES, nan), "per_model": {},
+                  "liquidations": {}}
     stage_doc = {s: {"s": stages["stages"][s], "bound_s": bst[s]["bound_s"] if s in bst else None}
                  for s in STAGES}
     ratio_rm = serial.get("ratio_vs_reasonable")
@@ -58,6 +62,7 @@ def summarise(args: argparse.Namespace, info: dict[str, Any], stages: dict[str, 
         r = stages["stages"][s] / bst[s]["bound_s"] if bst[s]["bound_s"] else None
         rc = stages["cpu"][s] / bst[s]["bound_s"] if bst[s]["bound_s"] else None
         targets[f"{s} within 3x of its bound"] = {"value": r, "value_cpu": rc, "met": r is not None and r <= 3}
+    targets = {k: v for k, v in targets.items() if v["value"] == v["value"]}  # NaN: stage not measured
     loop_doc = None
     if loop:
         lt = sum(loop["stages"].values())
@@ -98,7 +103,8 @@ def report(doc: dict[str, Any], path: str) -> None:
     for s, v in doc["stages"].items():
         b = v["bound_s"]
         cpu = doc["stages_detail"]["cpu_s"].get(s, float("nan"))
-        print(f"{s:<12}{v['s']:9.2f}{cpu:9.2f}" + (f"{b:9.3f}{v['s'] / b:12.1f}" if b else f"{'-':>9}{'-':>12}"))
+        ratio = f"{v['s'] / b:12.1f}" if b else f"{'-':>12}"
+        print(f"{s:<12}{v['s']:9.2f}{cpu:9.2f}" + (f"{b:9.3f}" if b else f"{'-':>9}") + ratio)
     for name in ("serial", "parallel"):
         c = doc.get(name)
         if not c:

@@ -332,10 +332,11 @@ def _repeat(label: str, n: int, args: list[str]) -> list[dict[str, Any]]:
     return runs
 
 
-def _bounds(stages: dict[str, Any], rates: dict[str, float], garch_fits: int | None) -> dict[str, Any]:
+def _bounds(stages: dict[str, Any] | None, rates: dict[str, float], garch_fits: int | None,
+            accounts: int) -> dict[str, Any]:
     from benchmarks.bounds import Workload, stage_bounds
 
-    d = stages["dims"]
+    d = stages["dims"] if stages else {"T": Workload.T, "Te": Workload.Te, "A": Workload.A, "P": accounts}
     w = Workload(T=d["T"], Te=d["Te"], A=d["A"], P=d["P"], **({"n_fits": garch_fits} if garch_fits else {}))
     return {"workload": w.__dict__, "stages": stage_bounds(rates, w)}
 
@@ -349,6 +350,7 @@ def main() -> int:
     ap.add_argument("--scale", type=int, default=10000, help="accounts of the scaling run (0 = skip)")
     ap.add_argument("--skip-reasonable", action="store_true", help="time riskmodels only")
     ap.add_argument("--skip-parallel", action="store_true", help="serial configurations only")
+    ap.add_argument("--skip-stages", action="store_true", help="no per-stage run (the bounds are still computed)")
     ap.add_argument("--loop", action="store_true", help="also run the old loop reference (second column)")
     ap.add_argument("--ref-accounts", type=int, default=50, help="accounts the loop reference really runs")
     ap.add_argument("--garch-sample", type=int, default=40, help="arch fits timed for the loop's daily refits")
@@ -380,8 +382,10 @@ def drive(args: argparse.Namespace) -> int:
     print(f"machine: {info['cpu']}, {info['cores']} cores, load average {info['load_average_at_start']}", flush=True)
     info["rates"] = measure_rates()
     acc = ["--data", args.data, "--accounts", str(args.accounts)]
-    print(f"stages @ {args.accounts} accounts ...", flush=True)
-    stages = spawn(Path(__file__).resolve(), ["--worker", "stages", *acc])
+    stages = None
+    if not args.skip_stages:
+        print(f"stages @ {args.accounts} accounts ...", flush=True)
+        stages = spawn(Path(__file__).resolve(), ["--worker", "stages", *acc])
     runs: dict[str, list[dict[str, Any]]] = {}
     jobs = [1] if args.skip_parallel else [1, args.n_jobs]
     for nj in jobs:
@@ -401,7 +405,7 @@ def drive(args: argparse.Namespace) -> int:
         loop = spawn(Path(__file__).resolve(), ["--worker", "loop", *acc, "--ref-accounts", str(args.ref_accounts),
                                                 "--garch-sample", str(args.garch_sample)])
     fits = next((r.get("garch_fits") for k, rs in runs.items() if k.startswith("reasonable") for r in rs), None)
-    bounds = _bounds(stages, info["rates"], fits)
+    bounds = _bounds(stages, info["rates"], fits, args.accounts)
     doc = summarise(args, info, stages, runs, scale, loop, bounds, load_sampler.stop())
     Path(args.json).write_text(json.dumps(doc, indent=2))
     report(doc, args.json)
