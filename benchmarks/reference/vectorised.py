@@ -77,7 +77,7 @@ class VHaircut(HaircutRef):
         gross = np.abs(positions) - hedged
         return (base + self.imf * gross).sum(axis=1), (base + self.mmf * gross).sum(axis=1)
 
-    def path(self, collateral, positions, isolated, eligible) -> Req:
+    def path(self, collateral: np.ndarray, positions: np.ndarray, isolated: np.ndarray, eligible: np.ndarray) -> Req:
         im, mm = self.requirement(0, collateral, positions, isolated)
         return np.where(eligible, im[None, :], np.nan), np.where(eligible, mm[None, :], np.nan)
 
@@ -105,7 +105,7 @@ class VSpan(SpanRef):
         mm = np.where(_not_ok(self.ok[t], (collateral != 0) | (positions != 0)), np.nan, mm)
         return self.im_multiplier * mm, mm
 
-    def path(self, collateral, positions, isolated, eligible) -> Req:
+    def path(self, collateral: np.ndarray, positions: np.ndarray, isolated: np.ndarray, eligible: np.ndarray) -> Req:
         x = collateral + positions
         il, is_ = _parts(collateral, positions)
         xl = np.where(isolated[:, None], il, np.maximum(x, 0.0))
@@ -157,7 +157,7 @@ class VHistorical(HistoricalRef):
         mm = np.where(_not_ok(self.ok[t], (collateral != 0) | (positions != 0)), np.nan, mm)
         return mm, mm
 
-    def path(self, collateral, positions, isolated, eligible) -> Req:
+    def path(self, collateral: np.ndarray, positions: np.ndarray, isolated: np.ndarray, eligible: np.ndarray) -> Req:
         x = collateral + positions
         loss = -(self.G0 @ x.T)  # (T, P): one matrix product
         loss[(self.Gnan.astype(np.float64) @ (x != 0).T.astype(np.float64)) > 0] = np.nan
@@ -261,7 +261,7 @@ class VGarch(GarchRef):
         mm = np.where(_not_ok(self.ok[t], (collateral != 0) | (positions != 0)), np.nan, mm)
         return self.im_multiplier * mm, mm
 
-    def path(self, collateral, positions, isolated, eligible) -> Req:
+    def path(self, collateral: np.ndarray, positions: np.ndarray, isolated: np.ndarray, eligible: np.ndarray) -> Req:
         x = collateral + positions
         P, A = x.shape
         xx = (x[:, :, None] * x[:, None, :]).reshape(P, A * A)  # (P, A^2)
