@@ -21,7 +21,7 @@ liquidation policy with ``maintenance_ratio = 1/1.1``) both must give:
   7 of 8,551 equities differ by up to 0.44 USD, 0.8% of themselves).
 
 The whole history is used (the full panel for the fit, 2,608 evaluation
-dates); the test takes about 3 minutes of CPU (the reference's ~2,000 arch
+dates); the test takes about 105 s of CPU, 1.2 GB (the reference's ~2,000 arch
 fits dominate), hence ``slow``. Speed is never tested here.
 """
 
