@@ -81,12 +81,12 @@ def main() -> int:
             t0 = time.perf_counter()
             res = sweep(doc, out=out, data=data, backend="processes", workers=w)
             wall = time.perf_counter() - t0
-            cpu = _cpu() - c0
+            cpu = _cpu() - c0  # the driver (the sweep's pool workers are not reaped children here)
         tables[w] = res.table
-        rows.append({"workers": w, "points": len(res.table), "wall_s": wall, "cpu_s": cpu,
+        rows.append({"workers": w, "points": len(res.table), "wall_s": wall, "driver_cpu_s": cpu,
                      "load_avg_1min_before": load0, "load_avg_1min_after": os.getloadavg()[0],
                      "s_per_point": wall / len(res.table), "cpu_s_per_point": float(res.timings.mean())})
-        print(f"{w} worker(s): {len(res.table)} points in {wall:.1f} s (CPU {cpu:.1f} s)", flush=True)
+        print(f"{w} worker(s): {len(res.table)} points in {wall:.1f} s (driver CPU {cpu:.1f} s)", flush=True)
     base = rows[0]["wall_s"]
     for r in rows:
         r["speedup"] = base / r["wall_s"]
