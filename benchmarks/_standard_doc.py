@@ -63,6 +63,7 @@ def summarise(args: argparse.Namespace, info: dict[str, Any], stages: dict[str, 
         rc = stages["cpu"][s] / bst[s]["bound_s"] if bst[s]["bound_s"] else None
         targets[f"{s} within 3x of its bound"] = {"value": r, "value_cpu": rc, "met": r is not None and r <= 3}
     targets = {k: v for k, v in targets.items() if v["value"] == v["value"]}  # NaN: stage not measured
+    stage_doc = {s: {k: (None if v != v else v) for k, v in d.items()} for s, d in stage_doc.items()}  # JSON null
     loop_doc = None
     if loop:
         lt = sum(loop["stages"].values())
@@ -103,6 +104,9 @@ def report(doc: dict[str, Any], path: str) -> None:
     for s, v in doc["stages"].items():
         b = v["bound_s"]
         cpu = doc["stages_detail"]["cpu_s"].get(s, float("nan"))
+        if v["s"] is None:
+            print(f"{s:<12}{'-':>9}{'-':>9}" + (f"{b:9.3f}" if b else f"{'-':>9}"))
+            continue
         ratio = f"{v['s'] / b:12.1f}" if b else f"{'-':>12}"
         print(f"{s:<12}{v['s']:9.2f}{cpu:9.2f}" + (f"{b:9.3f}" if b else f"{'-':>9}") + ratio)
     for name in ("serial", "parallel"):
