@@ -37,6 +37,15 @@ def _config(runs: dict[str, list[dict[str, Any]]], nj: int) -> dict[str, Any] | 
     return out
 
 
+def _nulls(o: Any) -> Any:
+    """NaN (a stage not measured) as JSON null: strict parsers reject NaN tokens."""
+    if isinstance(o, dict):
+        return {k: _nulls(v) for k, v in o.items()}
+    if isinstance(o, list):
+        return [_nulls(v) for v in o]
+    return None if isinstance(o, float) and o != o else o
+
+
 def summarise(args: argparse.Namespace, info: dict[str, Any], stages: dict[str, Any] | None, runs: dict[str, list[Any]],
               scale: dict[str, Any] | None, loop: dict[str, Any] | None, bounds: dict[str, Any],
               load: list[list[float]]) -> dict[str, Any]:
@@ -63,7 +72,6 @@ def summarise(args: argparse.Namespace, info: dict[str, Any], stages: dict[str, 
         rc = stages["cpu"][s] / bst[s]["bound_s"] if bst[s]["bound_s"] else None
         targets[f"{s} within 3x of its bound"] = {"value": r, "value_cpu": rc, "met": r is not None and r <= 3}
     targets = {k: v for k, v in targets.items() if v["value"] == v["value"]}  # NaN: stage not measured
-    stage_doc = {s: {k: (None if v != v else v) for k, v in d.items()} for s, d in stage_doc.items()}  # JSON null
     loop_doc = None
     if loop:
         lt = sum(loop["stages"].values())
@@ -71,7 +79,7 @@ def summarise(args: argparse.Namespace, info: dict[str, Any], stages: dict[str, 
                     "stages": loop["stages"], "note": "per-account loops, extrapolated from "
                     f"{loop['ref_accounts']} accounts, GARCH refitted daily; the loop reference keeps every "
                     "model's own MM (no declared rule): a second column, never the headline", "run": loop}
-    return {
+    return _nulls({
         "accounts": args.accounts,
         "total_s": serial.get("total_s"),
         "reasonable_s": serial.get("reasonable_s"),
@@ -89,7 +97,7 @@ def summarise(args: argparse.Namespace, info: dict[str, Any], stages: dict[str, 
         "targets": targets,
         "repeat": args.repeat,
         "runs": runs,
-    }
+    })
 
 
 def report(doc: dict[str, Any], path: str) -> None:
