@@ -1,44 +1,53 @@
-"""The standard benchmark: the whole comparison, timed against a plain reference.
+"""The standard benchmark (issues 7 and 23): riskmodels against the best plain implementation.
 
-Workload (issue 7): the clean 18-asset universe of the shared data (default
-config, ``policy="truncate"``), daily bars, evaluation from 2018-01-01 to the
-last date, ``--accounts`` (1,000) seeded accounts from the default config's
-book (cross-margined multi-asset collateral and perps, 10% isolated), the
-four methods with the default config's parameters (``haircut dYdX-like``,
-``SPAN grid``, ``HS VaR 99% 2d``, ``GARCH-t VaR 99%``), for each: fit,
+Workload: the clean 18-asset universe of the shared data (default config,
+``policy="truncate"``), daily bars, evaluation from 2018-01-01 to the last
+date, ``--accounts`` (1,000) seeded accounts from the default config's book
+(cross-margined multi-asset collateral and perps, 10% isolated), the four
+methods with the default config's parameters (``haircut dYdX-like``,
+``SPAN grid``, ``HS VaR 99% 2d``, ``GARCH-t VaR 99%``) under the default
+liquidation policy (declared ``maintenance_ratio = 1/1.1``), for each: fit,
 constant-notional margin path, coverage backtest (IM vs 2-day loss) and the
-account simulation with liquidations; then the statistics tables
-(``coverage_table``, ``procyclicality_table``). The isolated-margin netting
-path (``netting``) is not part of the workload.
+account simulation with liquidations; then the statistics. The
+isolated-margin netting path (``netting``) is not part of the workload.
 
-Every configuration runs in its own subprocess, which reports wall times
-and its peak resident memory: for the engine runs the peak of the summed
-RSS of the process and its model workers (sampled every 0.1 s, what the
-machine must hold at once), for the others ``ru_maxrss``:
+Configurations, each in its own subprocess (fresh interpreter), each run
+``--repeat`` times (median reported):
 
-* ``stages``: riskmodels, one model after another in one process (BLAS on 1
-  thread, as the engine runs each model), timed per stage;
-* ``engine``: riskmodels end to end as a user runs it, ``run_models`` with
-  the models in 2 processes, plus the statistics: the headline time on 2
-  cores; repeated ``--repeat`` times (median reported), and once at
-  ``--scale`` accounts for the scaling and memory targets;
-* ``reference``: the plain pandas/arch implementation of
-  ``benchmarks/reference`` on the first ``--ref-accounts`` accounts of the
-  same book, GARCH refitted on riskmodels' 20-day schedule. Extrapolation
-  (stated in the output): per-account stages (path, coverage, simulation,
-  statistics) scale linearly with accounts, ``x accounts / ref_accounts``;
-  the GARCH fit is charged as a **daily** refit, ``(mean seconds of an arch
-  fit on --garch-sample random (asset, day) windows) x (number of asset-days
-  to fit)`` plus the reference's filtering and correlation time.
+* ``engine`` serial / parallel: riskmodels end to end as a user runs it
+  (load, ``run_models`` with ``n_jobs`` = 1 / 2, statistics tables);
+* ``reasonable`` serial / parallel: ``benchmarks/reference/vectorised.py``
+  (numpy over accounts, pandas rolling quantile, arch on the same 20-day warm
+  refit schedule, no numba; parity-tested in
+  ``tests/test_benchmark_reasonable.py``), the four models one after another
+  or split over 2 processes (costliest first); the benchmark also checks
+  that its liquidation and coverage counts equal riskmodels';
+* ``stages`` (once): riskmodels, models one after another in one process,
+  every stage timed (wall and CPU) beside its physical bound
+  (``benchmarks/bounds.py``, derived in ``benchmarks/README.md``);
+* ``scale`` (once, ``--scale`` accounts, 0 = skip): the parallel engine,
+  time and peak memory of the process tree;
+* ``loop`` (``--loop``, once): the old per-account loop reference of issue 7,
+  extrapolated from ``--ref-accounts`` accounts with daily GARCH refits: a
+  second column, never the headline.
 
-Targets (checked here, never by unit tests): total >= 50x faster than the
-reference; under 30 s on 2 cores; ``--scale`` accounts cost at most 10x the
-time of 1,000 (time per account); peak memory under 4 GiB at ``--scale``.
+``--json FILE`` writes ``{"accounts", "total_s", "reasonable_s",
+"ratio_vs_reasonable", "stages": {name: {"s", "bound_s"}}, "scale":
+{"accounts", "total_s", "peak_gib"}, "machine", "load"}`` (serial figures;
+``total_s`` and ``reasonable_s`` are medians), then ``"parallel"`` (the same
+on 2 processes), ``"loop_reference"``, ``"targets"`` and the raw runs. The
+load average is sampled every 5 s through the whole run; the machine block
+has the CPU model, the BLAS (threadpoolctl) and the measured rates.
+
+Targets (checked here, never by unit tests): ``ratio_vs_reasonable >= 10``
+at 10,000 accounts (``--accounts 10000``); every stage within 3x of its
+bound.
 
 Usage::
 
     python benchmarks/standard.py --data ../shared/data --json standard.json
-    python benchmarks/standard.py --skip-reference --repeat 1    # riskmodels only
+    python benchmarks/standard.py --accounts 10000 --scale 0 --json standard-10k.json
+    python benchmarks/standard.py --repeat 1 --scale 0 --skip-reasonable   # riskmodels only, quick
 """
 
 from __future__ import annotations
@@ -46,82 +55,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-STANDARD_LABELS = ("haircut dYdX-like", "SPAN grid", "HS VaR 99% 2d", "GARCH-t VaR 99%")
-STAGES = ("load", "fit", "path", "coverage", "simulation", "statistics")
-GIB = 1024**3
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-
-def _rss_bytes() -> int:
-    """Peak RSS of this process and its finished children (Linux reports KiB)."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, kids) * 1024
-
-
-class TreeRSS:
-    """Peak of the summed RSS of this process and all its descendants, sampled every ``every`` s.
-
-    ``ru_maxrss`` gives each process's own peak; while the model processes
-    run, the parent and both workers hold memory at once, so the machine needs
-    the sum. Pages shared between processes (libraries) count once per
-    process: an upper bound. Linux ``/proc`` only (0 elsewhere).
-    """
-
-    def __init__(self, every: float = 0.1) -> None:
-        import threading
-
-        self.peak = 0
-        self._every = every
-        self._stop = threading.Event()
-        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _tree_rss(self) -> int:
-        parents: dict[int, int] = {}
-        for d in os.listdir("/proc"):
-            if d.isdigit():
-                try:
-                    stat = Path(f"/proc/{d}/stat").read_text()
-                    parents[int(d)] = int(stat[stat.rindex(")") + 2 :].split()[1])
-                except (OSError, ValueError, IndexError):
-                    continue
-        tree, frontier = {os.getpid()}, [os.getpid()]
-        while frontier:
-            kids = [p for p, pp in parents.items() if pp in frontier and p not in tree]
-            tree.update(kids)
-            frontier = kids
-        total = 0
-        for pid in tree:
-            try:
-                total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * self._page
-            except (OSError, ValueError, IndexError):
-                continue
-        return total
-
-    def _run(self) -> None:
-        if not Path("/proc/self/statm").exists():
-            return
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._tree_rss())
-            self._stop.wait(self._every)
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join()
-        return self.peak
+from benchmarks._harness import LoadSampler, TreeRSS, cpu_seconds, machine, rss_bytes, spawn  # noqa: E402
+from benchmarks._standard_doc import STAGES, STANDARD_LABELS, report, summarise  # noqa: E402
 
 
 def _setup(data: str, accounts: int) -> tuple[Any, Any, dict[str, Any], int, int, float]:
@@ -168,19 +113,21 @@ def worker_stages(data: str, accounts: int) -> dict[str, Any]:
     eligible = account_eligibility(asset_ok, book) & in_window[:, None]
     policy = liquidation_policy(cfg)
     stages = {s: 0.0 for s in STAGES}
+    cpu = {s: 0.0 for s in STAGES}
     stages["load"] = load
-    memory = {"load": _rss_bytes()}
+    memory = {"load": rss_bytes()}
     per_model: dict[str, dict[str, float]] = {}
     results = {}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     loss = realised_loss(panel, book, int(bt["mpor"]))  # shared by the models, as in the engine
     stages["coverage"] += time.perf_counter() - t0
+    cpu["coverage"] += time.process_time() - c0
     for m in models:
         tm: dict[str, float] = {}
         with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"):
             warnings.simplefilter("ignore")
             for stage in ("fit", "path", "coverage", "simulation"):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 if stage == "fit":
                     fitted = apply_rule(m.fit(panel), policy.maintenance_ratio)  # as the engine runs it
                 elif stage == "path":
@@ -191,53 +138,31 @@ def worker_stages(data: str, accounts: int) -> dict[str, Any]:
                 else:
                     sim = simulate_accounts(fitted, book, policy, start=start, end=end, asset_ok=asset_ok)
                 tm[stage] = time.perf_counter() - t0
+                tm[stage + "_cpu"] = time.process_time() - c0
                 stages[stage] += tm[stage]
-                memory[stage] = _rss_bytes()
+                cpu[stage] += tm[stage + "_cpu"]
+                memory[stage] = rss_bytes()
         per_model[m.label] = tm
-        results[m.label] = ModelResult(m, path, cov, sim, book.gross_notional, tm)
-    t0 = time.perf_counter()
+        results[m.label] = ModelResult(m, path, cov, sim, book.gross_notional,
+                                       {k: v for k, v in tm.items() if not k.endswith("_cpu")})
+    t0, c0 = time.perf_counter(), time.process_time()
     result = BacktestResult(panel, book, results, cfg, start, end)
     coverage_table(result)
     procyclicality_table(result)
     result.metrics_frame()
     stages["statistics"] = time.perf_counter() - t0
-    memory["statistics"] = _rss_bytes()
-    return {"kind": "stages", "accounts": accounts, "stages": stages, "per_model": per_model,
-            "memory": memory, "peak_rss": _rss_bytes(),
+    cpu["statistics"] = time.process_time() - c0
+    memory["statistics"] = rss_bytes()
+    return {"kind": "stages", "accounts": accounts, "stages": stages, "cpu": cpu, "per_model": per_model,
+            "dims": {"T": panel.n_dates, "Te": end - start + 1, "A": len(panel.assets), "P": book.n_accounts},
+            "memory": memory, "peak_rss": rss_bytes(),
             "liquidations": {k: len(r.simulation.liquidations) for k, r in results.items()}}
 
 
-def worker_engine(data: str, accounts: int, n_jobs: int) -> dict[str, Any]:
-    """riskmodels end to end: run_models in ``n_jobs`` processes + statistics."""
-    from riskmodels.backtest.engine import build_models, run_models
-    from riskmodels.backtest.report_tables import coverage_table, procyclicality_table
-    from riskmodels.config import liquidation_policy
-
-    sampler = TreeRSS()
-    t_all = time.perf_counter()
-    panel, book, cfg, start, end, load = _setup(data, accounts)
-    bt = cfg["backtest"]
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = run_models(panel, book, build_models(cfg), mpor=int(bt["mpor"]), min_history=int(bt["min_history"]),
-                            start=start, end=end, policy=liquidation_policy(cfg), config=cfg, netting=False,
-                            n_jobs=n_jobs)
-    run = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    coverage_table(result)
-    procyclicality_table(result)
-    result.metrics_frame()
-    stats = time.perf_counter() - t0
-    total = time.perf_counter() - t_all
-    return {"kind": "engine", "accounts": accounts, "n_jobs": n_jobs, "load": load, "models": run,
-            "statistics": stats, "total": total, "peak_rss_process": _rss_bytes(), "peak_rss": sampler.stop(),
-            "liquidations": {k: len(r.simulation.liquidations) for k, r in result.results.items()}}
 
 
-def worker_reference(data: str, accounts: int, ref_accounts: int, garch_sample: int) -> dict[str, Any]:
+def worker_loop(data: str, accounts: int, ref_accounts: int, garch_sample: int) -> dict[str, Any]:
     """The plain reference on the first ``ref_accounts`` accounts, extrapolated to ``accounts``."""
-    sys.path.insert(0, str(ROOT))
     from benchmarks.reference import (
         GarchRef,
         HaircutRef,
@@ -288,70 +213,132 @@ def worker_reference(data: str, accounts: int, ref_accounts: int, garch_sample: 
               for s in STAGES}
     return {"kind": "reference", "accounts": accounts, "ref_accounts": sub.n_accounts, "factor": factor,
             "measured": measured, "stages": extrap, "per_model": per_model, "garch_daily_refit": daily,
-            "peak_rss": _rss_bytes()}
+            "peak_rss": rss_bytes()}
 
 
-# ------------------------------------------------------------------- driver
-def _spawn(args: list[str]) -> dict[str, Any]:
-    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
-        out = fh.name
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
-    cmd = [sys.executable, str(Path(__file__).resolve()), *args, "--worker-out", out]
+def worker_engine(data: str, accounts: int, n_jobs: int) -> dict[str, Any]:
+    """riskmodels end to end: load, run_models in ``n_jobs`` processes, the statistics tables."""
+    from riskmodels.backtest.engine import build_models, run_models
+    from riskmodels.backtest.report_tables import coverage_table, procyclicality_table
+    from riskmodels.config import liquidation_policy
+
+    sampler = TreeRSS()
+    t_all, c_all = time.perf_counter(), cpu_seconds()
+    panel, book, cfg, start, end, load = _setup(data, accounts)
+    bt = cfg["backtest"]
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, env=env)
-    res = json.loads(Path(out).read_text())
-    res["subprocess_wall"] = time.perf_counter() - t0
-    os.unlink(out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = run_models(panel, book, build_models(cfg), mpor=int(bt["mpor"]), min_history=int(bt["min_history"]),
+                            start=start, end=end, policy=liquidation_policy(cfg), config=cfg, netting=False,
+                            n_jobs=n_jobs)
+    run = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    coverage_table(result)
+    procyclicality_table(result)
+    result.metrics_frame()
+    stats = time.perf_counter() - t0
+    total = time.perf_counter() - t_all
+    return {"kind": "engine", "accounts": accounts, "n_jobs": n_jobs, "load": load, "models": run,
+            "statistics": stats, "total": total, "cpu": cpu_seconds() - c_all,
+            "peak_rss_process": rss_bytes(), "peak_rss": sampler.stop(),
+            "liquidations": {k: len(r.simulation.liquidations) for k, r in result.results.items()},
+            "coverage": {k: [r.coverage.n_obs, r.coverage.n_exceptions] for k, r in result.results.items()}}
+
+
+def _reasonable_models(cfg: dict[str, Any]) -> dict[str, Any]:
+    from benchmarks.reference.vectorised import VGarch, VHaircut, VHistorical, VSpan
+
+    params = {m["label"]: m.get("params", {}) for m in cfg["models"]}
+    hc, sp, hs, ga = (params[k] for k in STANDARD_LABELS)
+    if sp.get("recalibration") != "monthly" or ga.get("dist") != "t" or ga.get("vol") != "garch":
+        raise SystemExit("the reference implements the default config's SPAN (monthly) and GARCH(1,1)-t only")
+    return {
+        STANDARD_LABELS[0]: VHaircut(haircut=hc["haircut"], imf=hc["imf"], mmf=hc["mmf"]),
+        STANDARD_LABELS[1]: VSpan(quantile=sp["psr_quantile"], horizon=sp["psr_horizon"], lookback=sp["psr_lookback"],
+                                  floor=sp["psr_floor"], im_multiplier=sp["im_multiplier"]),
+        STANDARD_LABELS[2]: VHistorical(confidence=hs["confidence"], horizon=hs["horizon"], window=hs["window"]),
+        STANDARD_LABELS[3]: VGarch(horizon=ga["horizon"], refit_every=ga["refit_every"]),
+    }
+
+
+def _reasonable_one(data: str, accounts: int, labels: list[str]) -> dict[str, Any]:
+    """The reasonable reference on ``labels`` (load included), with the statistics it reports."""
+    import numpy as np
+
+    from benchmarks.reference.backtest import kupiec, peak_to_trough
+    from benchmarks.reference.vsim import run_model
+    from riskmodels.backtest.engine import build_models
+    from riskmodels.config import liquidation_policy
+
+    t_all, c_all = time.perf_counter(), cpu_seconds()
+    panel, book, cfg, start, end, load = _setup(data, accounts)
+    bt = cfg["backtest"]
+    need = max([int(bt["min_history"]), *(m.min_history for m in build_models(cfg))])
+    pol = liquidation_policy(cfg)
+    policy = {"cushion": pol.cushion, "slippage": pol.slippage, "penalty": pol.penalty, "reentry_days": pol.reentry_days}
+    b = book.align(panel.assets)
+    refs = _reasonable_models(cfg)
+    out: dict[str, Any] = {"load": load, "per_model": {}, "liquidations": {}, "coverage": {}, "garch_fits": None}
+    for label in labels:
+        ref = refs[label]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = run_model(ref, panel, b.collateral, b.positions, b.isolated, start, end, need=need,
+                            mpor=int(bt["mpor"]), ratio=pol.maintenance_ratio, policy=policy)
+        t0, c0 = time.perf_counter(), time.process_time()
+        kupiec(res["n_obs"], res["n_exceptions"], 1.0 - float(bt.get("confidence", 0.99)))
+        im = res["initial"][start : end + 1]
+        peak_to_trough(np.where(np.isfinite(im), im, 0.0).sum(axis=1))
+        res["timings"]["statistics"], res["cpu"]["statistics"] = time.perf_counter() - t0, time.process_time() - c0
+        out["per_model"][label] = {"s": res["timings"], "cpu_s": res["cpu"]}
+        out["liquidations"][label] = int(res["simulation"].events["t"].size)
+        out["coverage"][label] = [res["n_obs"], res["n_exceptions"]]
+        if hasattr(ref, "n_fits"):
+            out["garch_fits"] = ref.n_fits
+    out["total"], out["cpu"] = time.perf_counter() - t_all, cpu_seconds() - c_all
+    return out
+
+
+def worker_reasonable(data: str, accounts: int, n_jobs: int) -> dict[str, Any]:
+    """The reasonable reference end to end, its models serially or split over ``n_jobs`` processes."""
+    t_all, c_all = time.perf_counter(), cpu_seconds()
+    if n_jobs <= 1:
+        parts = [_reasonable_one(data, accounts, list(STANDARD_LABELS))]
+    else:  # costliest first (GARCH, then HS VaR), greedy by the serial cost shares measured at 1,000 accounts
+        import multiprocessing as mp
+
+        groups = [[STANDARD_LABELS[3]], [STANDARD_LABELS[2], STANDARD_LABELS[1], STANDARD_LABELS[0]]][:n_jobs]
+        with mp.get_context("spawn").Pool(len(groups)) as pool:
+            parts = pool.starmap(_reasonable_one, [(data, accounts, g) for g in groups])
+    res: dict[str, Any] = {"kind": "reasonable", "accounts": accounts, "n_jobs": n_jobs, "per_model": {},
+                           "liquidations": {}, "coverage": {}}
+    for p in parts:
+        for k in ("per_model", "liquidations", "coverage"):
+            res[k].update(p[k])
+        if p["garch_fits"] is not None:
+            res["garch_fits"] = p["garch_fits"]
+    res["total"], res["cpu"] = time.perf_counter() - t_all, cpu_seconds() - c_all
+    res["load"] = max(p["load"] for p in parts)
     return res
 
 
-def machine() -> dict[str, Any]:
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        model = next((ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if ln.startswith("Model name")), "")
-    except OSError:
-        model = ""
-    import numpy as np
-
-    try:  # the BLAS actually loaded (OpenBLAS/MKL, its kernel and threads): it moves every matrix product
-        from threadpoolctl import threadpool_info
-
-        blas = [{k: i.get(k) for k in ("internal_api", "version", "architecture", "num_threads", "threading_layer")}
-                for i in threadpool_info() if i.get("user_api") == "blas"]
-    except ImportError:
-        blas = []
-    return {"cpu": model or platform.processor(), "cores": os.cpu_count(), "python": platform.python_version(),
-            "numpy": np.__version__, "blas": blas, "platform": platform.platform(), "date": time.strftime("%Y-%m-%d"),
-            "load_average_at_start": os.getloadavg()}
+# ------------------------------------------------------------------- driver
+def _repeat(label: str, n: int, args: list[str]) -> list[dict[str, Any]]:
+    runs = []
+    for i in range(n):
+        print(f"{label} run {i + 1}/{n} ...", flush=True)
+        runs.append(spawn(Path(__file__).resolve(), args))
+    return runs
 
 
-class LoadSampler:
-    """``[seconds since start, 1-minute load average]`` every ``every`` seconds, on a thread.
+def _bounds(stages: dict[str, Any] | None, rates: dict[str, float], garch_fits: int | None,
+            accounts: int) -> dict[str, Any]:
+    from benchmarks.bounds import Workload, stage_bounds
 
-    Ratios measured under load are only comparable with the load beside them.
-    """
-
-    def __init__(self, every: float = 5.0) -> None:
-        import threading
-
-        self.samples: list[list[float]] = []
-        self._t0 = time.perf_counter()
-        self._every = every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            self.samples.append([round(time.perf_counter() - self._t0, 1), os.getloadavg()[0]])
-            if self._stop.wait(self._every):
-                return
-
-    def stop(self) -> list[list[float]]:
-        self._stop.set()
-        self._thread.join()
-        self.samples.append([round(time.perf_counter() - self._t0, 1), os.getloadavg()[0]])
-        return self.samples
+    d = stages["dims"] if stages else {"T": Workload.T, "Te": Workload.Te, "A": Workload.A, "P": accounts}
+    w = Workload(T=d["T"], Te=d["Te"], A=d["A"], P=d["P"], **({"n_fits": garch_fits} if garch_fits else {}))
+    return {"workload": w.__dict__, "stages": stage_bounds(rates, w)}
 
 
 def main() -> int:
@@ -359,13 +346,16 @@ def main() -> int:
     ap.add_argument("--accounts", type=int, default=1000)
     ap.add_argument("--data", default=os.environ.get("RISKMODELS_DATA", str(ROOT.parent / "shared" / "data")))
     ap.add_argument("--json", default="standard-benchmark.json", help="where to write the JSON results")
-    ap.add_argument("--skip-reference", action="store_true", help="time riskmodels only")
+    ap.add_argument("--repeat", type=int, default=5, help="runs of each end-to-end configuration (median)")
     ap.add_argument("--scale", type=int, default=10000, help="accounts of the scaling run (0 = skip)")
-    ap.add_argument("--ref-accounts", type=int, default=50, help="accounts the reference really runs")
-    ap.add_argument("--garch-sample", type=int, default=40, help="arch fits timed for the daily-refit extrapolation")
-    ap.add_argument("--repeat", type=int, default=3, help="engine runs at --accounts (median reported)")
-    ap.add_argument("--n-jobs", type=int, default=2, help="model processes of the engine runs")
-    ap.add_argument("--worker", choices=("stages", "engine", "reference"), help=argparse.SUPPRESS)
+    ap.add_argument("--skip-reasonable", action="store_true", help="time riskmodels only")
+    ap.add_argument("--skip-parallel", action="store_true", help="serial configurations only")
+    ap.add_argument("--skip-stages", action="store_true", help="no per-stage run (the bounds are still computed)")
+    ap.add_argument("--loop", action="store_true", help="also run the old loop reference (second column)")
+    ap.add_argument("--ref-accounts", type=int, default=50, help="accounts the loop reference really runs")
+    ap.add_argument("--garch-sample", type=int, default=40, help="arch fits timed for the loop's daily refits")
+    ap.add_argument("--n-jobs", type=int, default=2, help="processes of the parallel configurations")
+    ap.add_argument("--worker", choices=("stages", "engine", "reasonable", "loop"), help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -374,88 +364,51 @@ def main() -> int:
             res = worker_stages(args.data, args.accounts)
         elif args.worker == "engine":
             res = worker_engine(args.data, args.accounts, args.n_jobs)
+        elif args.worker == "reasonable":
+            res = worker_reasonable(args.data, args.accounts, args.n_jobs)
         else:
-            res = worker_reference(args.data, args.accounts, args.ref_accounts, args.garch_sample)
+            res = worker_loop(args.data, args.accounts, args.ref_accounts, args.garch_sample)
         Path(args.worker_out).write_text(json.dumps(res))
         return 0
+    return drive(args)
 
-    base = ["--data", args.data, "--n-jobs", str(args.n_jobs)]
-    info = machine()
+
+def drive(args: argparse.Namespace) -> int:
+    """Run every configuration, write the JSON, print the summary."""
+    from benchmarks.bounds import measure_rates
+
     load_sampler = LoadSampler()
+    info = machine()
     print(f"machine: {info['cpu']}, {info['cores']} cores, load average {info['load_average_at_start']}", flush=True)
-    print(f"stages @ {args.accounts} accounts ...", flush=True)
-    stages = _spawn(["--worker", "stages", "--accounts", str(args.accounts), *base])
-    engines = []
-    for i in range(max(1, args.repeat)):
-        print(f"engine run {i + 1}/{args.repeat} @ {args.accounts} accounts ...", flush=True)
-        engines.append(_spawn(["--worker", "engine", "--accounts", str(args.accounts), *base]))
-    engine_total = statistics.median(e["total"] for e in engines)
+    info["rates"] = measure_rates()
+    acc = ["--data", args.data, "--accounts", str(args.accounts)]
+    stages = None
+    if not args.skip_stages:
+        print(f"stages @ {args.accounts} accounts ...", flush=True)
+        stages = spawn(Path(__file__).resolve(), ["--worker", "stages", *acc])
+    runs: dict[str, list[dict[str, Any]]] = {}
+    jobs = [1] if args.skip_parallel else [1, args.n_jobs]
+    for nj in jobs:
+        runs[f"engine_{nj}"] = _repeat(f"riskmodels n_jobs={nj}", args.repeat,
+                                       ["--worker", "engine", "--n-jobs", str(nj), *acc])
+        if not args.skip_reasonable:
+            runs[f"reasonable_{nj}"] = _repeat(f"reasonable reference n_jobs={nj}", args.repeat,
+                                               ["--worker", "reasonable", "--n-jobs", str(nj), *acc])
     scale = None
     if args.scale:
-        print(f"engine @ {args.scale} accounts ...", flush=True)
-        scale = _spawn(["--worker", "engine", "--accounts", str(args.scale), *base])
-    ref = None
-    if not args.skip_reference:
-        print(f"reference on {args.ref_accounts} accounts (extrapolated to {args.accounts}) ...", flush=True)
-        ref = _spawn(["--worker", "reference", "--accounts", str(args.accounts), "--ref-accounts",
-                      str(args.ref_accounts), "--garch-sample", str(args.garch_sample), *base])
-
-    rows = []
-    st = stages["stages"]
-    for s in (*STAGES, "total"):
-        rm_t = sum(st.values()) if s == "total" else st[s]
-        rf_t = (sum(ref["stages"].values()) if s == "total" else ref["stages"][s]) if ref else None
-        rows.append({"stage": s, "riskmodels_s": rm_t, "reference_s": rf_t,
-                     "ratio": (rf_t / rm_t) if rf_t and rm_t > 0 else None,
-                     "riskmodels_peak_rss_gib": (stages["peak_rss"] if s == "total" else stages["memory"].get(s, 0)) / GIB})
-    targets = {}
-    if ref:
-        ratio = sum(ref["stages"].values()) / engine_total
-        targets["ratio_vs_reference >= 50"] = {"value": ratio, "met": ratio >= 50}
-    targets["total_2_cores < 30 s"] = {"value": engine_total, "met": engine_total < 30}
-    if scale:
-        k = scale["total"] / engine_total
-        # at most linear in accounts: 10,000 accounts at most 10x the time of 1,000
-        targets[f"time({args.scale}) / time({args.accounts}) <= {args.scale / args.accounts:g}"] = {
-            "value": k, "met": k <= args.scale / args.accounts}
-        targets[f"peak_memory_{args.scale} < 4 GiB"] = {"value": scale["peak_rss"] / GIB,
-                                                         "met": scale["peak_rss"] < 4 * GIB}
-    # the issue-23 schema keys (``reasonable_s`` and the stage bounds need the plain reference: not yet here)
-    doc = {"accounts": args.accounts, "total_s": engine_total,
-           "stages": {s: {"s": st[s], "bound_s": None} for s in STAGES},
-           "scale": ({"accounts": args.scale, "total_s": scale["total"], "peak_gib": scale["peak_rss"] / GIB}
-                     if scale else None),
-           "load": load_sampler.stop(),
-           "machine": info, "table": rows, "stages_run": stages, "engine_runs": engines,
-           "engine_total_median": engine_total, "scale_run": scale, "reference": ref, "targets": targets}
+        print(f"riskmodels @ {args.scale} accounts, n_jobs={args.n_jobs} ...", flush=True)
+        scale = spawn(Path(__file__).resolve(), ["--worker", "engine", "--n-jobs", str(args.n_jobs), "--data",
+                                                 args.data, "--accounts", str(args.scale)])
+    loop = None
+    if args.loop:
+        print(f"loop reference on {args.ref_accounts} accounts (extrapolated) ...", flush=True)
+        loop = spawn(Path(__file__).resolve(), ["--worker", "loop", *acc, "--ref-accounts", str(args.ref_accounts),
+                                                "--garch-sample", str(args.garch_sample)])
+    fits = next((r.get("garch_fits") for k, rs in runs.items() if k.startswith("reasonable") for r in rs), None)
+    bounds = _bounds(stages, info["rates"], fits, args.accounts)
+    doc = summarise(args, info, stages, runs, scale, loop, bounds, load_sampler.stop())
     Path(args.json).write_text(json.dumps(doc, indent=2))
-
-    print()
-    print(f"Standard benchmark: 18 assets, {args.accounts} accounts, 4 methods ({info['date']})")
-    head = f"{'stage':<12}{'riskmodels s':>14}{'reference s':>14}{'ratio':>9}{'peak RSS GiB':>14}"
-    print(head)
-    print("-" * len(head))
-    for r in rows:
-        rf = f"{r['reference_s']:14.1f}" if r["reference_s"] is not None else f"{'-':>14}"
-        ra = f"{r['ratio']:9.0f}" if r["ratio"] is not None else f"{'-':>9}"
-        print(f"{r['stage']:<12}{r['riskmodels_s']:14.2f}{rf}{ra}{r['riskmodels_peak_rss_gib']:14.2f}")
-    print()
-    runs = ", ".join(f"{e['total']:.1f}" for e in engines)
-    print(f"riskmodels end to end, models in {args.n_jobs} processes: median {engine_total:.1f} s "
-          f"of {len(engines)} runs ({runs}); "
-          f"peak RSS {max(e['peak_rss'] for e in engines) / GIB:.2f} GiB")
-    if scale:
-        print(f"@ {args.scale} accounts: {scale['total']:.1f} s ({scale['total'] / args.scale * 1e3:.2f} ms/account vs "
-              f"{engine_total / args.accounts * 1e3:.2f} ms/account at {args.accounts}), "
-              f"peak RSS {scale['peak_rss'] / GIB:.2f} GiB")
-    if ref:
-        d = ref["garch_daily_refit"]
-        print(f"reference: measured on {ref['ref_accounts']} accounts, per-account stages x {ref['factor']:.0f}; "
-              f"GARCH fit = daily refit extrapolated: {d['seconds_per_fit'] * 1e3:.0f} ms/fit (mean of "
-              f"{d['sampled']} sampled) x {d['daily_fits']} asset-days")
-    for name, t in targets.items():
-        print(f"target {name}: {t['value']:.2f} -> {'met' if t['met'] else 'NOT met'}")
-    print(f"JSON: {args.json}")
+    report(doc, args.json)
     return 0
 
 

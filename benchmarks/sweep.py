@@ -21,6 +21,8 @@ import argparse
 import json
 import os
 import platform
+import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +31,15 @@ import numpy as np
 import pandas as pd
 
 from riskmodels.sweep import sweep
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._harness import LoadSampler, machine
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and its finished children (the sweep's worker processes)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def grid_doc(points: int, accounts: int, start: str) -> dict:
@@ -62,16 +73,20 @@ def main() -> int:
     doc = grid_doc(args.points, args.accounts, args.start)
     rows, tables = [], {}
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
+    sampler = LoadSampler()
+    info = machine()
     for w in (int(x) for x in args.workers.split(",")):
         with tempfile.TemporaryDirectory(prefix=f"sweep-bench-{w}-") as out:
+            load0, c0 = os.getloadavg()[0], _cpu()
             t0 = time.perf_counter()
             res = sweep(doc, out=out, data=data, backend="processes", workers=w)
             wall = time.perf_counter() - t0
+            cpu = _cpu() - c0  # the driver (the sweep's pool workers are not reaped children here)
         tables[w] = res.table
-        rows.append({"workers": w, "points": len(res.table), "wall_s": wall,
-                     "load_avg_1min_after": os.getloadavg()[0],
+        rows.append({"workers": w, "points": len(res.table), "wall_s": wall, "driver_cpu_s": cpu,
+                     "load_avg_1min_before": load0, "load_avg_1min_after": os.getloadavg()[0],
                      "s_per_point": wall / len(res.table), "cpu_s_per_point": float(res.timings.mean())})
-        print(f"{w} worker(s): {len(res.table)} points in {wall:.1f} s", flush=True)
+        print(f"{w} worker(s): {len(res.table)} points in {wall:.1f} s (driver CPU {cpu:.1f} s)", flush=True)
     base = rows[0]["wall_s"]
     for r in rows:
         r["speedup"] = base / r["wall_s"]
@@ -89,6 +104,8 @@ def main() -> int:
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "machine": platform.machine(),
+        "machine_block": info,
+        "load": sampler.stop(),
         "results": rows,
         "identical_tables": bool(identical),
     }
