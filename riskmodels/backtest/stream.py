@@ -34,6 +34,7 @@ Dask's nanny closes a worker whose parent is gone).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import multiprocessing
 import os
 import pickle
@@ -49,7 +50,7 @@ from threadpoolctl import threadpool_limits
 
 from riskmodels.backtest import stream_aggregate as sa
 from riskmodels.backtest.coverage import realised_loss
-from riskmodels.backtest.engine import _window_path, build_book, build_models, backtest_window
+from riskmodels.backtest.engine import _window_path, backtest_window, build_book, build_models
 from riskmodels.backtest.mm_rule import apply_rule
 from riskmodels.backtest.simulation import LiquidationPolicy, simulate_accounts
 from riskmodels.backtest.verdict import daily_counts, side_masks
@@ -382,14 +383,12 @@ def stream_models(
     fit_wall = time.perf_counter() - t0
     ctx = StreamContext(panel, book, labels, fitted, asset_ok, int(mpor), coverage_on, policy, int(start), int(end))
     P = book.n_accounts
-    edges = list(range(0, P, int(chunk_accounts))) + [P]
-    ranges = [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    edges = [*list(range(0, P, int(chunk_accounts))), P]
+    ranges = [(a, b) for a, b in itertools.pairwise(edges)]
     T = end - start + 1
     t1 = time.perf_counter()
     with runner(ctx, n_jobs=n_jobs, workers=workers, scheduler=scheduler, note=note) as run:
         pilot = chunk_aggregate(ctx, 0, min(P, PILOT_ACCOUNTS), None, paths_only=True)
-        if not pilot.common_cells and not pilot.eligible_per_date.any():
-            pass  # checked on the whole book below
         bands = _bands_from_pilot(pilot)
         del pilot
         total = _empty(labels, T)

@@ -54,7 +54,7 @@ def order_bins(x: np.ndarray) -> np.ndarray:
     all of them (the classic radix-sort key). The top 20 bits of that key are
     the bin: each bin holds an interval of values, bins are increasing.
     """
-    b = np.ascontiguousarray(x, dtype=np.float64).view(np.int64)
+    b = (np.ascontiguousarray(x, dtype=np.float64) + 0.0).view(np.int64)  # + 0.0: -0.0 becomes 0.0
     k = np.where(b < 0, b ^ _FLIP, b)
     return (k >> _SHIFT) + (N_BINS >> 1)
 

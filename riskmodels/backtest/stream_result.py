@@ -24,7 +24,7 @@ import pandas as pd
 from riskmodels.backtest import procyclicality as pc
 from riskmodels.backtest import stream_aggregate as sa
 from riskmodels.backtest._testresult import ComparisonTable
-from riskmodels.backtest.metrics import METRICS, metrics_with
+from riskmodels.backtest.metrics import metrics_with
 from riskmodels.backtest.simulation import LiquidationPolicy
 from riskmodels.data.panel import PricePanel
 from riskmodels.margin.base import MarginModel
