@@ -155,7 +155,7 @@ def _chunk(ctx: StreamContext, a0: int, a1: int, bands: dict[str, tuple[int, int
 
             agg.im_sum, agg.g_sum = _priced_sums(im, path.eligible, gross)
             agg.procyc = sa.procyclicality_sums(im, path.eligible, gross)
-            agg.present = np.isfinite(np.where(path.eligible, im, np.nan)).any(axis=1)
+            agg.present = ~np.isnan(np.where(path.eligible, im, np.nan)).all(axis=1)  # procyclicality's "keep"
             ok = path.eligible & np.isfinite(im)
             agg.per_account_margin = [np.where(ok, im, 0.0).astype(np.float64).sum(axis=0)]
             agg.timings["reduce"] = time.perf_counter() - t0
