@@ -251,7 +251,12 @@ def runner(ctx: StreamContext, n_jobs: int = 1, workers: int | None = None, sche
 
         cluster = None
         if scheduler:
-            client = Client(scheduler)
+            try:
+                client = Client(scheduler, timeout="20s")
+            except (OSError, TimeoutError) as exc:
+                raise UserError(f"--scheduler {scheduler}: no Dask scheduler answers there ({exc}); start one with "
+                                "`dask scheduler` and workers with `dask worker ADDRESS`, or use --workers N "
+                                "for a local cluster") from None
         else:
             cluster = LocalCluster(n_workers=int(workers or 2), threads_per_worker=1, processes=True,
                                    dashboard_address=None)
