@@ -69,3 +69,13 @@ def test_bad_stream_flags_are_user_errors(tmp_path, flags, capsys):
     err = capsys.readouterr().err
     assert "--workers" in err or "--chunk-accounts" in err
     assert "Traceback" not in err
+
+
+def test_unreachable_scheduler_is_a_user_error(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(CONFIG)
+    assert main(["backtest", "--config", str(cfg), "--out", str(tmp_path / "o"), "--quiet",
+                 "--scheduler", "tcp://127.0.0.1:9"]) != 0
+    err = capsys.readouterr().err
+    assert "--scheduler tcp://127.0.0.1:9" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
