@@ -68,8 +68,6 @@ DEFAULT_CHUNK = 5_000
 STREAM_ABOVE = 20_000
 #: accounts of the pilot block that sets each model's percentile band
 PILOT_ACCOUNTS = 1_000
-#: glibc trim threshold of LocalCluster workers (bytes): above the chunks' temporaries, so freed pages are reused
-MALLOC_TRIM = 1 << 30
 #: half-width of the band of kept ratios, in percentile points of the pilot (plus its sampling error)
 BAND_HALF_WIDTH = 2.0
 
@@ -260,17 +258,8 @@ def runner(ctx: StreamContext, n_jobs: int = 1, workers: int | None = None, sche
                                 "`dask scheduler` and workers with `dask worker ADDRESS`, or use --workers N "
                                 "for a local cluster") from None
         else:
-            import dask
-
-            # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers: glibc then returns freed
-            # memory at once and re-faults it for the next (dates x accounts) temporary; measured on a
-            # 2,500-account chunk, system time exceeded user time (230 s vs 176 s). Workers keep glibc's
-            # own threshold here (an external cluster's workers: set it in their environment).
-            environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}),
-                       "MALLOC_TRIM_THRESHOLD_": str(MALLOC_TRIM)}
-            with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
-                cluster = LocalCluster(n_workers=int(workers or 2), threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
+            cluster = LocalCluster(n_workers=int(workers or 2), threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
             client = Client(cluster)
         try:
             n = len(client.scheduler_info().get("workers", {}))
