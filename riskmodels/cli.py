@@ -203,6 +203,11 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         end=cfg["data"].get("end") or None,  # quality policies decide on data up to the window's end only
         **loader_options,
     )
+    from riskmodels.backtest.stream_cli import backtest_streamed, streamed_chunk
+
+    chunk = streamed_chunk(args, cfg)  # a large book, --chunk-accounts, --workers or --scheduler: streamed
+    if chunk:
+        return backtest_streamed(args, cfg, panel, choice, bar, chunk, t0, _jsonable, _backtest_command(args))
     result = run_backtest(cfg, panel, progress=bar)
     elapsed = time.perf_counter() - t0
     paths_parquet = _margin_paths_future(result)  # built while the tables below are computed
@@ -366,6 +371,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     b.add_argument("--accounts", type=int, help="number of generated accounts (overrides the config)")
     b.add_argument("--start", help="first date of the evaluation window (overrides the config)")
     b.add_argument("--offline", action="store_true", help="never download data (always true: runs never download; kept for scripts)")
+    b.add_argument("--chunk-accounts", type=int, help="stream the book in chunks of this many accounts "
+                   "(overrides [backtest] chunk_accounts; README \"Large books\")")
+    b.add_argument("--workers", type=int, help="stream the book over a Dask LocalCluster of N worker processes")
+    b.add_argument("--scheduler", help="stream the book over the Dask cluster at this address (tcp://host:8786)")
     b.add_argument("--quiet", action="store_true", help="no progress on stderr")
     b.add_argument("-v", "--verbose", action="store_true",
                    help="print every table (summary, comparison, coverage tests, procyclicality, netting) and timings")

@@ -89,6 +89,7 @@ class BacktestKeys:
     confidence: Prob
     netting: bool
     n_jobs: PosInt
+    chunk_accounts: NonNegInt  # streamed run in chunks of this many accounts; 0 = automatic (riskmodels.backtest.stream)
 
 
 class TargetKeys:

@@ -84,6 +84,17 @@ def max_loss(collateral: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return np.where((x < 0).any(axis=1), np.inf, np.maximum(x, 0.0).sum(axis=1))
 
 
+class _ScaledLipschitz:
+    """``t -> max(scale x lip(t), 1)`` per asset (a class, not a closure: fitted states are pickled to workers)."""
+
+    def __init__(self, lip: Any, scale: float) -> None:
+        self.lip, self.scale = lip, scale
+
+    def __call__(self, t: int) -> np.ndarray | None:
+        v = self.lip(t)
+        return None if v is None else np.maximum(self.scale * v, 1.0)
+
+
 class DeclaredMaintenance(FittedMargin):
     """A risk model as the comparison runs it: bounded IM and the declared MM rule.
 
@@ -108,12 +119,7 @@ class DeclaredMaintenance(FittedMargin):
         k = getattr(inner.model, "im_multiplier", None)
         if lip is not None and (k is not None or self.ratio is None):
             scale = 1.0 if self.ratio is None else self.ratio * float(k)  # type: ignore[arg-type]
-
-            def maintenance_lipschitz(t: int) -> np.ndarray | None:
-                v = lip(t)
-                return None if v is None else np.maximum(scale * v, 1.0)
-
-            self.maintenance_lipschitz = maintenance_lipschitz
+            self.maintenance_lipschitz = _ScaledLipschitz(lip, scale)
 
     def option_requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray,
                            options: OptionState) -> Requirement:

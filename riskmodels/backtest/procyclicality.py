@@ -202,8 +202,24 @@ def procyclicality(
             raise ValueError(f"notional has shape {N.shape}; expected ({T},) or ({T}, {P})")
 
     level, g, inc, keep = _aggregates(M, N, hs)
-    idx = idx[keep]
+    return report_from_aggregates(level, g, inc, idx[keep], wins, hs, periods_per_year, name)
 
+
+def report_from_aggregates(
+    level: np.ndarray,
+    g: np.ndarray,
+    inc: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    idx: pd.DatetimeIndex,
+    wins: dict[str, tuple[pd.Timestamp, pd.Timestamp]],
+    hs: Sequence[int],
+    periods_per_year: float = 365.0,
+    name: str | None = None,
+) -> ProcyclicalityReport:
+    """The report of :func:`procyclicality` from the sums of :func:`_aggregates` on the kept dates ``idx``.
+
+    Split out so that a streamed run (:mod:`riskmodels.backtest.stream_aggregate`), which adds the
+    same sums chunk by chunk of accounts, builds the identical report.
+    """
     periods: list[tuple[str, pd.Timestamp | None, pd.Timestamp | None]] = [("full", None, None)]
     periods += [(k, a, b) for k, (a, b) in wins.items()]
     rows = []
@@ -256,61 +272,109 @@ def _aggregates(
     accounts present at both ends, relative to margin and to notional at the
     start. Every quantity is a sum over accounts, so it is accumulated over
     blocks of ``block`` accounts: a 10,000-account panel needs no full-size
-    temporaries (it took ~1.5 GB of them).
+    temporaries (it took ~1.5 GB of them). :func:`partial_sums` and
+    :func:`finish_sums` are the two halves (a streamed run adds the first
+    over chunks of accounts).
     """
     T, P = M.shape
-    per_account_n = N is not None and N.shape[1] == P and P > 1
     keep = np.zeros(T, dtype=bool)
     for c in range(0, P, block):
         keep |= ~np.isnan(M[:, c : c + block]).all(axis=1)
-    K = int(keep.sum())
-    level = np.zeros(K)
-    s_prev, s_cur = np.zeros(max(K - 1, 0)), np.zeros(max(K - 1, 0))
-    both_any = np.zeros(max(K - 1, 0), dtype=bool)
-    acc = {n: [np.zeros(K - n), np.zeros(K - n), np.zeros(K - n), np.zeros(K - n, dtype=bool)]
-           for n in hs if n < K}
+    per_account_n = N is not None and N.shape[1] == P and P > 1
+    sums = partial_sums(M[keep], N[keep] if per_account_n else None, hs, block)  # type: ignore[index]
+    total_n = None
+    if N is not None and not per_account_n:
+        nk = N[keep, 0]
+        total_n = np.where(np.isnan(nk), 0.0, nk)
+    level, g, inc = finish_sums(sums, hs, N is not None, total_n)
+    return level, g, inc, keep
+
+
+def partial_sums(M: np.ndarray, N: np.ndarray | None, hs: Sequence[int], block: int = 512) -> dict[str, Any]:
+    """The additive sums over the accounts (columns) of ``M`` (NaN = absent) on its rows, taken as consecutive.
+
+    ``N`` is the per-account notional of the same shape (or None). Sums of disjoint
+    sets of accounts add (:func:`add_sums`); :func:`finish_sums` turns them into the measures.
+    """
+    K = M.shape[0]
+    P = M.shape[1]
+    out: dict[str, Any] = {
+        "level": np.zeros(K), "s_prev": np.zeros(max(K - 1, 0)), "s_cur": np.zeros(max(K - 1, 0)),
+        "both_any": np.zeros(max(K - 1, 0), dtype=bool),
+        "inc": {n: [np.zeros(K - n), np.zeros(K - n), np.zeros(K - n), np.zeros(K - n, dtype=bool)]
+                for n in hs if n < K},
+    }
     for c in range(0, P, block):
-        Mb = M[keep, c : c + block].astype(np.float64)  # float32 storage: sums in float64
+        Mb = M[:, c : c + block].astype(np.float64)  # float32 storage: sums in float64
         present = ~np.isnan(Mb)
         Mz = np.where(present, Mb, 0.0)
-        level += Mz.sum(axis=1)
+        out["level"] += Mz.sum(axis=1)
         both = present[1:] & present[:-1]
-        s_prev += np.where(both, Mz[:-1], 0.0).sum(axis=1)
-        s_cur += np.where(both, Mz[1:], 0.0).sum(axis=1)
-        both_any |= both.any(axis=1)
+        out["s_prev"] += np.where(both, Mz[:-1], 0.0).sum(axis=1)
+        out["s_cur"] += np.where(both, Mz[1:], 0.0).sum(axis=1)
+        out["both_any"] |= both.any(axis=1)
         Nz = None
-        if per_account_n:
-            assert N is not None
-            Nb = N[keep, c : c + block]
+        if N is not None:
+            Nb = N[:, c : c + block]
             Nz = np.where(np.isnan(Nb), 0.0, Nb)
-        for n, (delta, base, nb, any_c) in acc.items():
+        for n, (delta, base, nb, any_c) in out["inc"].items():
             common = present[n:] & present[:-n]
             delta += np.where(common, Mz[n:] - Mz[:-n], 0.0).sum(axis=1)
             base += np.where(common, Mz[:-n], 0.0).sum(axis=1)
             any_c |= common.any(axis=1)
             if Nz is not None:
                 nb += np.where(common, Nz[:-n], 0.0).sum(axis=1)
+    return out
+
+
+def add_sums(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """``a + b`` for two :func:`partial_sums` of disjoint accounts on the same rows (``a`` is updated)."""
+    a["level"] += b["level"]
+    a["s_prev"] += b["s_prev"]
+    a["s_cur"] += b["s_cur"]
+    a["both_any"] |= b["both_any"]
+    for n, (delta, base, nb, any_c) in a["inc"].items():
+        d2, b2, n2, c2 = b["inc"][n]
+        delta += d2
+        base += b2
+        nb += n2
+        any_c |= c2
+    return a
+
+
+def slice_sums(sums: dict[str, Any], lo: int, hi: int) -> dict[str, Any]:
+    """The sums of rows ``lo..hi`` (inclusive) of :func:`partial_sums` taken on more rows."""
+    K = hi - lo + 1
+    return {"level": sums["level"][lo : hi + 1], "s_prev": sums["s_prev"][lo:hi], "s_cur": sums["s_cur"][lo:hi],
+            "both_any": sums["both_any"][lo:hi],
+            "inc": {n: [x[lo : hi + 1 - n] for x in v] for n, v in sums["inc"].items() if n < K}}
+
+
+def finish_sums(
+    sums: dict[str, Any], hs: Sequence[int], has_notional: bool, total_n: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """``(level, g, inc)`` of :func:`_aggregates` from :func:`partial_sums` (``total_n``: a (K,) book notional)."""
+    s_prev, s_cur = sums["s_prev"], sums["s_cur"]
     with np.errstate(divide="ignore", invalid="ignore"):
         g = np.where(s_prev > 0, s_cur / s_prev, np.where(s_cur > 0, np.inf, 1.0))
-    g[~both_any] = 1.0
+    g[~sums["both_any"]] = 1.0
     inc: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for n in hs:
-        if n not in acc:
+        if n not in sums["inc"]:
             inc[n] = (np.zeros(0), np.zeros(0), np.zeros(0))
             continue
-        delta, base, nb, any_c = acc[n]
+        delta, base, nb, any_c = sums["inc"][n]
         delta = np.where(any_c, delta, np.nan)
         with np.errstate(divide="ignore", invalid="ignore"):
             rel = np.where(base > 0, delta / base, np.nan)
-            if N is None:
+            if not has_notional:
                 frac = np.full_like(delta, np.nan)
             else:
-                if not per_account_n:
-                    nk = N[keep, 0]
-                    nb = np.where(np.isnan(nk), 0.0, nk)[:-n]
+                if total_n is not None:
+                    nb = total_n[:-n]
                 frac = np.where(nb > 0, delta / nb, np.nan)
         inc[n] = (delta, rel, frac)
-    return level, g, inc, keep
+    return sums["level"], g, inc
 
 
 def _largest(x: np.ndarray) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -89,25 +90,30 @@ def comparison_summary(
     Sort it with ``.sort("mean_im_per_notional")``; render with ``str``,
     ``to_html`` or ``to_markdown``.
     """
-    metrics = result.metrics_frame()
-    cov = {r["model"]: r for r in coverage_rows_for_comparison(coverage)}
-    verdicts = result.verdicts()
-    pro = procyc.to_frame()
+    zones = {r["model"]: r.get("tl_zone") for r in coverage_rows_for_comparison(coverage)}
+    rules = {m: r.mm_rule for m, r in result.results.items()}
+    return comparison_of(result.models, result.metrics_frame(), zones, result.verdicts(), procyc.to_frame(),
+                         rules, window_header(result))
+
+
+def comparison_of(models: list[str], metrics: Any, zones: Mapping[str, Any], verdicts: Mapping[str, Any],
+                  pro: Any, rules: Mapping[str, str], header: str) -> ComparisonTable:
+    """:func:`comparison_summary` from its parts: metrics frame, traffic-light zone, verdicts, procyclicality frame."""
     rows = []
-    for model in result.models:
+    for model in models:
         m = metrics.loc[model]
         full = pro[(pro["model"] == model) & (pro["period"] == "full")].iloc[0]
         v = verdicts[model]
         rows.append(
             {
                 "model": model,
-                "mm_rule": result.results[model].mm_rule,
+                "mm_rule": rules[model],
                 "mean_im_per_notional": m["mean_im_per_notional"],
                 "implied_max_leverage": m["implied_max_leverage"],
                 "liquidations_per_account_year": m["liquidations_per_account_year"],
                 "bad_debt_bp_per_year": m["bad_debt_bp_per_year"],
                 "breach_rate": m["breach_rate"],
-                "coverage_zone": cov.get(model, {}).get("tl_zone"),
+                "coverage_zone": zones.get(model),
                 "coverage_verdict": v.verdict,
                 "verdict_p": v.pvalue,
                 "peak_to_trough": full["peak_to_trough"],
@@ -125,7 +131,7 @@ def comparison_summary(
             "variance, studentised block bootstrap over dates; Bonferroni over long/short), valid under "
             "cross-sectional dependence and overlapping MPOR windows; coverage_zone is the pooled traffic "
             "light (diagnostic only)",
-            window_header(result),
+            header,
         ],
     )
     table.formats = {

@@ -65,14 +65,16 @@ def _share(part: float, total: float) -> float:
 
 def top_shares(r: ModelResult, members: np.ndarray) -> dict[str, float]:
     """Shares of one model's margin, liquidations and bad debt carried by the accounts ``members``."""
-    P = len(r.gross_notional)
-    mask = np.zeros(P, dtype=bool)
-    mask[members] = True
-    g = r.gross_notional
     im = r.path.initial
     ok = r.path.eligible & np.isfinite(im)
     per_acct = np.where(ok, im, 0.0).astype(np.float64).sum(axis=0)  # (P,) summed over dates
-    liq = r.simulation.liquidations
+    return shares_of(r.gross_notional, per_acct, r.simulation.liquidations, members)
+
+
+def shares_of(g: np.ndarray, per_acct: np.ndarray, liq: np.ndarray, members: np.ndarray) -> dict[str, float]:
+    """:func:`top_shares` from the gross notional, the per-account margin sums and the liquidation records."""
+    mask = np.zeros(len(g), dtype=bool)
+    mask[members] = True
     top = mask[liq["account"]]
     return {
         "accounts": int(mask.sum()),

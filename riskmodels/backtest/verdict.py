@@ -231,9 +231,20 @@ def coverage_verdict(
     level : float
         Significance level of the verdict.
     """
+    X, N = daily_counts(exceptions, valid, side_masks(side))
+    return verdict_from_counts(X, N, p, h, level)
+
+
+def verdict_from_counts(X: np.ndarray, N: np.ndarray, p: float, h: int, level: float = 0.05) -> CoverageVerdict:
+    """The verdict of :func:`coverage_verdict` from the daily counts of :func:`daily_counts`.
+
+    ``X`` and ``N`` are ``(T, 3)`` int (exceptions and observed cells per date for the
+    combined, long and short accounts). Counts add over disjoint sets of accounts, so a
+    streamed run (:mod:`riskmodels.backtest.stream`) sums them chunk by chunk and gets
+    the verdict of the whole book exactly.
+    """
     if not 0 < level < 1:
         raise ValueError(f"level={level!r} must be in (0, 1)")
-    X, N = daily_counts(exceptions, valid, side_masks(side))
     tests = {}
     for g, name in enumerate(SIDES):
         cells, exc = int(N[:, g].sum()), int(X[:, g].sum())

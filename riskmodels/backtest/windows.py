@@ -116,7 +116,11 @@ def window_facts(result: BacktestResult) -> dict[str, Any]:
 
 def window_header(result: BacktestResult) -> str:
     """One line: first priced date, priced account-days, stress-window coverage of the book."""
-    f = window_facts(result)
+    return header_of(window_facts(result))
+
+
+def header_of(f: dict[str, Any]) -> str:
+    """:func:`window_header` from the facts of :func:`window_facts` (a streamed run computes them itself)."""
     sw = ", ".join(f"{k} {v['account_share']:.0%}" for k, v in f["stress_windows"].items())
     line = (f"priced {f['first_priced_date']}..{f['last_priced_date']} (stated {f['stated_start']}..{f['stated_end']}): "
             f"{f['priced_account_days']:,} account-days priced by every model, "

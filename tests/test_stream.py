@@ -1,0 +1,219 @@
+"""Streamed runs (issue 23 item 3): the summary of a chunked run equals the dense run's.
+
+The oracle is the dense engine (:func:`riskmodels.backtest.engine.run_models`),
+an independent code path that holds every (date, account) array at once;
+the streamed run adds per-chunk sums. Counts, events, verdicts and top-N
+shares must be identical, float sums equal to rounding (1e-12 relative).
+The 95th percentile is checked against ``numpy.percentile`` itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import random_walk_panel
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from riskmodels.backtest import stream
+from riskmodels.backtest import stream_aggregate as sa
+from riskmodels.backtest.engine import run_models
+from riskmodels.backtest.report_tables import (
+    comparison_summary,
+    coverage_table,
+    procyclicality_table,
+)
+from riskmodels.backtest.simulation import LiquidationPolicy
+from riskmodels.backtest.stream_result import STREAMED_METRICS
+from riskmodels.backtest.topn import top_concentration
+from riskmodels.errors import UserError
+from riskmodels.margin import get
+from riskmodels.portfolio import generate_book
+
+
+def _models():
+    return [
+        get("fixed_haircut", label="haircut", imf=0.05, mmf=0.03),
+        get("fixed_haircut", label="tiered", position_tiers={"default": [[0, 0.05, 0.03], [60_000, 0.1, 0.05]]}),
+        get("historical_var", label="HS", window=60, min_history=60),
+        get("scenario_grid", label="SPAN", psr_lookback=60, psr_min_obs=20, recalibration="monthly"),
+        get("ewma", label="EWMA"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def setup():
+    panel = random_walk_panel(T=520, A=4, seed=3, vol=0.04)
+    book = generate_book(panel.assets, 230, seed=11, collateral_assets=("A0", "A1"))
+    kw = {"mpor": 2, "min_history": 100, "start": 150, "policy": LiquidationPolicy()}
+    dense = run_models(panel, book, _models(), netting=False, **kw)
+    return panel, book, kw, dense
+
+
+def _stream(setup, **extra):
+    panel, book, kw, _ = setup
+    return stream.stream_models(panel, book, _models(), **kw, **extra)
+
+
+def _same_events(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    assert len(a) == len(b) > 0
+    for c in ("date", "account", "trigger", "model"):
+        assert a[c].equals(b[c]), c
+    num = a.select_dtypes("number").columns
+    np.testing.assert_allclose(a[num].to_numpy(), b[num].to_numpy(), rtol=1e-9, atol=1e-9)
+
+
+def _same_frames(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    num = a.select_dtypes("number").columns
+    pd.testing.assert_frame_equal(a[num], b[num], rtol=1e-12, atol=1e-15)
+    other = [c for c in a.columns if c not in num]
+    assert a[other].astype(str).equals(b[other].astype(str))
+
+
+def test_every_registered_metric_has_a_streamed_form():
+    from riskmodels.backtest.metrics import METRICS
+
+    assert set(STREAMED_METRICS) == set(METRICS)
+
+
+def test_chunked_summary_equals_the_dense_run(setup, monkeypatch):
+    monkeypatch.setattr(stream, "PILOT_ACCOUNTS", 40)  # the band comes from a pilot smaller than the book
+    _panel, _book, _kw, dense = setup
+    st_ = _stream(setup, chunk_accounts=47)  # 230 = 4 x 47 + 42: an uneven last chunk
+    assert st_.run["chunks"] == 5
+    a, b = dense.metrics_frame(), st_.metrics_frame()
+    pd.testing.assert_frame_equal(a, b, rtol=1e-12, atol=0)
+    # counts and the percentile are exact
+    for col in ("p95_im_per_notional", "breach_rate", "breach_rate_long", "breach_rate_short",
+                "share_ever_liquidated", "liquidations_per_account_year", "top10_margin_share"):
+        assert (a[col].to_numpy() == b[col].to_numpy()).all() or np.isnan(a[col]).all(), col
+    assert {k: v.to_dict() for k, v in dense.verdicts().items()} == {k: v.to_dict() for k, v in st_.verdicts().items()}
+    _same_frames(procyclicality_table(dense).to_frame(), st_.procyclicality_table().to_frame())
+    assert top_concentration(dense).equals(st_.top_concentration())
+    _same_events(dense.events(), st_.events())
+    cmp_dense = comparison_summary(dense, coverage_table(dense), procyclicality_table(dense)).to_frame()
+    _same_frames(cmp_dense, st_.comparison().to_frame())
+    fa, fb = dense.window_facts(), st_.window_facts()
+    for k in ("first_priced_date", "last_priced_date", "accounts", "accounts_ever_priced", "account_days_eligible",
+              "priced_account_days", "common_cells", "unpriced"):
+        assert fa[k] == fb[k], k
+    for name, w in fa["stress_windows"].items():
+        other = fb["stress_windows"][name]
+        assert {k: v for k, v in w.items() if "share" not in k} == {k: v for k, v in other.items() if "share" not in k}
+        assert [w["account_share"], w["notional_share"]] == pytest.approx(
+            [other["account_share"], other["notional_share"]], rel=1e-12)
+    pd.testing.assert_frame_equal(dense.margin_over_time(), st_.margin_over_time(), rtol=1e-12)
+
+
+def test_percentile_second_pass_when_the_band_misses(setup, monkeypatch):
+    monkeypatch.setattr(stream, "_bands_from_pilot", lambda pilot: dict.fromkeys(pilot.models, (1, 0)))
+    _, _, _, dense = setup
+    st_ = _stream(setup, chunk_accounts=100)
+    assert sorted(st_.run["percentile_second_pass"]) == sorted(dense.models)
+    a, b = dense.metrics_frame()["p95_im_per_notional"], st_.metrics_frame()["p95_im_per_notional"]
+    assert (a.to_numpy() == b.to_numpy()).all()
+
+
+def test_one_chunk_and_many_chunks_agree_bit_for_bit(setup):
+    one = _stream(setup, chunk_accounts=10_000).metrics_frame()
+    many = _stream(setup, chunk_accounts=23).metrics_frame()
+    # counts, events and the percentile do not depend on the chunking at all
+    cols = ["p95_im_per_notional", "breach_rate", "share_ever_liquidated", "liquidations_per_account_year",
+            "top10_margin_share", "top10_liquidated_share"]
+    assert one[cols].equals(many[cols])
+
+
+def test_local_processes_give_identical_numbers(setup):
+    serial = _stream(setup, chunk_accounts=60)
+    procs = _stream(setup, chunk_accounts=60, n_jobs=2)
+    assert procs.run["backend"].startswith("processes")
+    assert serial.metrics_frame().equals(procs.metrics_frame())
+    assert serial.events().equals(procs.events())
+    assert serial.procyclicality_table().to_frame().equals(procs.procyclicality_table().to_frame())
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_gives_identical_numbers(setup):
+    pytest.importorskip("distributed")
+    serial = _stream(setup, chunk_accounts=60)
+    dask = _stream(setup, chunk_accounts=60, workers=2)
+    assert dask.run["backend"].startswith("dask") and dask.run["workers"] == 2
+    assert serial.metrics_frame().equals(dask.metrics_frame())
+    assert serial.events().equals(dask.events())
+    assert {k: v.to_dict() for k, v in serial.verdicts().items()} == {k: v.to_dict() for k, v in dask.verdicts().items()}
+
+
+def test_no_look_ahead_in_the_streamed_aggregates(setup):
+    panel, book, kw, _ = setup
+    t = 330
+    rng = np.random.default_rng(5)
+    close = panel.close.copy()
+    close[t + 1 :] *= np.exp(0.3 * rng.standard_normal(close[t + 1 :].shape))
+    moved = panel.with_close(close)
+    a = stream.stream_models(panel, book, _models(), chunk_accounts=80, **kw)
+    b = stream.stream_models(moved, book, _models(), chunk_accounts=80, **kw)
+    rows = t - kw["start"] + 1  # window rows of dates <= t
+    pd.testing.assert_frame_equal(a.margin_over_time().iloc[:rows], b.margin_over_time().iloc[:rows])
+    for k in a.results:
+        # coverage counts of date s need the loss to s + h: those up to t - h are known at t
+        n = rows - kw["mpor"]
+        assert (a.results[k].agg.X[:n] == b.results[k].agg.X[:n]).all()
+        assert (a.results[k].agg.N[:n] == b.results[k].agg.N[:n]).all()
+        ea, eb = a.results[k].events, b.results[k].events
+        assert ea[ea["t"] <= t].tobytes() == eb[eb["t"] <= t].tobytes()
+
+
+def test_feedback_and_bad_chunks_are_refused(setup):
+    panel, book, kw, _ = setup
+    with pytest.raises(UserError, match="feedback"):
+        stream.stream_models(panel, book, _models(), **{**kw, "policy": LiquidationPolicy(feedback=True,
+                                                                                       closeout="impact")})
+    with pytest.raises(UserError, match="chunk_accounts"):
+        stream.stream_models(panel, book, _models(), chunk_accounts=0, **kw)
+
+
+def test_chunk_size_rule():
+    assert stream.chunk_size(0, 1_000) == 0
+    assert stream.chunk_size(0, stream.STREAM_ABOVE + 1) == stream.DEFAULT_CHUNK
+    assert stream.chunk_size(0, 10, forced=True) == stream.DEFAULT_CHUNK
+    assert stream.chunk_size(700, 10) == 700
+
+
+def test_config_key_is_checked():
+    from riskmodels.config import load_config
+
+    cfg = load_config(None, {"backtest": {"chunk_accounts": 5000}})
+    assert cfg["backtest"]["chunk_accounts"] == 5000
+    with pytest.raises(UserError, match="chunk_accounts"):
+        load_config(None, {"backtest": {"chunk_accounts": -1}})
+    with pytest.raises(UserError, match="chunk_accounts"):
+        load_config(None, {"backtest": {"chunk_accounts": "many"}})
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False, width=64) | st.sampled_from([0.0, 0.05, 0.05, 1.0]),
+                min_size=1, max_size=400),
+       st.integers(0, 2**20 - 1), st.integers(0, 2**20 - 1), st.integers(1, 7))
+def test_exact_percentile_is_numpy_percentile(values, b0, b1, n_chunks):
+    x = np.asarray(values, dtype=np.float64)
+    want = float(np.percentile(x, 95.0))
+    bins = sa.order_bins(x)
+    hist = np.zeros(sa.N_BINS, dtype=np.int64)
+    for part in np.array_split(bins, n_chunks):  # histograms of chunks add
+        np.add.at(hist, part, 1)
+    band = (min(b0, b1), max(b0, b1))
+    keep = x[(bins >= band[0]) & (bins <= band[1])]
+    got = sa.exact_percentile(hist, band, keep)
+    assert got is None or got == want
+    need = sa.needed_bins(hist)
+    got2 = sa.exact_percentile(hist, need, x[(bins >= need[0]) & (bins <= need[1])])
+    assert got2 == want
+
+
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=True, width=64), min_size=2, max_size=200))
+def test_order_bins_are_monotone(values):
+    x = np.sort(np.asarray(values, dtype=np.float64))
+    b = sa.order_bins(x)
+    assert (np.diff(b) >= 0).all()
+    assert ((b >= 0) & (b < sa.N_BINS)).all()
