@@ -170,6 +170,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         **loader_options,
     )
     result = run_backtest(cfg, panel, progress=bar)
+    from riskmodels.backtest.feedback_report import comparison_table, feedback_pair
+
+    fb = feedback_pair(result, progress=bar)  # None unless [liquidation] feedback = true (issue 17)
+    fb_table = comparison_table(fb) if fb is not None else None
     elapsed = time.perf_counter() - t0
     summary = result.summary()
     cov = coverage_table(result)
@@ -186,6 +190,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     else:
         print(console_table(comparison, width=120, title=f"Margin methods compared: {summary.title}"))
         print()
+    if fb_table is not None:
+        print(fb_table)
+        print()
     with atomic_output(out, command=_backtest_command(args)) as out:
         frame = result.metrics_frame()
         rules = {m: r.mm_rule for m, r in result.results.items()}
@@ -200,6 +207,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
                     "mm_rule": rules,
                     "coverage_verdict": verdicts,
                     "window": result.window_facts(),
+                    **({"feedback": fb.comparison.to_dict(orient="records")} if fb is not None else {}),
                     "metrics": {
                         m: {k: (None if not math.isfinite(v) else float(v)) for k, v in row.items()}
                         for m, row in frame.to_dict(orient="index").items()
@@ -230,6 +238,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         pro.to_frame().to_csv(out / "procyclicality.csv", float_format="%.10g")
         result.margin_paths().to_parquet(out / "margin_paths.parquet", compression="zstd", index=False)
         result.events().to_csv(out / "liquidations.csv", index=False, float_format="%.10g")
+        fb_files = fb.write(out) if fb is not None else []
         from riskmodels.backtest.topn import top_concentration, write_top_concentration
 
         write_top_concentration(top_concentration(result), out / "concentration.csv")
@@ -249,7 +258,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         write_summary_html(
             result,
             out / "report.html",
-            extra_tables=[t for t in (comparison, cov, pro, netting) if t is not None],
+            extra_tables=[t for t in (comparison, fb_table, cov, pro, netting) if t is not None],
             images={"Pareto: capital vs liquidations": out / "pareto.png"},
             provenance=provenance,
             config_text=config_text,
@@ -267,6 +276,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     written = ["summary.csv", "summary.json", "summary.schema.json", "comparison.csv", "coverage.csv",
                "procyclicality.csv", *(["netting.csv"] if netting is not None else []), "margin_paths.parquet",
                "liquidations.csv", "concentration.csv", *(["garch_fit_log.csv"] if logs is not None else []),
+               *fb_files,
                "pareto.png", "report.html", *(["stress/"] if stress_files else []), "manifest.json"]
     print(f"wrote {len(written)} files to {out}/ ({elapsed:.1f} s):")
     for name in written:
