@@ -36,8 +36,8 @@ from riskmodels.backtest.feedback import feedback_comparison
 if TYPE_CHECKING:
     from riskmodels.backtest.result import BacktestResult
 
-__all__ = ["RECORDED_OPEN_INTEREST", "FeedbackReport", "feedback_on", "feedback_pair", "market_scale",
-           "scale_check"]
+__all__ = ["RECORDED_OPEN_INTEREST", "FeedbackReport", "baseline_simulation", "comparison_table", "feedback_on",
+           "feedback_pair", "market_scale", "scale_check"]
 
 #: open interest on record the day before a crash (CRASH_DAYS.md): (day before, assets, USD, source)
 RECORDED_OPEN_INTEREST: tuple[tuple[str, tuple[str, ...], float, str], ...] = (
@@ -112,7 +112,7 @@ class FeedbackReport:
     scale: pd.DataFrame
     check: pd.DataFrame
     days: pd.DataFrame
-    baseline: BacktestResult
+    baseline: Any  # {model: SimulationResult} or the re-run BacktestResult
 
     def write(self, out: Any) -> list[str]:
         """Write ``feedback.csv``, ``feedback_scale.csv``, ``feedback_days.csv``; return their names."""
@@ -142,20 +142,45 @@ def _days(result: BacktestResult) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
 
 
-def feedback_pair(result: BacktestResult, progress: Callable[..., None] | None = None) -> FeedbackReport | None:
-    """Run ``result``'s config without feedback and compare (None when feedback is off).
+def baseline_simulation(fitted: Any, book: Any, policy: Any, start: int, end: int, asset_ok: Any) -> Any:
+    """The simulation of a feedback run's fitted model with ``feedback = false`` (engine hook).
 
-    The baseline is the same config, panel and book with ``[liquidation]
-    feedback = false`` (and every other key unchanged, ``closeout = "impact"``
-    included), so the comparison isolates the cross-account price feedback.
+    Same fitted model, book, window and policy otherwise (``closeout = "impact"``
+    included): only the simulation is repeated, not the fit or the margin path.
+    Its warnings are the feedback run's own (the same close-out fallbacks) and
+    are not repeated.
+    """
+    import warnings
+    from dataclasses import replace
+
+    from riskmodels.backtest.simulation import simulate_accounts
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return simulate_accounts(fitted, book, replace(policy, feedback=False), start=start, end=end,
+                                 asset_ok=asset_ok)
+
+
+def feedback_pair(result: BacktestResult, progress: Callable[..., None] | None = None) -> FeedbackReport | None:
+    """Compare ``result`` with the same backtest without feedback (None when feedback is off).
+
+    The baseline is the same config, panel, book and fitted models with
+    ``[liquidation] feedback = false`` (every other key unchanged, ``closeout =
+    "impact"`` included), so the comparison isolates the cross-account price
+    feedback. The engine keeps each model's baseline simulation
+    (``ModelResult.baseline_simulation``); a result without them (built by
+    other means) is re-run without feedback.
     """
     if not feedback_on(result):
         return None
-    from riskmodels.backtest.engine import run_backtest
+    if all(r.baseline_simulation is not None for r in result.results.values()):
+        base: Any = {n: r.baseline_simulation for n, r in result.results.items()}
+    else:
+        from riskmodels.backtest.engine import run_backtest
 
-    cfg = copy.deepcopy(result.config)
-    cfg["liquidation"]["feedback"] = False
-    base = run_backtest(cfg, result.panel, progress=progress)
+        cfg = copy.deepcopy(result.config)
+        cfg["liquidation"]["feedback"] = False
+        base = run_backtest(cfg, result.panel, progress=progress)
     comp = feedback_comparison(base, result)
     days = _days(result)
     comp["days_moved"] = [int((days["model"] == m).sum()) for m in comp["model"]]
