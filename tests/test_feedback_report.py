@@ -11,7 +11,12 @@ import pytest
 
 from riskmodels.backtest.engine import run_models
 from riskmodels.backtest.feedback import feedback_comparison
-from riskmodels.backtest.feedback_report import feedback_on, feedback_pair, market_scale, scale_check
+from riskmodels.backtest.feedback_report import (
+    feedback_on,
+    feedback_pair,
+    market_scale,
+    scale_check,
+)
 from riskmodels.backtest.simulation import LiquidationPolicy
 from riskmodels.margin import FixedHaircut
 from riskmodels.portfolio import generate_book

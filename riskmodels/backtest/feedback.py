@@ -39,6 +39,7 @@ with feedback / without).
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 

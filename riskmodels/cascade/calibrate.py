@@ -58,7 +58,14 @@ import pandas as pd
 
 from riskmodels.cascade.engine import CascadeParams
 from riskmodels.cascade.impact import ImpactModel
-from riskmodels.cascade.observed import WINDOWS, Observation, consistent, day_observations, log_ratio, predict
+from riskmodels.cascade.observed import (
+    WINDOWS,
+    Observation,
+    consistent,
+    day_observations,
+    log_ratio,
+    predict,
+)
 from riskmodels.cascade.population import LeverageMixture, seed_population
 from riskmodels.cascade.replay import (
     BASE_RATE_LONG,
