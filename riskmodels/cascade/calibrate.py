@@ -132,7 +132,7 @@ class LOOSettings:
     rally_beta: tuple[float, ...] = (0.0,)
     rally_days: int = 90
     leverage_beta: tuple[float, ...] = (0.0, 1.0, 2.0)
-    leverage_days: tuple[int, ...] = (30, 90)
+    leverage_days: tuple[int, ...] = (90, 365)
     secondary_weight: float = 0.5
     accounts: int = 1000
     calm_days: int = 30
@@ -311,7 +311,8 @@ def loo_suite(
                 runs.append(replay_day(fitted, pop, tw, impact=impacts[pt.impact],
                                        params=params_for(tw, pt.k(rally[tw])), n_substeps=n_substeps, path=path,
                                        seed=seed, lookback=lookback, variants="B").B)
-            pred[d.date][c] = [o.scope_share * predict(runs, o.metric) for o in obs_of[d.date]]
+            wts = WINDOW_WEIGHTS.get(d.date)
+            pred[d.date][c] = [o.scope_share * predict(runs, o.metric, wts) for o in obs_of[d.date]]
 
     def loss(date: str) -> np.ndarray:
         w = np.array([1.0 if o.primary else s.secondary_weight for o in obs_of[date]])

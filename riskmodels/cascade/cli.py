@@ -124,13 +124,21 @@ def run_cascade(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     lookback = int(casc["lookback"])
     wanted = [d.date for d in CRASH_DAYS] if args.suite else [args.day or "2021-05-19"]
-    start = history_start(models, wanted, lookback)
+    hist = lookback
+    if args.suite:  # the regime terms read trailing BTC returns: their window is history too
+        from riskmodels.cascade.calibrate import LOOSettings
+        from riskmodels.cascade.observed import WINDOWS
+
+        s = LOOSettings.from_mapping(dict(casc.get("calibration") or {}))
+        hist = max(lookback, s.rally_days + 1, max(s.leverage_days) + 1)
+        wanted = sorted({*wanted, *(d for w in WINDOWS.values() for d in w)})
+    start = history_start(models, wanted, hist)
     if str(casc["start"]) not in ("", "auto"):
         user_start = pd.Timestamp(casc["start"])
         if user_start > start:
             raise ValueError(
                 f"[cascade].start = {casc['start']!r} leaves too little history: the models need "
-                f"{rows_needed(models, lookback)} daily rows before {min(wanted)}, i.e. data from "
+                f"{rows_needed(models, hist)} daily rows before {min(wanted)}, i.e. data from "
                 f"{start.date()}; set start = \"auto\" or an earlier date"
             )
         start = user_start
@@ -145,7 +153,7 @@ def run_cascade(args: argparse.Namespace) -> int:
     policy = liquidation_policy(cfg)
     seed_kw = {"oi_to_volume": float(casc["oi_to_volume"]), "lookback": int(casc["lookback"])}
     # calm days: the suite calibrates every model on them, --day only the reference model
-    first = first_priced_day(fitted if args.suite else fitted[:1], lookback)
+    first = first_priced_day(fitted if args.suite else fitted[:1], hist)
     with atomic_output(args.out, command="riskmodels cascade" + (" --suite" if args.suite else "")) as out:
 
         def params_for(t: int, f: Any, k: float | None = None) -> CascadeParams:

@@ -28,7 +28,11 @@ Reported windows: where the record's liquidation total spans two days
 (17-18 Apr 2021, 8-9 Nov 2022) the replay covers both (:data:`WINDOWS`): each
 day is replayed from its own open with a freshly seeded market, and the
 liquidation totals (``liq_usd``, ``liq_long_usd``, ``long_share``) are summed
-over the days; ratios to open interest use the named day alone.
+over the days; ratios to open interest use the named day alone. A 24 h record
+that straddles two daily bars (10 May 2022: published 06:38 UTC, so 72% of it
+lies in the 9 May bar, when BTC fell 10%, and 28% in the 10 May bar, an up
+day) is the time-weighted sum of both bars' replays (:data:`WINDOW_WEIGHTS`),
+liquidations and open interest alike.
 
 What each record measures (``scope`` and ``bound``, columns of ``suite.csv``)
 -------------------------------------------------------------------------------
@@ -64,7 +68,7 @@ import numpy as np
 
 from riskmodels.cascade.engine import CascadeResult
 
-__all__ = ["LOWER_BOUND_SLACK", "OBSERVED", "WINDOWS", "Observation", "consistent", "day_observations",
+__all__ = ["LOWER_BOUND_SLACK", "OBSERVED", "WINDOWS", "WINDOW_WEIGHTS", "Observation", "consistent", "day_observations",
            "log_ratio", "predict"]
 
 #: largest under-count a lower-bound record is allowed (true total <= SLACK x the record)
@@ -108,7 +112,8 @@ OBSERVED: tuple[Observation, ...] = (
     Observation("2021-05-19", "oi_usd_btc", 24.68e9, False, "BTC OI before = 2 x $12.34B (a lower bound)", bound="lower"),
     Observation("2021-09-07", "liq_long_usd", 3.1e9, True, "longs > $3.1B (The Block via Kaiko)", bound="lower"),
     Observation("2022-05-10", "liq_usd", 1.0e9 - 0.181e9, True,
-                "> $1B less Binance's truncated $181M; predicted = (1 - Binance's 30% of BTC OI) x model",
+                "> $1B in the 24 h to 06:38 UTC on the 10th (72% in the 9 May bar) less Binance's truncated $181M; "
+                "predicted = (1 - Binance's 30% of BTC OI) x model",
                 scope_share=0.70, bound="lower"),
     Observation("2022-05-10", "long_share", 0.74, False, "longs $793M of > $1B"),
     Observation("2022-05-10", "oi_drop", 0.056, False, "OI -5.6%"),
@@ -127,38 +132,27 @@ OBSERVED: tuple[Observation, ...] = (
 #: days replayed for each crash day whose record spans more than the named day (CRASH_DAYS.md)
 WINDOWS: dict[str, tuple[str, ...]] = {
     "2021-04-18": ("2021-04-17", "2021-04-18"),
+    "2022-05-10": ("2022-05-09", "2022-05-10"),
     "2022-11-09": ("2022-11-08", "2022-11-09"),
+}
+
+#: 24 h records straddling two daily bars: the share of each bar inside the record's window.
+#: CoinDesk's 10 May 2022 figures ("the past 24 hours", published 06:38 UTC on the 10th,
+#: Coinglass data) cover 9 May 06:38 to 10 May 06:38: 17.37 h of the 9 May bar and 6.63 h of
+#: the 10th. Liquidations are taken as uniform in time within a bar (stated, not known).
+WINDOW_WEIGHTS: dict[str, tuple[float, ...]] = {
+    "2022-05-10": (17.37 / 24.0, 6.63 / 24.0),
 }
 
 _SUMMED = ("liq_usd", "liq_long_usd", "long_share")
 
 
-def predict(result: CascadeResult | Sequence[CascadeResult], metric: str) -> float:
-    """The model's value of ``metric`` (module docstring).
-
-    ``result`` is one cascade run or the runs of a reported window, the named
-    day last: liquidation totals are summed over the runs, ratios to open
-    interest use the last run.
-    """
-    runs = [result] if isinstance(result, CascadeResult) else list(result)
-    if metric.endswith("_btc") and metric[: -len("_btc")] in _SUMMED and len(runs) > 1:
-        return float(np.nansum([predict(r, metric) for r in runs]))
-    if metric in _SUMMED and len(runs) > 1:
-        ll = np.sum([r.liquidated_long_usd.sum() for r in runs]).reshape(1)
-        sl = np.sum([r.liquidated_short_usd.sum() for r in runs]).reshape(1)
-        if metric == "liq_usd":
-            return float(ll[0] + sl[0])
-        if metric == "liq_long_usd":
-            return float(ll[0])
-        tot = float(ll[0] + sl[0])
-        return float(ll[0]) / tot if tot > 0 else float("nan")
-    result = runs[-1]
-    ll, sl = result.liquidated_long_usd, result.liquidated_short_usd
-    oi = result.oi_long  # one side (long OI = short OI by construction of the seeder)
+def _figure(ll: np.ndarray, sl: np.ndarray, oi: np.ndarray, assets: Sequence[str], metric: str) -> float:
+    """``metric`` from per-asset long / short liquidated USD and one-side open interest."""
     if metric.endswith("_btc"):
-        if "BTC" not in result.assets:
+        if "BTC" not in assets:
             return float("nan")
-        j = result.assets.index("BTC")
+        j = list(assets).index("BTC")
         ll, sl, oi = ll[j : j + 1], sl[j : j + 1], oi[j : j + 1]
         metric = metric[: -len("_btc")]
     tot = float(ll.sum() + sl.sum())
@@ -175,6 +169,37 @@ def predict(result: CascadeResult | Sequence[CascadeResult], metric: str) -> flo
         return o
     raise ValueError(f"unknown metric {metric!r}; valid: liq_usd, liq_long_usd, long_share, liq_frac_oi, "
                      "oi_drop, oi_usd (and the *_btc forms)")
+
+
+def predict(result: CascadeResult | Sequence[CascadeResult], metric: str,
+            weights: Sequence[float] | None = None) -> float:
+    """The model's value of ``metric`` (module docstring).
+
+    ``result`` is one cascade run or the runs of a reported window, the named
+    day last. Without ``weights`` (a record spanning whole days) liquidation
+    totals are summed over the runs and ratios to open interest use the last
+    run. With ``weights`` (a 24 h record straddling two daily bars,
+    :data:`WINDOW_WEIGHTS`) every figure -- liquidations and open interest --
+    is the weighted sum over the runs.
+    """
+    runs = [result] if isinstance(result, CascadeResult) else list(result)
+    if weights is not None:
+        w = np.asarray(weights, dtype=np.float64)
+        if w.shape != (len(runs),) or (w < 0).any():
+            raise ValueError(f"weights {list(w)} must be {len(runs)} numbers >= 0 (one per run)")
+        ll = sum(wi * np.asarray(r.liquidated_long_usd, float) for wi, r in zip(w, runs, strict=True))
+        sl = sum(wi * np.asarray(r.liquidated_short_usd, float) for wi, r in zip(w, runs, strict=True))
+        oi = sum(wi * np.asarray(r.oi_long, float) for wi, r in zip(w, runs, strict=True))
+        return _figure(ll, sl, oi, runs[-1].assets, metric)  # type: ignore[arg-type]
+    if metric.endswith("_btc") and metric[: -len("_btc")] in _SUMMED and len(runs) > 1:
+        return float(np.nansum([predict([r], metric) for r in runs]))
+    if metric in _SUMMED and len(runs) > 1:
+        ll = np.sum([r.liquidated_long_usd.sum() for r in runs])
+        sl = np.sum([r.liquidated_short_usd.sum() for r in runs])
+        return _figure(np.array([ll]), np.array([sl]), np.ones(1), ("ALL",), metric)
+    r = runs[-1]
+    # one side (long OI = short OI by construction of the seeder)
+    return _figure(r.liquidated_long_usd, r.liquidated_short_usd, r.oi_long, r.assets, metric)
 
 
 def day_observations(day: str) -> list[Observation]:
