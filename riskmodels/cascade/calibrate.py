@@ -59,6 +59,7 @@ import pandas as pd
 from riskmodels.cascade.engine import CascadeParams
 from riskmodels.cascade.impact import ImpactModel
 from riskmodels.cascade.observed import (
+    WINDOW_WEIGHTS,
     WINDOWS,
     Observation,
     consistent,
