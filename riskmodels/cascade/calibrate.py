@@ -132,7 +132,7 @@ class LOOSettings:
     impact_y: tuple[float, ...] = (0.5, 1.0)
     rally_beta: tuple[float, ...] = (0.0,)
     rally_days: int = 90
-    leverage_beta: tuple[float, ...] = (0.0, 1.0, 2.0)
+    leverage_beta: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
     leverage_days: tuple[int, ...] = (90, 365)
     secondary_weight: float = 0.5
     accounts: int = 1000
