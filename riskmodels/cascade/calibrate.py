@@ -136,7 +136,7 @@ class LOOSettings:
     leverage_days: tuple[int, ...] = (90, 365)
     secondary_weight: float = 0.5
     accounts: int = 1000
-    calm_days: int = 30
+    calm_days: int = 60
     calibration_accounts: int = 1000
 
     def __post_init__(self) -> None:
