@@ -209,6 +209,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     if chunk:
         return backtest_streamed(args, cfg, panel, choice, bar, chunk, t0, _jsonable, _backtest_command(args))
     result = run_backtest(cfg, panel, progress=bar)
+    from riskmodels.backtest.feedback_report import comparison_table, feedback_pair
+
+    fb = feedback_pair(result, progress=bar)  # None unless [liquidation] feedback = true (issue 17)
+    fb_table = comparison_table(fb) if fb is not None else None
     elapsed = time.perf_counter() - t0
     paths_parquet = _margin_paths_future(result)  # built while the tables below are computed
     summary = result.summary()
@@ -225,6 +229,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
                 print()
     else:
         print(console_table(comparison, width=120, title=f"Margin methods compared: {summary.title}"))
+        print()
+    if fb_table is not None:
+        print(fb_table)
         print()
     with atomic_output(out, command=_backtest_command(args)) as out:
         frame = result.metrics_frame()
@@ -244,6 +251,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
                     "coverage_verdict": verdicts,
                     "window": result.window_facts(),
                     **extra_cols,
+                    **({"feedback": fb.comparison.to_dict(orient="records")} if fb is not None else {}),
                     "metrics": {
                         m: {k: (None if not math.isfinite(v) else float(v)) for k, v in row.items()}
                         for m, row in frame.to_dict(orient="index").items()
@@ -278,6 +286,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         pro.to_frame().to_csv(out / "procyclicality.csv", float_format="%.10g")
         (out / "margin_paths.parquet").write_bytes(paths_parquet())
         result.events().to_csv(out / "liquidations.csv", index=False, float_format="%.10g")
+        fb_files = fb.write(out) if fb is not None else []
         from riskmodels.backtest.topn import top_concentration, write_top_concentration
 
         write_top_concentration(top_concentration(result), out / "concentration.csv")
@@ -306,7 +315,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         write_summary_html(
             result,
             out / "report.html",
-            extra_tables=[t for t in (comparison, cov, pro, netting, instruments_table) if t is not None],
+            extra_tables=[t for t in (comparison, fb_table, cov, pro, netting, instruments_table) if t is not None],
             images={"Pareto: capital vs liquidations": out / "pareto.png"},
             provenance=provenance,
             config_text=config_text,
@@ -325,6 +334,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
                "procyclicality.csv", *(["netting.csv"] if netting is not None else []), "margin_paths.parquet",
                "liquidations.csv", "concentration.csv", *(["garch_fit_log.csv"] if logs is not None else []),
                *(["instruments.csv"] if instruments is not None else []),
+               *fb_files,
                "pareto.png", "report.html", *(["stress/"] if stress_files else []), "manifest.json"]
     print(f"wrote {len(written)} files to {out}/ ({elapsed:.1f} s):")
     for name in written:

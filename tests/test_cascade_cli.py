@@ -46,6 +46,8 @@ mid_leverage = [3.0]
 oi_to_volume = [0.1, 0.3]
 impact_y = [0.7]
 rally_beta = [0.0, 1.0]
+leverage_beta = [0.0, 0.5]
+leverage_days = [90]
 accounts = 120
 calm_days = 6
 calibration_accounts = 120
@@ -109,8 +111,16 @@ def test_cascade_suite_writes_the_loo_table(data_root: Path, config: Path, tmp_p
                "--out", str(out), "--offline", "--quiet"])
     assert rc == 0, capsys.readouterr().err
     suite = pd.read_csv(out / "suite.csv")
-    for col in ("day", "observed", "predicted", "ratio", "metric", "in_sample"):
+    for col in ("day", "observed", "predicted", "ratio", "metric", "in_sample", "scope", "bound", "consistent"):
         assert col in suite.columns
+    # what each record measures is stated in the table, never silently
+    assert set(suite["bound"]) == {"point", "lower"}
+    bitmex = suite[(suite["day"] == "2020-03-12") & suite["primary"]]
+    assert (bitmex["scope"] == "venue share 0.36").all() and (bitmex["metric"] == "liq_long_usd_btc").all()
+    low = suite[suite["bound"] == "lower"]
+    assert (low["consistent"] == ((low["ratio"] >= 0.5) & (low["ratio"] <= 4.0))).all()
+    pt = suite[(suite["bound"] == "point") & suite["ratio"].notna()]
+    assert (pt["consistent"] == pt["within_2x"]).all()
     days = sorted({d.date for d in CRASH_DAYS})
     assert sorted(set(suite["day"]) - {"calm"}) == days
     # one held-out and one in-sample row per observation, plus the calm-day base rates
@@ -125,6 +135,7 @@ def test_cascade_suite_writes_the_loo_table(data_root: Path, config: Path, tmp_p
     assert (ci[["cross_liq_usd", "isolated_liq_usd"]] > 0).all().all()
     fits = pd.read_csv(out / "loo_fits.csv")
     assert list(fits["held_out"]) == ["all", *[d.date for d in CRASH_DAYS]]
+    assert set(fits["leverage_beta"]) <= {0.0, 0.5} and set(fits["leverage_days"]) == {90}
     for m in ("flat", "HS_VaR", "FHS_VaR"):
         v = pd.read_csv(out / f"validation_{m}.csv")
         assert len(v) == len(CRASH_DAYS)

@@ -470,6 +470,12 @@ def _run_one_unlimited(model: MarginModel, panel: PricePanel, book: Book, *rest:
     sim = simulate_accounts(fitted, book, policy, start=start, end=end, asset_ok=asset_ok)
     timings["simulation"] = time.perf_counter() - t0
     out = ModelResult(model, path, cov, sim, gross, timings, iso_path)
+    if policy.feedback:  # the same fitted model as a price-taker: the with/without comparison (issue 17)
+        from riskmodels.backtest.feedback_report import baseline_simulation
+
+        t0 = time.perf_counter()
+        out.baseline_simulation = baseline_simulation(fitted, book, policy, start, end, asset_ok)
+        timings["baseline_simulation"] = time.perf_counter() - t0
     # GARCH refits (written by the CLI as garch_fit_log.csv), also under the declared-rule wrapper
     log = getattr(fitted, "fit_log", None)
     if log is None:

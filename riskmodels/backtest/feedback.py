@@ -39,15 +39,11 @@ with feedback / without).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from riskmodels.backtest.closeout import CloseOut
-
-if TYPE_CHECKING:
-    from riskmodels.backtest.result import BacktestResult
 
 __all__ = ["FEEDBACK_LOG_DTYPE", "FeedbackMarket", "feedback_comparison"]
 
@@ -96,20 +92,30 @@ class FeedbackMarket:
         return cost, q1
 
 
-def feedback_comparison(without: BacktestResult, with_feedback: BacktestResult) -> pd.DataFrame:
+def _simulations(x: object) -> dict[str, object]:
+    """``{model: SimulationResult}`` of a BacktestResult, or the mapping itself."""
+    res = getattr(x, "results", None)
+    if res is not None:
+        return {n: r.simulation for n, r in res.items()}
+    return dict(x)  # type: ignore[call-overload]
+
+
+def feedback_comparison(without: object, with_feedback: object) -> pd.DataFrame:
     """Per model: liquidations, liquidated notional and bad debt without and with feedback, and the amplification.
 
-    ``amplification = liquidated notional with feedback / without`` (NaN when
-    nothing is liquidated without feedback).
+    ``without`` and ``with_feedback``: BacktestResults, or ``{model:
+    SimulationResult}`` mappings. ``amplification = liquidated notional with
+    feedback / without`` (NaN when nothing is liquidated without feedback).
     """
+    s0, s1 = _simulations(without), _simulations(with_feedback)
     rows = []
-    for name, r0 in without.results.items():
-        r1 = with_feedback.results.get(name)
+    for name, r0 in s0.items():
+        r1 = s1.get(name)
         if r1 is None:
             continue
-        l0, l1 = r0.simulation.liquidations, r1.simulation.liquidations
+        l0, l1 = r0.liquidations, r1.liquidations  # type: ignore[attr-defined]
         n0, n1 = float(l0["notional"].sum()), float(l1["notional"].sum())
-        log = getattr(r1.simulation, "feedback_log", None)
+        log = getattr(r1, "feedback_log", None)
         rows.append({
             "model": name,
             "liquidations": len(l0), "liquidations_feedback": len(l1),

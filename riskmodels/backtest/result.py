@@ -35,6 +35,8 @@ class ModelResult:
     warnings: list[tuple[type[Warning], str]] = field(default_factory=list)
     #: the fitted model's estimation log when it keeps one (GARCH: one row per asset and refit)
     fit_log: pd.DataFrame | None = None
+    #: feedback runs: the same simulation without feedback (price-taker), for the comparison
+    baseline_simulation: SimulationResult | None = None
 
     @cached_property
     def netting_benefit(self) -> np.ndarray | None:

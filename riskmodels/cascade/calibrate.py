@@ -13,6 +13,14 @@ Parameters fitted (a deterministic grid search; every grid is a key of
   day only; ``beta = 0`` is a constant ``k``, the default: with the grid
   ``{0, 1, 2}`` the in-sample fit chose 0 and the held-out hits fell from 4 to
   3 of 8, README "Cascades");
+* leverage regime -- ``leverage_beta`` and ``leverage_days``: the population's
+  high-leverage weights on day ``t`` are ``min(1, h exp(lambda r_t))`` with ``r_t``
+  the trailing ``leverage_days`` log return of BTC to the close of ``t - 1``
+  (:meth:`~riskmodels.cascade.population.LeverageMixture.scaled`): leverage builds
+  up in rallies and is cut after sell-offs. Observable before the day (data to
+  ``t - 1`` only); the base weights ``h`` are re-bisected with the term in place,
+  so the calm days still liquidate the base rate; ``lambda = 0`` is the one
+  global mixture;
 * impact -- ``Y`` of the square-root law ``Y sigma sqrt(Q / V)`` (the impact
   named in ``[cascade].impact`` when it is not ``sqrt``: then ``impact_y`` is
   ignored and the configured law is used as it is).
@@ -50,7 +58,15 @@ import pandas as pd
 
 from riskmodels.cascade.engine import CascadeParams
 from riskmodels.cascade.impact import ImpactModel
-from riskmodels.cascade.observed import WINDOWS, Observation, day_observations, log_ratio, predict
+from riskmodels.cascade.observed import (
+    WINDOW_WEIGHTS,
+    WINDOWS,
+    Observation,
+    consistent,
+    day_observations,
+    log_ratio,
+    predict,
+)
 from riskmodels.cascade.population import LeverageMixture, seed_population
 from riskmodels.cascade.replay import (
     BASE_RATE_LONG,
@@ -95,6 +111,10 @@ class LOOSettings:
         Grid of the regime exponent ``beta``, each in [-5, 5].
     rally_days : int
         Trailing window of the regime's BTC return, days (>= 1).
+    leverage_beta : tuple of float
+        Grid of the leverage regime's exponent ``lambda``, each in [-10, 10].
+    leverage_days : tuple of int
+        Grid of the leverage regime's trailing BTC-return window, days (>= 1).
     secondary_weight : float
         Weight of the non-primary observations in the objective, [0, 10].
     accounts : int
@@ -112,9 +132,11 @@ class LOOSettings:
     impact_y: tuple[float, ...] = (0.5, 1.0)
     rally_beta: tuple[float, ...] = (0.0,)
     rally_days: int = 90
+    leverage_beta: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
+    leverage_days: tuple[int, ...] = (90, 365)
     secondary_weight: float = 0.5
     accounts: int = 1000
-    calm_days: int = 30
+    calm_days: int = 60
     calibration_accounts: int = 1000
 
     def __post_init__(self) -> None:
@@ -123,6 +145,12 @@ class LOOSettings:
         object.__setattr__(self, "oi_to_volume", _grid("oi_to_volume", self.oi_to_volume, 0.0, 100.0, lo_open=True))
         object.__setattr__(self, "impact_y", _grid("impact_y", self.impact_y, 0.0, 10.0, lo_open=True))
         object.__setattr__(self, "rally_beta", _grid("rally_beta", self.rally_beta, -5.0, 5.0))
+        object.__setattr__(self, "leverage_beta", _grid("leverage_beta", self.leverage_beta, -10.0, 10.0))
+        days = tuple(int(v) for v in self.leverage_days)
+        if not days or min(days) < 1 or any(float(v) != int(v) for v in self.leverage_days):
+            raise ValueError(f"[cascade.calibration].leverage_days = {list(self.leverage_days)} must be "
+                             "whole days >= 1 (at least one)")
+        object.__setattr__(self, "leverage_days", days)
         if int(self.rally_days) < 1:
             raise ValueError(f"[cascade.calibration].rally_days = {self.rally_days} must be >= 1 day")
         if not 0.0 <= float(self.secondary_weight) <= 10.0:
@@ -149,8 +177,9 @@ class SuiteResult:
 
     ``table``: one row per (day, metric, in_sample) with the columns ``day``,
     ``observed``, ``predicted``, ``ratio``, ``metric``, ``in_sample``,
-    ``primary``, ``within_2x``, ``fit``, ``model``, ``cross_liq_usd``,
-    ``isolated_liq_usd``, ``note``. ``cross_isolated``: one row per crash day at
+    ``primary``, ``within_2x``, ``scope``, ``bound``, ``consistent``, ``fit``,
+    ``model``, ``cross_liq_usd``, ``isolated_liq_usd``, ``note``
+    (``predicted`` is in the record's scope; :mod:`~riskmodels.cascade.observed`). ``cross_isolated``: one row per crash day at
     its held-out fit. ``fits``: the grid point chosen for each held-out day
     (and ``"all"``), with its training loss. ``grid``: the loss of every grid
     point on every day.
@@ -162,11 +191,11 @@ class SuiteResult:
     grid: pd.DataFrame
     model: str
 
-    def hits(self) -> tuple[int, int]:
-        """(days whose held-out primary figure is within a factor 2, days)."""
+    def hits(self, column: str = "within_2x") -> tuple[int, int]:
+        """(days whose held-out primary figure is ``column`` (within a factor 2, or ``consistent``), days)."""
         t = self.table
         p = t[t["primary"] & ~t["in_sample"]]
-        return int(p["within_2x"].sum()), len(p)
+        return int(p[column].sum()), len(p)
 
 
 @dataclass(frozen=True)
@@ -176,10 +205,16 @@ class _Point:
     oi_to_volume: float
     impact: str
     rally_beta: float = 0.0
+    leverage_beta: float = 0.0
+    leverage_days: int = 90
 
     def label(self) -> str:
         return (f"low_weight={self.low_weight:g} mid={self.mid_leverage:g} k={self.oi_to_volume:g} "
-                f"beta={self.rally_beta:g} {self.impact}")
+                f"beta={self.rally_beta:g} lev={self.leverage_beta:g}/{self.leverage_days}d {self.impact}")
+
+    @property
+    def shape(self) -> tuple[float, float, float, int]:
+        return (self.low_weight, self.mid_leverage, self.leverage_beta, self.leverage_days)
 
     def k(self, rally: float) -> float:
         """Market size of a day whose trailing BTC log return is ``rally``."""
@@ -235,38 +270,50 @@ def loo_suite(
     if not len(held_calm):
         raise ValueError("leave-one-out needs >= 2 calm days (half fit, half held out)")
 
-    # -- mixture shapes: high-leverage weights bisected on the fitting calm days
-    shapes: dict[tuple[float, float], tuple[LeverageMixture, np.ndarray, np.ndarray]] = {}
-    for lw, mid in itertools.product(s.low_weight, s.mid_leverage):
+    crash_t = sorted({t for _d, t0 in todo for t in [t0, *win[_d.date]]})
+
+    def lev_mult(beta: float, ldays: int, ts: Sequence[int]) -> np.ndarray:
+        return np.exp(beta * np.array([trailing_return(panel, int(t), ldays) for t in ts]))
+
+    # -- mixture shapes: high-leverage weights bisected on the fitting calm days (regime term in place)
+    shapes: dict[tuple[float, float, float, int], tuple[LeverageMixture, np.ndarray, np.ndarray]] = {}
+    mult: dict[tuple[float, float, float, int], dict[int, float]] = {}
+    for lw, mid, lb, ld in itertools.product(s.low_weight, s.mid_leverage, s.leverage_beta, s.leverage_days):
+        if lb == 0.0 and ld != s.leverage_days[0]:
+            continue  # no regime term: the window does not matter
         med = base.medians
         if not med[0] <= mid < med[2]:
             raise ValueError(f"[cascade.calibration].mid_leverage = {mid} must be in [{med[0]}, {med[2]})")
         mx = replace(base, low_weight=lw, medians=(med[0], mid, med[2]))
         cal = calibrate_mixture(fitted, fit_calm, mixture=mx, n_accounts=s.calibration_accounts, seed=seed,
-                                lookback=lookback)
+                                lookback=lookback, multiplier=lev_mult(lb, ld, fit_calm))
         held = calm_rates(fitted, held_calm, cal.mixture, n_accounts=s.calibration_accounts, seed=seed + 1000,
-                          lookback=lookback)
-        shapes[(lw, mid)] = (cal.mixture, np.array([cal.rate_long, cal.rate_short]), held)
-        say(f"  mixture low_weight={lw:g} mid={mid:g}: high weights {cal.mixture.high_long:.4f} / "
+                          lookback=lookback, multiplier=lev_mult(lb, ld, held_calm))
+        key = (lw, mid, lb, ld)
+        shapes[key] = (cal.mixture, np.array([cal.rate_long, cal.rate_short]), held)
+        mult[key] = dict(zip(crash_t, lev_mult(lb, ld, crash_t).tolist(), strict=True))
+        say(f"  mixture low_weight={lw:g} mid={mid:g} lev={lb:g}/{ld}d: high weights {cal.mixture.high_long:.4f} / "
             f"{cal.mixture.high_short:.4f}, held-out calm rates {held[0]:.4f} / {held[1]:.4f}")
 
-    points = [_Point(lw, mid, k, name, b) for (lw, mid), k, b, name in
+    points = [_Point(lw, mid, k, name, b, lb, ld) for (lw, mid, lb, ld), k, b, name in
               itertools.product(shapes, s.oi_to_volume, s.rally_beta, impacts)]
-    rally = {t: trailing_return(panel, t, s.rally_days) for _d, t0 in todo for t in [t0, *win[_d.date]]}
+    rally = {t: trailing_return(panel, t, s.rally_days) for t in crash_t}
     obs_of = {d.date: day_observations(d.date) for d, _ in todo}
     pred: dict[str, np.ndarray] = {d.date: np.full((len(points), len(obs_of[d.date])), np.nan) for d, _ in todo}
     for d, _t in todo:
         say(f"  {d.date}: {len(points)} grid points")
         for c, pt in enumerate(points):
-            mx = shapes[(pt.low_weight, pt.mid_leverage)][0]
+            mx = shapes[pt.shape][0]
             runs = []
             for k, tw in enumerate(win[d.date]):
-                pop = seed_population(fitted, tw, n_accounts=s.accounts, mixture=mx, seed=seed + k,
+                pop = seed_population(fitted, tw, n_accounts=s.accounts, mixture=mx.scaled(mult[pt.shape][tw]),
+                                      seed=seed + k,
                                       oi_to_volume=pt.k(rally[tw]), lookback=lookback)
                 runs.append(replay_day(fitted, pop, tw, impact=impacts[pt.impact],
                                        params=params_for(tw, pt.k(rally[tw])), n_substeps=n_substeps, path=path,
                                        seed=seed, lookback=lookback, variants="B").B)
-            pred[d.date][c] = [predict(runs, o.metric) for o in obs_of[d.date]]
+            wts = WINDOW_WEIGHTS.get(d.date)
+            pred[d.date][c] = [o.scope_share * predict(runs, o.metric, wts) for o in obs_of[d.date]]
 
     def loss(date: str) -> np.ndarray:
         w = np.array([1.0 if o.primary else s.secondary_weight for o in obs_of[date]])
@@ -289,7 +336,7 @@ def loo_suite(
     ci_rows = []
     for d, t in todo:
         pt = points[held_fit[d.date]]
-        mx = shapes[(pt.low_weight, pt.mid_leverage)][0]
+        mx = shapes[pt.shape][0].scaled(mult[pt.shape][t])
         pop = seed_population(fitted, t, n_accounts=s.accounts, mixture=mx, seed=seed,
                               oi_to_volume=pt.k(rally[t]), lookback=lookback)
         frame, _ = cross_vs_isolated(fitted, pop, t, impact=impacts[pt.impact],
@@ -318,7 +365,7 @@ def loo_suite(
             for i, o in enumerate(obs_of[d.date]):
                 rows.append(_table_row(o, float(pred[d.date][c, i]), in_sample, points[c], fitted.model.label,
                                        float(cross["cross_liq_usd"]), float(cross["isolated_liq_usd"])))
-    sh = shapes[(points[c_all].low_weight, points[c_all].mid_leverage)]
+    sh = shapes[points[c_all].shape]
     for in_sample, rates in ((False, sh[2]), (True, sh[1])):
         for side, r, target in (("long", rates[0], BASE_RATE_LONG), ("short", rates[1], BASE_RATE_SHORT)):
             o = Observation("calm", f"base_rate_{side}", target, False,
@@ -356,7 +403,7 @@ def leave_one_out(loss: np.ndarray) -> tuple[int, np.ndarray]:
 
 def _point_cols(p: _Point) -> dict[str, object]:
     return {"low_weight": p.low_weight, "mid_leverage": p.mid_leverage, "oi_to_volume": p.oi_to_volume,
-            "rally_beta": p.rally_beta,
+            "rally_beta": p.rally_beta, "leverage_beta": p.leverage_beta, "leverage_days": p.leverage_days,
             "impact": p.impact}
 
 
@@ -372,6 +419,9 @@ def _table_row(o: Observation, predicted: float, in_sample: bool, p: _Point, mod
         "in_sample": in_sample,
         "primary": o.primary,
         "within_2x": bool(np.isfinite(lr) and abs(lr) <= np.log(2.0)),
+        "scope": o.scope,
+        "bound": o.bound,
+        "consistent": consistent(predicted, o),
         "fit": p.label(),
         "model": model,
         "cross_liq_usd": cross,

@@ -75,6 +75,13 @@ class LeverageMixture:
     def with_high(self, high_long: float, high_short: float) -> LeverageMixture:
         return replace(self, high_long=float(high_long), high_short=float(high_short))
 
+    def scaled(self, multiplier: float) -> LeverageMixture:
+        """The high-leverage weights times ``multiplier`` (>= 0), capped at 1 (the regime term)."""
+        m = float(multiplier)
+        if not np.isfinite(m) or m < 0:
+            raise ValueError(f"leverage multiplier {multiplier} must be a finite number >= 0")
+        return self.with_high(min(1.0, self.high_long * m), min(1.0, self.high_short * m))
+
     def draw(self, u: np.ndarray, z: np.ndarray, long: np.ndarray) -> np.ndarray:
         """Leverage from uniforms ``u`` and normals ``z`` (monotone in the high weight)."""
         h = np.where(long, self.high_long, self.high_short)

@@ -320,17 +320,23 @@ def calm_rates(
     n_accounts: int = 2000,
     n_substeps: int = 3,
     seed: int = 0,
+    multiplier: Sequence[float] | None = None,
     **seed_kw: object,
 ) -> np.ndarray:
     """``(2,)`` mean (long, short) liquidated share of open interest over ``days``, variant A.
 
     Price-taker, no penalty, no fixed points; day ``k`` of ``days`` draws its
-    population with seed ``seed + k``.
+    population with seed ``seed + k``. ``multiplier[k]`` scales the high-leverage
+    weights of day ``k`` (:meth:`LeverageMixture.scaled`, the regime term; default 1).
     """
     params = CascadeParams(fixed_points=False, penalty=0.0)
+    mult = np.ones(len(days)) if multiplier is None else np.asarray(multiplier, dtype=np.float64)
+    if mult.shape != (len(days),):
+        raise ValueError(f"multiplier has {mult.size} values for {len(days)} days")
     out = []
     for k, t in enumerate(days):
-        pop = seed_population(fitted, int(t), n_accounts=n_accounts, mixture=mixture, seed=seed + k, **seed_kw)  # type: ignore[arg-type]
+        mx = mixture if mult[k] == 1.0 else mixture.scaled(float(mult[k]))
+        pop = seed_population(fitted, int(t), n_accounts=n_accounts, mixture=mx, seed=seed + k, **seed_kw)  # type: ignore[arg-type]
         ok = market_assets(fitted, int(t))
         obs = day_path(fitted, int(t), ok, n_substeps)
         r = run_cascade(fitted, pop, obs, t_margin=int(t) - 1, params=params).liquidation_rates()
@@ -362,6 +368,7 @@ def calibrate_mixture(
     n_substeps: int = 3,
     iterations: int = 12,
     seed: int = 0,
+    multiplier: Sequence[float] | None = None,
     **seed_kw: object,
 ) -> Calibration:
     """Bisect the high-leverage weights so ordinary-day liquidations hit the base rates.
@@ -369,7 +376,8 @@ def calibrate_mixture(
     Variant A (price-taker) on every day of ``days``; the long rate depends on
     ``high_long`` only and the short rate on ``high_short`` only (no impact,
     no cross-side coupling but ADL), so both are bisected together. Done once,
-    globally: never per crash day.
+    globally: never per crash day. ``multiplier`` (one per day) applies the
+    regime term on each calm day, so the base rate is met with it in place.
     """
     mixture = mixture or LeverageMixture()
     lo = np.zeros(2)
@@ -377,7 +385,7 @@ def calibrate_mixture(
 
     def rates(h: np.ndarray) -> np.ndarray:
         return calm_rates(fitted, days, mixture.with_high(h[0], h[1]), n_accounts=n_accounts,
-                          n_substeps=n_substeps, seed=seed, **seed_kw)
+                          n_substeps=n_substeps, seed=seed, multiplier=multiplier, **seed_kw)
 
     target = np.array([target_long, target_short])
     for _ in range(iterations):

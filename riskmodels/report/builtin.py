@@ -45,7 +45,7 @@ from riskmodels.report.sections import register_section, registered_sections
 __all__ = ["EXTRA_SECTION_MODULES", "ensure_registered"]
 
 #: modules that register further sections when imported (each calls register_section)
-EXTRA_SECTION_MODULES: tuple[str, ...] = ("riskmodels.report.size_stress",)
+EXTRA_SECTION_MODULES: tuple[str, ...] = ("riskmodels.report.size_stress", "riskmodels.report.feedback_section")
 
 
 def _references(ctx: Any) -> list[Block]:
