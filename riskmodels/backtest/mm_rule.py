@@ -104,14 +104,23 @@ class DeclaredMaintenance(FittedMargin):
         self.homogeneous = inner.homogeneous  # type: ignore[misc]
         lip = getattr(inner, "maintenance_lipschitz", None)
         k = getattr(inner.model, "im_multiplier", None)
-        if lip is not None and (k is not None or self.ratio is None):
-            scale = 1.0 if self.ratio is None else self.ratio * float(k)  # type: ignore[arg-type]
+        scale = None if (k is None and self.ratio is not None) else (
+            1.0 if self.ratio is None else self.ratio * float(k))  # type: ignore[arg-type]
+        if lip is not None and scale is not None:
+            self.maintenance_lipschitz = _scaled(lip, scale)
+        carried = getattr(inner, "carried_requirement", None)
+        if carried is not None:  # path-dependent APC rules: the cap and the ratio act after the rule's step
+            self.carry_width = int(inner.carry_width)  # type: ignore[attr-defined]
 
-            def maintenance_lipschitz(t: int) -> np.ndarray | None:
-                v = lip(t)
-                return None if v is None else np.maximum(scale * v, 1.0)
+            def carried_requirement(t: int, collateral: np.ndarray, positions: np.ndarray,
+                                    isolated: np.ndarray | None, state: np.ndarray) -> tuple[Requirement, np.ndarray]:
+                req, new = carried(t, collateral, positions, isolated, state)
+                return self._declared(req, max_loss(collateral, positions)), new
 
-            self.maintenance_lipschitz = maintenance_lipschitz
+            self.carried_requirement = carried_requirement
+            clip = getattr(inner, "carried_lipschitz", None)
+            if clip is not None and scale is not None:
+                self.carried_lipschitz = _scaled(clip, scale)
 
     def _declared(self, req: Requirement, bound: np.ndarray) -> Requirement:
         im = np.minimum(req.initial, bound)
@@ -137,6 +146,16 @@ class DeclaredMaintenance(FittedMargin):
         im = np.minimum(p.initial, bound)
         mm = np.minimum(p.maintenance, bound) if self.ratio is None else self.ratio * im
         return MarginPath(p.model, p.dates, p.account_ids, im, mm, p.eligible, p.offset)
+
+
+def _scaled(lip: Any, scale: float) -> Any:
+    """``t -> max(scale x lip(t), 1)`` per asset (None stays None): the bound under the declared rule."""
+
+    def bound(t: int) -> np.ndarray | None:
+        v = lip(t)
+        return None if v is None else np.maximum(scale * v, 1.0)
+
+    return bound
 
 
 def apply_rule(fitted: FittedMargin, ratio: float | None) -> FittedMargin:
