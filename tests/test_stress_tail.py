@@ -30,11 +30,11 @@ def reference(col: np.ndarray, n_window: int, conf: float, min_window: int, stre
     if n < min_window or n == 0:
         return np.nan, np.nan
     vals, is_s = col[fin], stressed[fin]
-    S, O = int(is_s.sum()), int((~is_s).sum())
+    S, n_calm = int(is_s.sum()), int((~is_s).sum())
     mass = np.ones(vals.size)
     if S:
-        share = 1.0 if O == 0 else max(w, S / (S + O))
-        mass = np.where(is_s, share * n / S, (1 - share) * n / O if O else 0.0)
+        share = 1.0 if n_calm == 0 else max(w, S / (S + n_calm))
+        mass = np.where(is_s, share * n / S, (1 - share) * n / n_calm if n_calm else 0.0)
     order = np.argsort(-vals, kind="stable")
     v, m = vals[order], mass[order]
     tail = n * (1 - conf)
