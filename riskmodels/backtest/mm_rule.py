@@ -95,6 +95,10 @@ class DeclaredMaintenance(FittedMargin):
     ``im_multiplier x`` its MM (historical simulation), raised to at least 1
     per asset for the cap (``max_loss`` moves by at most ``|dx_a|``, and
     ``min`` of two Lipschitz functions has the larger constant); else absent.
+    A path-dependent APC inner (``carried_requirement``) is forwarded with
+    the cap and the ratio applied after the rule's step, so the carried state
+    stays the rule's own (uncapped) margins; ``carried_lipschitz`` is scaled
+    the same way.
     """
 
     def __init__(self, inner: FittedMargin, ratio: float | None) -> None:

@@ -36,6 +36,37 @@ span. A NaN base margin (ineligible account) restarts the rule. The replay
 uses the inner model's ``requirement_history(t0, t1, collateral, positions)``
 when it has one (plain HS: one rolling-kernel pass), else ``history`` calls
 of ``requirement``.
+
+In the account simulation (carried state)
+-----------------------------------------
+The simulation does not replay: it carries each account's rule state from
+one close to the next (:meth:`_FittedRule.carried_requirement`, the steps of
+:mod:`riskmodels.margin.apc_rules`). An account's margin at close t is the
+rule applied to its **own** daily base margins since it opened, ``b_s`` =
+the inner requirement of the quantities it holds valued at close s; it
+starts fresh (``(1 + B) b``, or ``b`` under the speed limit) when the
+account opens or re-opens. The intraday check steps once from the state of
+the previous close (the margin in force) without committing it. The cost is
+one inner requirement per date, as for the inner model.
+
+Why this, and not the replay, is the simulated margin (a change of numbers
+from issue 23 on): Art. 28(1)(a) applies the buffer to "the calculated
+margins" and lets it be exhausted "in periods where calculated margin
+requirements are rising significantly": the margin that rises is the one
+the CCP calculated and collected for the account on each day, and the
+buffer consumed is the part of *yesterday's collected* margin above today's
+calculated one. The carried rule is exactly that series (and exactly what
+:meth:`path` computes for a constant-notional book). The replay instead asks
+what the rule would give had today's USD amounts been held for ``history``
+days: it credits a new or re-opened account with buffer "released" on days
+before it existed, and an account whose amounts moved with prices with a
+history of other amounts. The carried numbers differ from the replay's
+where that matters: the accounts' first weeks after an opening during
+rising margins (the carried account posts the full buffer), and accounts
+whose value moved a lot. A CCP that buffers its *margin parameters* rather
+than each account's requirement would charge a new account the exhausted
+rate too; ``requirement()`` (the replay) is that reading and stays available
+for stateless callers (stress tests, cascades).
 """
 
 from __future__ import annotations
