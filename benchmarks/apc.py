@@ -54,6 +54,18 @@ def synthetic(T: int, A: int, P: int, seed: int = 0) -> tuple[PricePanel, Book]:
     return pan, Book(pan.assets, coll, pos)
 
 
+def cpu_model() -> str:
+    """The CPU model name (``/proc/cpuinfo``), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
@@ -133,7 +145,8 @@ def main() -> None:
     pairs = [p for p in pairs if not a.only or p[2].name in a.only]
     for m in {id(p[1]): p[1] for p in pairs}.values():  # compile / load the kernels before timing
         timed(runner(m))
-    print(f"{meta} cpu={platform.processor() or platform.machine()} load before={os.getloadavg()}")
+    meta = {**meta, "cpu": cpu_model(), "cores": os.cpu_count(), "load_before": list(os.getloadavg())}
+    print(meta)
     out: dict = {"meta": meta, "pairs": []}
     for inner_name, inner, wrap in pairs:
         rows = []

@@ -136,6 +136,11 @@ class APCWrapper(MarginModel):
         return bool(getattr(self.inner, "split_accounts", False))
 
     @property
+    def relative_cost(self) -> float:  # type: ignore[override]
+        """The inner model's (each wrapper costs about one inner requirement per date; README)."""
+        return float(getattr(self.inner, "relative_cost", 1.0))
+
+    @property
     def im_multiplier(self) -> float | None:
         """The inner model's IM / MM multiple, if it declares one.
 
