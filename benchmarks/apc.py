@@ -71,11 +71,14 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def timed(fn: Callable[[], object]) -> tuple[float, float]:
-    """Wall and CPU seconds of ``fn()``."""
+def timed(fn: Callable[[], object]) -> tuple[float, float, dict[str, float]]:
+    """Wall and CPU seconds of ``fn()``, and the stage timings of a backtest row (wall, s)."""
     w, c = time.perf_counter(), _cpu()
-    fn()
-    return time.perf_counter() - w, _cpu() - c
+    res = fn()
+    wall, cpu = time.perf_counter() - w, _cpu() - c
+    results = getattr(res, "results", None)
+    stages = dict(next(iter(results.values())).timings) if results else {}
+    return wall, cpu, stages
 
 
 def sim_runner(a: argparse.Namespace) -> tuple[Callable[[MarginModel], Callable[[], object]], dict]:
@@ -152,10 +155,11 @@ def main() -> None:
         rows = []
         for _ in range(a.repeat):
             load = os.getloadavg()[0]
-            wi, ci = timed(runner(inner))
-            ww, cw = timed(runner(wrap))
-            rows.append({"inner_s": wi, "inner_cpu_s": ci, "wrapper_s": ww, "wrapper_cpu_s": cw, "load1": load})
-        med = {k: float(np.median([r[k] for r in rows])) for k in rows[0]}
+            wi, ci, si = timed(runner(inner))
+            ww, cw, sw = timed(runner(wrap))
+            rows.append({"inner_s": wi, "inner_cpu_s": ci, "wrapper_s": ww, "wrapper_cpu_s": cw, "load1": load,
+                         "inner_stages_s": si, "wrapper_stages_s": sw})
+        med = {k: float(np.median([r[k] for r in rows])) for k in rows[0] if not k.endswith("stages_s")}
         ratio = float(np.median([r["wrapper_s"] / r["inner_s"] for r in rows]))
         ratio_cpu = float(np.median([r["wrapper_cpu_s"] / r["inner_cpu_s"] for r in rows]))
         out["pairs"].append({"wrapper": wrap.name, "inner": inner_name, "runs": rows, "median": med,

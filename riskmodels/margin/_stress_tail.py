@@ -27,13 +27,17 @@ its losses leaves it, as in :func:`~riskmodels.margin._quantile.rolling_tail`.
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
 from riskmodels.margin._quantile import SNAP, _insert_desc, tail_count
 
-#: losses kept per class before falling back to a full sort of that class
+#: most losses a class keeps (one date: exactly what the tail walk can need, up to this); beyond, a full sort
 CAP = 32
+#: calm losses the sliding kernel keeps (a calm loss weighs about 1 - w: ~8 of them fill a 5-scenario tail)
+ROLLING_CALM = 16
 
 
 @numba.njit(cache=True)
@@ -90,35 +94,51 @@ def _full_sorted(vals: np.ndarray, n: int) -> np.ndarray:
 
 
 @numba.njit(cache=True)
+def _needed(n_tail: float, mass: float, count: int) -> int:
+    """Losses of one class the tail walk can consume: ``ceil(n_tail / mass) + 1``, at most ``count``."""
+    if mass <= 0.0:
+        return 0
+    k = math.ceil(n_tail / mass) + 1
+    return count if k > count else k
+
+
+@numba.njit(cache=True)
 def _column(col: np.ndarray, n_window: int, min_window: int, alpha: float, stressed: np.ndarray,
             share_min: float, sv: np.ndarray, si: np.ndarray, ov: np.ndarray, oi: np.ndarray) -> tuple[float, float]:
     n_rows = col.shape[0]
     n_fin = 0
-    for i in range(n_window):
-        if np.isfinite(col[i]):
-            n_fin += 1
-    if n_fin < min_window or n_fin == 0:
-        return np.nan, np.nan
-    cap = sv.shape[0]
-    ns = 0
-    no = 0
     s_tot = 0
     o_tot = 0
     for i in range(n_rows):
-        v = col[i]
-        if not np.isfinite(v):
-            continue
-        if stressed[i]:
-            s_tot += 1
-            ns = _insert_desc(sv, si, ns, cap, v, i)
-        else:
-            o_tot += 1
-            no = _insert_desc(ov, oi, no, cap, v, i)
+        if np.isfinite(col[i]):
+            if i < n_window:
+                n_fin += 1
+            if stressed[i]:
+                s_tot += 1
+            else:
+                o_tot += 1
+    if n_fin < min_window or n_fin == 0:
+        return np.nan, np.nan
     fs, fo = _masses(n_fin, s_tot, o_tot, share_min)
     n_tail = tail_count(n_fin, alpha)
-    var, es, ok = _merge_two(sv, ns, s_tot > ns, ov, no, o_tot > no, fs, fo, n_tail)
-    if ok:
-        return var, es
+    # the masses are known before the losses: keep exactly the largest losses each class can need
+    ks = _needed(n_tail, fs, s_tot)
+    ko = _needed(n_tail, fo, o_tot)
+    if ks <= sv.shape[0] and ko <= ov.shape[0]:
+        ns = 0
+        no = 0
+        for i in range(n_rows):
+            v = col[i]
+            if not np.isfinite(v):
+                continue
+            if stressed[i]:
+                if ks:
+                    ns = _insert_desc(sv, si, ns, ks, v, i)
+            elif ko:
+                no = _insert_desc(ov, oi, no, ko, v, i)
+        var, es, ok = _merge_two(sv, ns, s_tot > ns, ov, no, o_tot > no, fs, fo, n_tail)
+        if ok:
+            return var, es
     all_s = np.empty(s_tot)
     all_o = np.empty(o_tot)
     a = 0
@@ -172,8 +192,8 @@ def _rolling_one(x: np.ndarray, window: int, min_window: int, alpha: float, stre
     T = x.shape[0]
     sv = np.empty(CAP)
     si = np.empty(CAP, dtype=np.int64)
-    ov = np.empty(CAP)
-    oi = np.empty(CAP, dtype=np.int64)
+    ov = np.empty(ROLLING_CALM)
+    oi = np.empty(ROLLING_CALM, dtype=np.int64)
     ns = 0
     no = 0
     s_tot = 0  # finite stressed rows up to t (in the window or kept after it)
@@ -188,7 +208,7 @@ def _rolling_one(x: np.ndarray, window: int, min_window: int, alpha: float, stre
                 ns = _insert_desc(sv, si, ns, CAP, v, t)
             else:
                 o_tot += 1
-                no = _insert_desc(ov, oi, no, CAP, v, t)
+                no = _insert_desc(ov, oi, no, ROLLING_CALM, v, t)
         if t >= window:
             s = t - window
             u = x[s]
@@ -206,7 +226,7 @@ def _rolling_one(x: np.ndarray, window: int, min_window: int, alpha: float, stre
                         for q in range(s + 1, t + 1):
                             w = x[q]
                             if np.isfinite(w) and not stressed[q]:
-                                no = _insert_desc(ov, oi, no, CAP, w, q)
+                                no = _insert_desc(ov, oi, no, ROLLING_CALM, w, q)
         if n_fin < min_window or n_fin == 0:
             out_var[t] = np.nan
             out_es[t] = np.nan
