@@ -126,6 +126,7 @@ def main() -> None:
     ap.add_argument("--data", default=os.environ.get("RISKMODELS_DATA", ""))
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--only", nargs="*", help="wrapper names to run (default: all)")
+    ap.add_argument("--inner", nargs="*", help="inner models to run: HS, FHS (default: both)")
     ap.add_argument("--json", help="write the measurements here")
     a = ap.parse_args()
     hs = HistoricalVaR(confidence=0.99, horizon=2, window=500, label="HS VaR 99% 2d")
@@ -145,7 +146,7 @@ def main() -> None:
         ("FHS", fhs, StressWeight25(fhs, stress_windows=windows)),
         ("HS", hs, LookbackFloor(hs)),
     ]
-    pairs = [p for p in pairs if not a.only or p[2].name in a.only]
+    pairs = [p for p in pairs if (not a.only or p[2].name in a.only) and (not a.inner or p[0] in a.inner)]
     for m in {id(p[1]): p[1] for p in pairs}.values():  # compile / load the kernels before timing
         timed(runner(m))
     meta = {**meta, "cpu": cpu_model(), "cores": os.cpu_count(), "load_before": list(os.getloadavg())}
