@@ -219,3 +219,23 @@ def test_carried_lipschitz_bound_holds() -> None:
         assert ok.sum() > 10
         assert np.all(np.abs(m1 - m0)[ok] <= bound[ok] * (1 + 1e-9) + 1e-9)
     assert WRAPPERS["speed"].fit(PAN).carried_lipschitz(200) is None
+
+
+def test_floor_lipschitz_bound_holds() -> None:
+    """The 10-year floor wrapper's intraday skip bound: |MM(x') - MM(x)| <= sum_a max(L_b, L_f)_a |dx_a|."""
+    from riskmodels.margin.apc import LookbackFloor
+
+    f = LookbackFloor(INNER, lookback_days=250).fit(PAN)
+    rng = np.random.default_rng(6)
+    book = _book(60, seed=9, isolated=False)
+    x = book.positions
+    for t in (205, 260, 329):
+        lip = f.maintenance_lipschitz(t)
+        assert lip is not None and lip.shape == (3,)
+        dx = x * rng.uniform(-0.3, 0.3, x.shape)
+        m0 = f.requirement(t, book.collateral, x).maintenance
+        m1 = f.requirement(t, book.collateral, x + dx).maintenance
+        ok = np.isfinite(m0) & np.isfinite(m1)
+        bound = np.abs(dx) @ np.where(np.isfinite(lip), lip, np.inf)
+        assert ok.sum() > 10
+        assert np.all(np.abs(m1 - m0)[ok] <= bound[ok] * (1 + 1e-9) + 1e-9)

@@ -430,6 +430,12 @@ class LookbackFloor(APCWrapper):
                 "(the default floor is only defined for HistoricalVaR)"
             )
 
+    @property
+    def im_multiplier(self) -> float | None:  # type: ignore[override]
+        """The common IM / MM multiple of the inner and the floor model, None if they differ."""
+        k = getattr(self.inner, "im_multiplier", None)
+        return k if k is not None and getattr(self.floor_model, "im_multiplier", None) == k else None
+
     def fit(self, panel: PricePanel) -> FittedMargin:
         return _FittedFloor(self, panel, self.inner.fit(panel), self.floor_model.fit(panel))
 
@@ -457,6 +463,23 @@ class _FittedFloor(FittedMargin):
         b = self.inner.requirement(t, collateral, positions)
         f = self.floor.requirement(t, collateral, positions)
         return Requirement(floor_rule(b.initial, f.initial), floor_rule(b.maintenance, f.maintenance))
+
+    def maintenance_lipschitz(self, t: int) -> np.ndarray | None:
+        """``max(L_b, L_f)`` per asset: ``|max(b', f') - max(b, f)| <= max(|b' - b|, |f' - f|)``.
+
+        Both bounds are sums over assets of ``L_a |dx_a|``, so the larger
+        constant per asset bounds the maximum (a NaN floor lets the base
+        through, which the same bound covers). Lets the simulation skip safe
+        intraday checks; ``None`` unless both models have a bound.
+        """
+        lb = getattr(self.inner, "maintenance_lipschitz", None)
+        lf = getattr(self.floor, "maintenance_lipschitz", None)
+        if lb is None or lf is None:
+            return None
+        b, f = lb(int(t)), lf(int(t))
+        if b is None or f is None:
+            return None
+        return np.where(np.isnan(b) | np.isnan(f), np.nan, np.fmax(b, f))
 
     def path(self, book: Book, eligible: np.ndarray | None = None) -> MarginPath:
         base = self.inner.path(book, eligible)
