@@ -7,7 +7,8 @@ runs are serial, numba and BLAS on one thread) and the load average sampled
 before every pair.
 
 * ``--workload sim`` (default): the account simulation alone on a seeded
-  synthetic panel (no data needed), as measured since issue 23.
+  synthetic panel (no data needed), as measured since issue 23, with BLAS on
+  one thread as the engine runs it.
 * ``--workload row``: the whole comparison row the default backtest runs
   (fit, margin path, isolated path, simulation; ``run_models`` with one
   model, ``n_jobs = 1``) on the default config's universe, window and
@@ -31,6 +32,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from riskmodels.backtest.simulation import LiquidationPolicy, simulate_accounts
 from riskmodels.data.panel import PricePanel
@@ -85,7 +87,11 @@ def sim_runner(a: argparse.Namespace) -> tuple[Callable[[MarginModel], Callable[
     pan, book = synthetic(a.dates, a.assets, a.accounts)
 
     def runner(model: MarginModel) -> Callable[[], object]:
-        return lambda: simulate_accounts(model.fit(pan), book, LiquidationPolicy(), start=500)
+        def run() -> object:
+            with threadpool_limits(1, user_api="blas"):  # as the engine runs every model
+                return simulate_accounts(model.fit(pan), book, LiquidationPolicy(), start=500)
+
+        return run
 
     return runner, {"workload": "sim", "accounts": a.accounts, "assets": a.assets, "dates": a.dates}
 
