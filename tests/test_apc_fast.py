@@ -1,4 +1,4 @@
-"""The APC wrappers' fast replay equals the old slow replay (issue 23, item 4).
+"""The APC wrappers' fast ``requirement()`` replay equals the old slow replay (issue 23, item 4).
 
 The reference below is the replay as first written (``riskmodels`` 6a655b7):
 one ``inner.requirement(s, ...)`` call per replayed date and the plain-numpy
@@ -107,13 +107,27 @@ class _SlowReplay(FittedMargin):
         return _reference_requirement(self.model, self.inner, int(t), collateral, positions)
 
 
+class _ReplayOnly(FittedMargin):
+    """The fitted wrapper's stateless ``requirement()`` (the replay) without its carried state."""
+
+    def __init__(self, fitted) -> None:
+        super().__init__(fitted.model, fitted.panel)
+        self.fitted = fitted
+        self.homogeneous = fitted.homogeneous
+
+    def requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:
+        return self.fitted.requirement(t, collateral, positions)
+
+
 @pytest.mark.parametrize("key", ["hs", "hs_stress"])
 def test_simulation_liquidations_identical(key: str) -> None:
-    """Same liquidation events (account, date, trigger, amounts) with the fast and the slow replay."""
+    """Run through the simulation as the requirement of a stateless model, the fast replay gives the
+    same liquidation events (account, date, trigger, amounts) as the slow one. (The simulation itself
+    carries the rule's state per account instead: tests/test_apc_carry.py.)"""
     wrapper = Buffer25(INNERS[key], history=70)
     book = _book(30, seed=2)
     pol = LiquidationPolicy(reentry_days=3)
-    fast = simulate_accounts(wrapper.fit(PAN), book, pol, start=70, end=None)
+    fast = simulate_accounts(_ReplayOnly(wrapper.fit(PAN)), book, pol, start=70, end=None)
     slow = simulate_accounts(_SlowReplay(wrapper, PAN), book, pol, start=70, end=None)
     assert len(fast.events) > 0
     for col in ("account", "t", "trigger"):

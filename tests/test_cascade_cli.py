@@ -156,7 +156,7 @@ def test_cascade_suite_every_model_of_the_default_config(data_root: Path, tmp_pa
                "--offline", "--quiet"])
     assert rc == 0, capsys.readouterr().err
     labels = [m.label for m in build_models(load_config(None))]
-    assert len(labels) == 9
+    assert len(labels) == 11  # nine rows and the two APC rows (issue 23)
     for label in labels:
         v = pd.read_csv(out / f"validation_{label.replace(' ', '_')}.csv")
         assert list(v["day"]) == [d.date for d in CRASH_DAYS], label

@@ -107,6 +107,10 @@ class DeclaredMaintenance(FittedMargin):
     ``im_multiplier x`` its MM (historical simulation), raised to at least 1
     per asset for the cap (``max_loss`` moves by at most ``|dx_a|``, and
     ``min`` of two Lipschitz functions has the larger constant); else absent.
+    A path-dependent APC inner (``carried_requirement``) is forwarded with
+    the cap and the ratio applied after the rule's step, so the carried state
+    stays the rule's own (uncapped) margins; ``carried_lipschitz`` is scaled
+    the same way.
     """
 
     def __init__(self, inner: FittedMargin, ratio: float | None) -> None:
@@ -117,9 +121,23 @@ class DeclaredMaintenance(FittedMargin):
         self.supports_options = inner.supports_options  # type: ignore[misc]
         lip = getattr(inner, "maintenance_lipschitz", None)
         k = getattr(inner.model, "im_multiplier", None)
-        if lip is not None and (k is not None or self.ratio is None):
-            scale = 1.0 if self.ratio is None else self.ratio * float(k)  # type: ignore[arg-type]
+        scale = None if (k is None and self.ratio is not None) else (
+            1.0 if self.ratio is None else self.ratio * float(k))  # type: ignore[arg-type]
+        if lip is not None and scale is not None:
             self.maintenance_lipschitz = _ScaledLipschitz(lip, scale)
+        if getattr(inner, "carried_requirement", None) is not None:
+            # path-dependent APC rules: the cap and the ratio act after the rule's step (a bound
+            # method, not a closure: fitted states are pickled to stream workers)
+            self.carry_width = int(inner.carry_width)  # type: ignore[attr-defined]
+            self.carried_requirement = self._carried_requirement
+            clip = getattr(inner, "carried_lipschitz", None)
+            if clip is not None and scale is not None:
+                self.carried_lipschitz = _ScaledLipschitz(clip, scale)
+
+    def _carried_requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray,
+                             isolated: np.ndarray | None, state: np.ndarray) -> tuple[Requirement, np.ndarray]:
+        req, new = self.inner.carried_requirement(t, collateral, positions, isolated, state)  # type: ignore[attr-defined]
+        return self._declared(req, max_loss(collateral, positions)), new
 
     def option_requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray,
                            options: OptionState) -> Requirement:

@@ -30,6 +30,11 @@ Rules (each a documented choice; README "Conventions")
   eligible (live with ``min_history`` returns); an asset that stops trading
   while held closes the account at its last close with no penalty
   (event ``delisted``).
+* **Path-dependent margins** (the APC buffer and speed limit,
+  :mod:`riskmodels.margin.apc`): a model with ``carried_requirement`` gets
+  each account's rule state from the previous close and returns the new one;
+  the state is kept only at the close (the intraday check steps from it
+  without committing) and starts fresh when the account opens or re-opens.
 
 The loop runs over dates; every step is vectorised over accounts.
 """
@@ -45,7 +50,7 @@ import pandas as pd
 
 from riskmodels.backtest.closeout import CLOSEOUT_RULES, IMPACT_LAWS, CloseOut
 from riskmodels.backtest.feedback import FEEDBACK_LOG_DTYPE, FeedbackMarket
-from riskmodels.margin.base import FittedMargin, account_eligibility
+from riskmodels.margin.base import FittedMargin, Requirement, account_eligibility
 from riskmodels.portfolio import Book
 
 TRIGGERS = ("intraday", "close", "delisted")
@@ -348,6 +353,21 @@ def _simulate(
     # intraday check skip accounts whose equity is provably above it (exact)
     lipschitz = getattr(fitted, "maintenance_lipschitz", None)
     row_lipschitz = getattr(fitted, "intraday_lipschitz", None)
+    # path-dependent rules (APC buffer, speed limit) carry each account's state from close to close
+    carry = getattr(fitted, "carried_requirement", None)
+    carry_state = np.full((P, int(fitted.carry_width)), np.nan) if carry is not None else None  # type: ignore[attr-defined]
+    if carry is not None:
+        lipschitz = getattr(fitted, "carried_lipschitz", None)
+
+    def margin(t: int, rows: np.ndarray, cx: np.ndarray, px_: np.ndarray,
+               fresh: np.ndarray | None = None) -> tuple[Requirement, np.ndarray | None]:
+        """Requirement of accounts ``rows`` with model state ``t`` (and the carried state, if any)."""
+        if carry is None:
+            return fitted.account_requirement(t, cx, px_, iso[rows]), None
+        st = carry_state[rows]  # type: ignore[index]
+        if fresh is not None:
+            st[fresh] = np.nan
+        return carry(t, cx, px_, iso[rows], st)
     reopen_at = np.full(P, start, dtype=np.int64)  # first attempt at start
 
     nan32 = np.float32(np.nan)
@@ -446,8 +466,7 @@ def _simulate(
                 n_hit = 0
                 if len(rows):
                     pxr = px[rows]
-                    mm = fitted.account_requirement(t - 1, q_coll[rows] * pxr, q_pos[rows] * pxr,
-                                                    iso[rows]).maintenance
+                    mm = margin(t - 1, rows, q_coll[rows] * pxr, q_pos[rows] * pxr)[0].maintenance
                     hit = eq[rows] < mm
                     n_hit = int(hit.sum())
                     if n_hit:
@@ -467,7 +486,7 @@ def _simulate(
                 cz = cz0 * (1.0 + fb.move(t, qd))
             while is_open.any():
                 rows = np.flatnonzero(is_open)
-                mm = fitted.account_requirement(t, q_coll[rows] * cz, q_pos[rows] * cz, iso[rows]).maintenance
+                mm = margin(t, rows, q_coll[rows] * cz, q_pos[rows] * cz)[0].maintenance
                 hit = equity(cz)[rows] < mm
                 if not hit.any():
                     break
@@ -492,7 +511,7 @@ def _simulate(
             if len(nr):
                 cx[new] = coll_t[nr]
                 px_[new] = pos_t[nr]
-            req = fitted.account_requirement(t, cx, px_, iso[rows])
+            req, new_state = margin(t, rows, cx, px_, new)
             # close check for accounts open before today, with the margin set today
             old = rows[~new]
             if len(old):
@@ -510,6 +529,8 @@ def _simulate(
             r_open = rows[still]
             out_mm[t - start, r_open] = req.maintenance[still]
             mm_last[r_open] = req.maintenance[still]
+            if new_state is not None:  # commit the carried state of the accounts open at the close
+                carry_state[r_open] = new_state[still]  # type: ignore[index]
             out_not[t - start] = np.abs(px_[still]).sum()
         # -- record the state at the close
         if is_open.any():

@@ -36,6 +36,37 @@ span. A NaN base margin (ineligible account) restarts the rule. The replay
 uses the inner model's ``requirement_history(t0, t1, collateral, positions)``
 when it has one (plain HS: one rolling-kernel pass), else ``history`` calls
 of ``requirement``.
+
+In the account simulation (carried state)
+-----------------------------------------
+The simulation does not replay: it carries each account's rule state from
+one close to the next (:meth:`_FittedRule.carried_requirement`, the steps of
+:mod:`riskmodels.margin.apc_rules`). An account's margin at close t is the
+rule applied to its **own** daily base margins since it opened, ``b_s`` =
+the inner requirement of the quantities it holds valued at close s; it
+starts fresh (``(1 + B) b``, or ``b`` under the speed limit) when the
+account opens or re-opens. The intraday check steps once from the state of
+the previous close (the margin in force) without committing it. The cost is
+one inner requirement per date, as for the inner model.
+
+Why this, and not the replay, is the simulated margin (a change of numbers
+from issue 23 on): Art. 28(1)(a) applies the buffer to "the calculated
+margins" and lets it be exhausted "in periods where calculated margin
+requirements are rising significantly": the margin that rises is the one
+the CCP calculated and collected for the account on each day, and the
+buffer consumed is the part of *yesterday's collected* margin above today's
+calculated one. The carried rule is exactly that series (and exactly what
+:meth:`path` computes for a constant-notional book). The replay instead asks
+what the rule would give had today's USD amounts been held for ``history``
+days: it credits a new or re-opened account with buffer "released" on days
+before it existed, and an account whose amounts moved with prices with a
+history of other amounts. The carried numbers differ from the replay's
+where that matters: the accounts' first weeks after an opening during
+rising margins (the carried account posts the full buffer), and accounts
+whose value moved a lot. A CCP that buffers its *margin parameters* rather
+than each account's requirement would charge a new account the exhausted
+rate too; ``requirement()`` (the replay) is that reading and stays available
+for stateless callers (stress tests, cascades).
 """
 
 from __future__ import annotations
@@ -44,10 +75,19 @@ import warnings
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import numba
 import numpy as np
 
 from riskmodels.data.panel import PricePanel
+from riskmodels.margin.apc_rules import (  # noqa: F401  (re-exported: the rules' public home was this module)
+    buffer_last,
+    buffer_rule,
+    buffer_rule_reference,
+    buffer_step,
+    floor_rule,
+    speed_limit_rule,
+    speed_limit_rule_reference,
+    speed_limit_step,
+)
 from riskmodels.margin.base import (
     FittedMargin,
     MarginModel,
@@ -79,175 +119,6 @@ def resolve_model(spec: ModelSpec, what: str = "inner") -> MarginModel:
     raise TypeError(f"{what} must be a MarginModel, a registered name or a mapping, got {spec!r}")
 
 
-# ------------------------------------------------------------------ rules
-def buffer_rule_reference(base: np.ndarray, buffer: float = 0.25) -> np.ndarray:
-    """Plain-numpy :func:`buffer_rule`, a loop over dates (parity tests)."""
-    b = np.asarray(base, dtype=np.float64)
-    out = np.full_like(b, np.nan)
-    prev = np.full(b.shape[1:], np.nan)
-    for t in range(b.shape[0]):
-        full = (1.0 + buffer) * b[t]
-        cur = np.where(np.isnan(prev), full, np.maximum(b[t], np.minimum(full, prev)))
-        cur = np.where(np.isnan(b[t]), np.nan, cur)
-        out[t] = cur
-        prev = cur
-    return out
-
-
-def speed_limit_rule_reference(base: np.ndarray, n_days: int = 20, max_increase: float = 0.5) -> np.ndarray:
-    """Plain-numpy :func:`speed_limit_rule`, a loop over dates (parity tests)."""
-    b = np.asarray(base, dtype=np.float64)
-    out = np.full_like(b, np.nan)
-    work = np.full_like(b, np.inf)  # the capped margins, +inf where NaN (ignored by min)
-    for t in range(b.shape[0]):
-        bt = b[t]
-        if t > 0:
-            ref = work[max(0, t - n_days) : t].min(axis=0)
-            cur = np.where(np.isinf(ref), bt, np.minimum(bt, (1.0 + max_increase) * ref))
-        else:
-            cur = bt
-        out[t] = cur
-        work[t] = np.where(np.isnan(cur), np.inf, cur)
-    return out
-
-
-@numba.njit(cache=True)
-def _buffer_kernel(b: np.ndarray, buffer: float, out: np.ndarray) -> None:
-    T, N = b.shape
-    for p in range(N):
-        prev = np.nan
-        for t in range(T):
-            bt = b[t, p]
-            if np.isnan(bt):
-                out[t, p] = np.nan
-                prev = np.nan
-                continue
-            full = (1.0 + buffer) * bt
-            cur = full if np.isnan(prev) else max(bt, min(full, prev))
-            out[t, p] = cur
-            prev = cur
-
-
-def buffer_rule(base: np.ndarray, buffer: float = 0.25) -> np.ndarray:
-    """EMIR Art. 28(1)(a) buffer, released when margins rise (numba).
-
-    ``m_t = max(b_t, min((1 + B) b_t, m_{t-1}))`` with ``m = (1 + B) b`` on
-    the first date (and after a NaN). In calm markets the collected margin is
-    ``(1 + B) b``; when ``b`` rises the previous collected margin is kept
-    (the buffer is consumed) until ``b`` exceeds it; when ``b`` falls the
-    collected margin stays put unless it exceeds ``(1 + B) b``.
-
-    Parameters
-    ----------
-    base : numpy.ndarray
-        ``(T, ...)`` base margins, NaN where not computed.
-    buffer : float
-        ``B`` (0.25 in EMIR).
-    """
-    b = np.asarray(base, dtype=np.float64)
-    b2 = np.ascontiguousarray(b.reshape(b.shape[0], -1))
-    out = np.empty_like(b2)
-    _buffer_kernel(b2, float(buffer), out)
-    return out.reshape(b.shape)
-
-
-@numba.njit(cache=True)
-def _buffer_last_kernel(b: np.ndarray, k: float, starts_fresh: bool, out: np.ndarray, done: np.ndarray) -> None:
-    L_, N = b.shape
-    for p in range(N):
-        done[p] = True
-        if np.isnan(b[L_ - 1, p]):
-            out[p] = np.nan
-            continue
-        lo = -np.inf  # clamp of the dates after s, composed: clip(., lo, hi)
-        hi = np.inf
-        res = np.nan
-        for s in range(L_ - 1, -1, -1):
-            bs = b[s, p]
-            if np.isnan(bs):  # the rule restarted at s + 1 with (1 + B) b_{s+1}
-                res = min(max(k * b[s + 1, p], lo), hi)
-                break
-            u = k * bs
-            if u < lo:  # m_s <= u < lo: the value is lo whatever came before
-                res = lo
-                break
-            if bs > hi:
-                res = hi
-                break
-            if s == 0:
-                if starts_fresh:
-                    res = min(max(u, lo), hi)
-                else:
-                    done[p] = False  # depends on dates before the span
-                break
-            lo = max(lo, bs)
-            hi = min(hi, u)
-        out[p] = res
-
-
-def buffer_last(base: np.ndarray, buffer: float, starts_fresh: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Last row of :func:`buffer_rule` from the last rows of the base path, where they decide it.
-
-    ``m_s = clip(m_{s-1}, b_s, (1 + B) b_s)`` is a clamp, and clamps compose:
-    ``clip(clip(m, l, u), L, U) = clip(m, max(l, L), min(u, U))`` when the
-    intervals meet, and the constant ``L`` (``u < L``) or ``U`` (``l > U``)
-    when they do not. Walking back from the last date, ``m_T`` is therefore
-    known exactly as soon as an earlier interval misses the composed one, or
-    at a restart (a NaN base, or the first row when ``starts_fresh``).
-
-    Returns
-    -------
-    last, done : numpy.ndarray
-        ``(N,)`` the last buffered value, and True where the span decided it
-        (elsewhere ``last`` is NaN and the caller replays a longer span).
-    """
-    b = np.ascontiguousarray(np.asarray(base, dtype=np.float64).reshape(base.shape[0], -1))
-    out = np.empty(b.shape[1])
-    done = np.empty(b.shape[1], dtype=np.bool_)
-    _buffer_last_kernel(b, 1.0 + float(buffer), bool(starts_fresh), out, done)
-    return out, done
-
-
-@numba.njit(cache=True)
-def _speed_kernel(b: np.ndarray, n_days: int, max_increase: float, out: np.ndarray) -> None:
-    T, N = b.shape
-    for p in range(N):
-        for t in range(T):
-            bt = b[t, p]
-            ref = np.inf
-            for s in range(max(0, t - n_days), t):
-                v = out[s, p]
-                if not np.isnan(v) and v < ref:
-                    ref = v
-            if np.isinf(ref) or np.isnan(bt):
-                out[t, p] = bt
-            else:
-                out[t, p] = min(bt, (1.0 + max_increase) * ref)
-
-
-def speed_limit_rule(base: np.ndarray, n_days: int = 20, max_increase: float = 0.5) -> np.ndarray:
-    """Speed limit on margin increases (Murphy, Vasios & Vause 2016, BoE SWP 597), numba.
-
-    The margin may not rise by more than ``x = max_increase`` over any
-    ``n`` days: ``m_t = min(b_t, (1 + x) min_{t-n <= s < t} m_s)`` (minimum
-    over the finite ``m_s``; ``m_t = b_t`` when there are none). Decreases pass
-    through at once. The capped margin can sit below the base margin for a
-    while: the trade-off the paper studies.
-    """
-    b = np.asarray(base, dtype=np.float64)
-    b2 = np.ascontiguousarray(b.reshape(b.shape[0], -1))
-    out = np.empty_like(b2)
-    _speed_kernel(b2, int(n_days), float(max_increase), out)
-    return out.reshape(b.shape)
-
-
-def floor_rule(base: np.ndarray, floor: np.ndarray) -> np.ndarray:
-    """``max(base, floor)``; a NaN floor lets the base through, a NaN base stays NaN."""
-    b = np.asarray(base, dtype=np.float64)
-    f = np.asarray(floor, dtype=np.float64)
-    return np.where(np.isfinite(f), np.maximum(b, f), b)
-
-
 # ---------------------------------------------------------------- wrappers
 class APCWrapper(MarginModel):
     """Base of the APC wrappers: holds the inner model."""
@@ -264,7 +135,28 @@ class APCWrapper(MarginModel):
     def split_accounts(self) -> bool:  # type: ignore[override]
         return bool(getattr(self.inner, "split_accounts", False))
 
+    @property
+    def relative_cost(self) -> float:  # type: ignore[override]
+        """The inner model's (each wrapper costs about one inner requirement per date; README)."""
+        return float(getattr(self.inner, "relative_cost", 1.0))
+
+    @property
+    def im_multiplier(self) -> float | None:
+        """The inner model's IM / MM multiple, if it declares one.
+
+        The rules are positively homogeneous (``rule(k b) = k rule(b)``), so the
+        wrapped IM is the same multiple of the wrapped MM.
+        """
+        return getattr(self.inner, "im_multiplier", None)
+
+    #: columns of one side's (IM or MM) carried state; 0 = the rule is not carried
+    state_width: ClassVar[int] = 0
+
     def _rule(self, base: np.ndarray) -> np.ndarray:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _step(self, base: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+        """One date of :meth:`_rule`: ``(N,)`` base and ``(N, state_width)`` state -> margin, new state."""
         raise NotImplementedError
 
     def apply(self, base: np.ndarray | MarginPath) -> np.ndarray | MarginPath:
@@ -289,6 +181,48 @@ class _FittedRule(FittedMargin):
 
     #: dates first replayed by the buffer before the full ``history`` (where they do not decide it)
     SHORT_SPAN: ClassVar[int] = 24
+
+    @property
+    def carry_width(self) -> int:
+        """Columns of an account's carried state (IM side, then MM side)."""
+        return 2 * int(self.model.state_width)  # type: ignore[attr-defined]
+
+    def carried_requirement(
+        self, t: int, collateral: np.ndarray, positions: np.ndarray, isolated: np.ndarray | None, state: np.ndarray
+    ) -> tuple[Requirement, np.ndarray]:
+        """The rule's step on the accounts' state at the previous close (the account simulation).
+
+        ``state`` is ``(N, carry_width)``, NaN for accounts that start fresh
+        (opening or re-opening today). The base margin is the inner model's
+        :meth:`~FittedMargin.account_requirement` (isolated accounts: the sum
+        of their stand-alone margins), so the cost is one inner requirement.
+        Returns the wrapped requirement and the state to carry to the next
+        date (the caller keeps it only when it commits the close).
+        """
+        model: APCWrapper = self.model  # type: ignore[assignment]
+        base = self.inner.account_requirement(t, collateral, positions, isolated)
+        w = int(model.state_width)
+        st = np.asarray(state, dtype=np.float64)
+        im, s_im = model._step(base.initial, st[:, :w])
+        mm, s_mm = model._step(base.maintenance, st[:, w:])
+        return Requirement(im, mm), np.hstack([s_im, s_mm])
+
+    def carried_lipschitz(self, t: int) -> np.ndarray | None:
+        """``k L_t``: bound of :meth:`carried_requirement`'s maintenance against the committed state.
+
+        At fixed state ``m`` (the MM committed at the previous close) the
+        buffer step is ``clip(m, b, k b)`` with ``k = 1 + B``, and ``clip`` is
+        1-Lipschitz in each bound, so a move of the holdings moves it by at
+        most ``k |b' - b| <= k sum_a L_{t,a} |dx_a|`` (``L_t`` the inner
+        bound); at the committed holdings it equals ``m``. ``None`` for rules
+        without a ``lipschitz_factor`` (the speed limit) or inners without a bound.
+        """
+        k = getattr(self.model, "lipschitz_factor", None)
+        inner_lip = getattr(self.inner, "maintenance_lipschitz", None)
+        if k is None or inner_lip is None:
+            return None
+        lip = inner_lip(int(t))
+        return None if lip is None else float(k) * lip
 
     def requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:
         model: APCWrapper = self.model  # type: ignore[assignment]
@@ -394,8 +328,14 @@ class Buffer25(APCWrapper):
         """``1 + B``: the buffered margin moves at most this much faster than the base."""
         return 1.0 + self.buffer
 
+    state_width: ClassVar[int] = 1
+
     def _rule(self, base: np.ndarray) -> np.ndarray:
         return buffer_rule(base, self.buffer)
+
+    def _step(self, base: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cur = buffer_step(base, state[:, 0], self.buffer)
+        return cur, cur[:, None]
 
 
 @register
@@ -430,8 +370,15 @@ class SpeedLimit(APCWrapper):
         self.history = int(check_range("history", history, 1))
         super().__init__(inner, label=label)
 
+    @property
+    def state_width(self) -> int:  # type: ignore[override]
+        return self.n_days
+
     def _rule(self, base: np.ndarray) -> np.ndarray:
         return speed_limit_rule(base, self.n_days, self.max_increase)
+
+    def _step(self, base: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return speed_limit_step(base, state, self.max_increase)
 
 
 @register
@@ -483,6 +430,12 @@ class LookbackFloor(APCWrapper):
                 "(the default floor is only defined for HistoricalVaR)"
             )
 
+    @property
+    def im_multiplier(self) -> float | None:  # type: ignore[override]
+        """The common IM / MM multiple of the inner and the floor model, None if they differ."""
+        k = getattr(self.inner, "im_multiplier", None)
+        return k if k is not None and getattr(self.floor_model, "im_multiplier", None) == k else None
+
     def fit(self, panel: PricePanel) -> FittedMargin:
         return _FittedFloor(self, panel, self.inner.fit(panel), self.floor_model.fit(panel))
 
@@ -510,6 +463,23 @@ class _FittedFloor(FittedMargin):
         b = self.inner.requirement(t, collateral, positions)
         f = self.floor.requirement(t, collateral, positions)
         return Requirement(floor_rule(b.initial, f.initial), floor_rule(b.maintenance, f.maintenance))
+
+    def maintenance_lipschitz(self, t: int) -> np.ndarray | None:
+        """``max(L_b, L_f)`` per asset: ``|max(b', f') - max(b, f)| <= max(|b' - b|, |f' - f|)``.
+
+        Both bounds are sums over assets of ``L_a |dx_a|``, so the larger
+        constant per asset bounds the maximum (a NaN floor lets the base
+        through, which the same bound covers). Lets the simulation skip safe
+        intraday checks; ``None`` unless both models have a bound.
+        """
+        lb = getattr(self.inner, "maintenance_lipschitz", None)
+        lf = getattr(self.floor, "maintenance_lipschitz", None)
+        if lb is None or lf is None:
+            return None
+        b, f = lb(int(t)), lf(int(t))
+        if b is None or f is None:
+            return None
+        return np.where(np.isnan(b) | np.isnan(f), np.nan, np.fmax(b, f))
 
     def path(self, book: Book, eligible: np.ndarray | None = None) -> MarginPath:
         base = self.inner.path(book, eligible)

@@ -74,12 +74,14 @@ calm scenarios are added, unlike the inclusion rule.
 
 Speed
 -----
-:meth:`FittedHistorical.path` for ``method="hs"`` without ``stress_weight``:
+:meth:`FittedHistorical.path` for ``method="hs"``:
 a constant-notional book's scenario P&L does not depend on t, so each
 account's loss series is ONE matrix product ``X (P, A) @ expm1(R).T (A, T)``
 and the margin is a sliding-window order statistic of that series
 (:func:`~riskmodels.margin._quantile.rolling_tail`, numba, BLAS kept to one
-thread around it). FHS rescales every scenario by ``sigma_t / sigma_s``, which
+thread around it; with ``stress_weight`` the two-class kernel
+:func:`~riskmodels.margin._stress_tail.rolling_stress_tail`, which also
+prices one date's columns for the account simulation). FHS rescales every scenario by ``sigma_t / sigma_s``, which
 changes with t, and BRW weights change with t, so those use one ``(W, A) @
 (A, P)`` product per date, vectorised over accounts, with the tail kernel over
 columns (the base-class date loop).
@@ -97,6 +99,7 @@ from threadpoolctl import threadpool_limits
 
 from riskmodels.data.panel import PricePanel
 from riskmodels.margin._quantile import MEASURES, rolling_tail, tail_columns
+from riskmodels.margin._stress_tail import rolling_stress_tail, stress_tail_columns
 from riskmodels.margin.base import (
     FittedMargin,
     MarginModel,
@@ -464,9 +467,10 @@ class FittedHistorical(FittedMargin):
         )
         g, n_window, weights, flags = self.scenarios(int(t))
         losses = self._losses(g, X)
-        var, es = tail_columns(
-            losses, n_window, m.confidence, m.min_window, weights, flags, m.stress_weight
-        )
+        if m.stress_weight is not None and weights is None:  # two masses: the two-class kernel (same numbers)
+            var, es = stress_tail_columns(losses, n_window, m.confidence, m.min_window, flags, m.stress_weight)
+        else:
+            var, es = tail_columns(losses, n_window, m.confidence, m.min_window, weights, flags, m.stress_weight)
         mm = self._measure(var, es)
         ineligible = ((X != 0) & ~self.asset_ok[t]).any(axis=1)
         mm = np.where(ineligible, np.nan, mm)
@@ -514,7 +518,7 @@ class FittedHistorical(FittedMargin):
         by the path-dependent APC wrappers); otherwise a loop over the dates.
         """
         m: HistoricalVaR = self.model  # type: ignore[assignment]
-        if m.method != "hs" or m.stress_weight is not None:
+        if m.method != "hs":
             reqs = [self.requirement(s, collateral, positions) for s in range(t0, t1 + 1)]
             return Requirement(np.array([r.initial for r in reqs]), np.array([r.maintenance for r in reqs]))
         X = np.atleast_2d(np.asarray(collateral, dtype=np.float64)) + np.atleast_2d(
@@ -525,11 +529,21 @@ class FittedHistorical(FittedMargin):
             lo = 0
         losses = np.ascontiguousarray(self._losses(self.G[lo : t1 + 1], X).T)  # type: ignore[index]
         stress = self.stress[lo : t1 + 1]
-        var, es = rolling_tail(losses, m.window, m.confidence, m.min_window, stress if stress.any() else None)
+        if m.stress_weight is not None:
+            var, es = rolling_stress_tail(losses, m.window, m.confidence, m.min_window, stress, m.stress_weight)
+        else:
+            var, es = rolling_tail(losses, m.window, m.confidence, m.min_window, stress if stress.any() else None)
         mm = self._measure(var, es).T[t0 - lo :]
         bad = ((X != 0)[None, :, :] & ~self.asset_ok[t0 : t1 + 1, None, :]).any(axis=2)
         mm = np.where(bad, np.nan, mm)
         return Requirement(m.im_multiplier * mm, mm)
+
+    def _rolling(self, losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rolling VaR / ES of ``(P, T)`` plain-HS loss series (stressed share: two-class kernel)."""
+        m: HistoricalVaR = self.model  # type: ignore[assignment]
+        if m.stress_weight is not None:
+            return rolling_stress_tail(losses, m.window, m.confidence, m.min_window, self.stress, m.stress_weight)
+        return rolling_tail(losses, m.window, m.confidence, m.min_window, self.stress if self.stress.any() else None)
 
     def isolated_requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:
         """Sum of stand-alone requirements; NaN only if a *held* asset cannot be priced."""
@@ -545,8 +559,8 @@ class FittedHistorical(FittedMargin):
     def path(self, book: Book, eligible: np.ndarray | None = None) -> MarginPath:
         """Margin path of a constant-notional book.
 
-        ``method="hs"`` without ``stress_weight``: one loss series per account
-        (``X @ expm1(R).T``) and the numba sliding-window tail kernel; the
+        ``method="hs"``: one loss series per account (``X @ expm1(R).T``) and
+        the numba sliding-window tail kernel (two-class with ``stress_weight``); the
         isolated accounts use the unit portfolios ``+-1 USD`` per asset
         (positive homogeneity). Otherwise the per-date loop of the base class.
         """
@@ -557,7 +571,7 @@ class FittedHistorical(FittedMargin):
             asset_bad = (~self.asset_ok).astype(np.float64) @ held.T  # (T, P) held assets not priceable
         if eligible is None:
             eligible = asset_bad == 0
-        if m.method != "hs" or m.stress_weight is not None:
+        if m.method != "hs":
             with threadpool_limits(1):  # small BLAS products in a loop: threads only cost
                 base = super().path(book, eligible & (asset_bad == 0))
             ok = eligible & np.isfinite(base.maintenance)
@@ -569,9 +583,7 @@ class FittedHistorical(FittedMargin):
         Xall = np.vstack([X, units])
         losses = np.ascontiguousarray(self._losses(self.G, Xall).T)  # type: ignore[arg-type]
         with threadpool_limits(1):
-            var, es = rolling_tail(
-                losses, m.window, m.confidence, m.min_window, self.stress if self.stress.any() else None
-            )
+            var, es = self._rolling(losses)
         val = self._measure(var, es).T  # (T, P + 2A)
         P = X.shape[0]
         mm = val[:, :P].copy()
