@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from riskmodels.margin import get
 from riskmodels.margin.base import FittedMargin
-from riskmodels.margin.span import DeribitPM, ScenarioGrid
+from riskmodels.margin.deribit import DeribitPM
+from riskmodels.margin.span import ScenarioGrid
 from riskmodels.margin.span_arrays import (
     correlation_credit,
     deribit_table,

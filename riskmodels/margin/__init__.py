@@ -14,11 +14,12 @@ from riskmodels.margin.base import (
     register,
 )
 from riskmodels.margin.concentration import ConcentrationAddon
+from riskmodels.margin.deribit import DeribitPM
 from riskmodels.margin.garch import EwmaMargin, GarchEstimationWarning, GarchMargin
 from riskmodels.margin.haircut import FixedHaircut
 from riskmodels.margin.historical import AgeWeightedHS, FilteredHS, HistoricalVaR
 from riskmodels.margin.options_deribit import DerivePM
-from riskmodels.margin.span import DeribitPM, ScenarioGrid
+from riskmodels.margin.span import ScenarioGrid
 
 __all__ = [
     "AgeWeightedHS",

@@ -65,6 +65,7 @@ import numpy as np
 
 from riskmodels.instruments.options import MIN_VOL, OptionState
 from riskmodels.margin.base import Requirement, check_range, register
+from riskmodels.margin.deribit import DeribitPM
 from riskmodels.margin.options_scan import (
     Contracts,
     account_pnl,
@@ -74,7 +75,7 @@ from riskmodels.margin.options_scan import (
     on_assets,
     revalue,
 )
-from riskmodels.margin.span import DeribitPM, FittedScenarioGrid
+from riskmodels.margin.span import FittedScenarioGrid
 from riskmodels.margin.span_arrays import ScenarioTable
 
 if TYPE_CHECKING:
