@@ -209,4 +209,5 @@ def test_compare_recovers_any_stamp_lag(k, seed, noise):
     b = pd.Series(close * (1 + noise * rng.uniform(-1, 1, n)), index=a.index + pd.Timedelta(days=k))
     row = compare_closes(a, b, pd.Timedelta(days=1), max_lag=3)
     assert row["best_lag"] == k and row["overlap"] == n
-    assert row["max_pct"] <= noise * 100 * (1 + 1e-9)
+    # + 1e-12 percent: the rounding of the close ratio (a few ulps) when the noise is ~1e-15
+    assert row["max_pct"] <= noise * 100 * (1 + 1e-9) + 1e-12

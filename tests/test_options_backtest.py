@@ -19,7 +19,7 @@ from riskmodels.errors import UserError
 from riskmodels.instruments import black76
 from riskmodels.instruments.options import OptionState, OptionTable
 from riskmodels.instruments.vol import FileVol, ProxyVol
-from riskmodels.margin.base import get
+from riskmodels.margin.base import FittedMargin, MarginModel, Requirement, get
 from riskmodels.portfolio import Book
 from tests.conftest import make_panel, random_walk_panel
 
@@ -59,9 +59,23 @@ def test_deribit_standard_rule_by_hand() -> None:
     assert r2.initial[0] == pytest.approx(0.15 * S)
 
 
+class _LinearOnly(MarginModel):
+    """A user's model that prices linear books only (every built-in model now prices options)."""
+
+    name = "linear_only_test_model"
+
+    def fit(self, panel):
+        class _Fitted(FittedMargin):
+            def requirement(self, t, collateral, positions):
+                z = 0.1 * np.abs(collateral + positions).sum(axis=1)
+                return Requirement(z, z)
+
+        return _Fitted(self, panel)
+
+
 def test_models_without_options_raise_a_designed_error() -> None:
     panel = random_walk_panel(T=50, A=1)
-    fitted = get("ewma").fit(panel)
+    fitted = _LinearOnly().fit(panel)
     tab = OptionTable.empty(panel.assets)
     with pytest.raises(UserError, match="does not price options"):
         fitted.option_requirement(0, np.zeros((1, 1)), np.zeros((1, 1)),
@@ -242,7 +256,7 @@ def test_declared_rule_wrapper_forwards_options() -> None:
     a = inner.option_requirement(5, np.zeros((1, 1)), np.zeros((1, 1)), st)
     b = w.option_requirement(5, np.zeros((1, 1)), np.zeros((1, 1)), st)
     assert isinstance(b, Requirement) and b.initial[0] == a.initial[0] and b.maintenance[0] == 0.5 * a.initial[0]
-    assert not DeclaredMaintenance(get("ewma").fit(panel), 0.5).supports_options
+    assert not DeclaredMaintenance(_LinearOnly().fit(panel), 0.5).supports_options
 
 
 @settings(max_examples=60, deadline=None)

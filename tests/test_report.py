@@ -472,7 +472,8 @@ def test_html_and_markdown_carry_the_same_tables_and_figures(report, tmp_path):
     assert sorted(linked) == [f"figures/{n}.png" for n in names]
     for link in linked:
         assert (tmp_path / link).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert p.h2 == [s.heading for s in report.sections] and len(p.h2) == 14
+    # 15 sections: the feedback section (issue 17) says so in one line when feedback is off
+    assert p.h2 == [s.heading for s in report.sections] and len(p.h2) == 15
     assert [ln for ln in md.splitlines() if ln.startswith("## ")] == [f"## {h}" for h in p.h2]
     assert "@media print" in page and "<script" not in page
     # no external resource (the references appendix cites public addresses as text only)
