@@ -26,6 +26,7 @@ from riskmodels.backtest import stream_aggregate as sa
 from riskmodels.backtest._testresult import ComparisonTable
 from riskmodels.backtest.metrics import metrics_with
 from riskmodels.backtest.simulation import LiquidationPolicy
+from riskmodels.backtest.windows import priced_span
 from riskmodels.data.panel import PricePanel
 from riskmodels.margin.base import MarginModel
 from riskmodels.portfolio import Book
@@ -240,10 +241,7 @@ class StreamedResult:
                           f"{', '.join(top)}; rows {int(first[0])}..{int(first[-1])} of the window)")
             unpriced[k] = {"cells": a.unpriced_cells, "dropped_from_row": a.dropped_from_row, "reason": reason}
         facts: dict[str, Any] = {
-            "stated_start": str(dates[0].date()),
-            "stated_end": str(dates[-1].date()),
-            "first_priced_date": str(dates[np.argmax(any_day)].date()) if any_day.any() else None,
-            "last_priced_date": str(dates[len(any_day) - 1 - np.argmax(any_day[::-1])].date()) if any_day.any() else None,
+            **priced_span(dates, any_day),
             "accounts": P,
             "accounts_ever_priced": t.accounts_ever_priced,
             "account_days_eligible": int(t.eligible_per_date.sum()),

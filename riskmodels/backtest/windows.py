@@ -66,6 +66,17 @@ def restrict_to_common(results: dict[str, ModelResult], held: np.ndarray, assets
     return {"cells": n_common, "unpriced": unpriced}
 
 
+def priced_span(dates: pd.DatetimeIndex, any_day: np.ndarray) -> dict[str, str | None]:
+    """Stated start/end of the window and its first/last date on which any account was priced."""
+    hit = np.flatnonzero(any_day)
+    return {
+        "stated_start": str(dates[0].date()),
+        "stated_end": str(dates[-1].date()),
+        "first_priced_date": str(dates[hit[0]].date()) if hit.size else None,
+        "last_priced_date": str(dates[hit[-1]].date()) if hit.size else None,
+    }
+
+
 def window_facts(result: BacktestResult) -> dict[str, Any]:
     """First/last priced date, priced account-days, and each stress window's share of the book.
 
@@ -86,10 +97,7 @@ def window_facts(result: BacktestResult) -> dict[str, Any]:
     P = ok.shape[1]
     any_day = ok.any(axis=1)
     facts: dict[str, Any] = {
-        "stated_start": str(dates[0].date()),
-        "stated_end": str(dates[-1].date()),
-        "first_priced_date": str(dates[np.argmax(any_day)].date()) if any_day.any() else None,
-        "last_priced_date": str(dates[len(any_day) - 1 - np.argmax(any_day[::-1])].date()) if any_day.any() else None,
+        **priced_span(dates, any_day),
         "accounts": P,
         "accounts_ever_priced": int(ok.any(axis=0).sum()),
         "account_days_eligible": int(ok.sum()),

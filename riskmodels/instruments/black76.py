@@ -40,6 +40,15 @@ from scipy.special import ndtr
 _SQRT_2PI = np.sqrt(2.0 * np.pi)
 
 
+def _inputs(*args: object) -> list[np.ndarray]:
+    """``F, K, tau, sigma, is_call, discount`` as broadcast float arrays (``is_call`` bool)."""
+    F, K, tau, sigma, is_call, discount = args
+    return np.broadcast_arrays(
+        np.asarray(F, dtype=np.float64), np.asarray(K, dtype=np.float64), np.asarray(tau, dtype=np.float64),
+        np.asarray(sigma, dtype=np.float64), np.asarray(is_call, dtype=bool), np.asarray(discount, dtype=np.float64),
+    )
+
+
 def _d1(F: np.ndarray, K: np.ndarray, tau: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     sq = sigma * np.sqrt(tau)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -77,10 +86,7 @@ def price(
     numpy.ndarray
         The broadcast shape of the inputs.
     """
-    F, K, tau, sigma, is_call, discount = np.broadcast_arrays(
-        np.asarray(F, dtype=np.float64), np.asarray(K, dtype=np.float64), np.asarray(tau, dtype=np.float64),
-        np.asarray(sigma, dtype=np.float64), np.asarray(is_call, dtype=bool), np.asarray(discount, dtype=np.float64),
-    )
+    F, K, tau, sigma, is_call, discount = _inputs(F, K, tau, sigma, is_call, discount)
     live = tau > 0
     t = np.where(live, tau, 1.0)
     d1, d2 = _d1(F, K, t, sigma)
@@ -113,10 +119,7 @@ def greeks(
     At ``tau <= 0`` delta is the intrinsic value's slope (1/0 for calls,
     -1/0 for puts; 0 exactly at the money) and the others are 0.
     """
-    F, K, tau, sigma, is_call, discount = np.broadcast_arrays(
-        np.asarray(F, dtype=np.float64), np.asarray(K, dtype=np.float64), np.asarray(tau, dtype=np.float64),
-        np.asarray(sigma, dtype=np.float64), np.asarray(is_call, dtype=bool), np.asarray(discount, dtype=np.float64),
-    )
+    F, K, tau, sigma, is_call, discount = _inputs(F, K, tau, sigma, is_call, discount)
     live = tau > 0
     t = np.where(live, tau, 1.0)
     d1, _ = _d1(F, K, t, sigma)

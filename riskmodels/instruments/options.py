@@ -198,10 +198,11 @@ class OptionTable:
         d = np.datetime64(pd.Timestamp(date).normalize().to_datetime64(), "D")
         return (self.expiry > d) & (np.isnat(self.trade) | (self.trade <= d))
 
-    def aggregator(self, n_accounts: int) -> sparse.csr_matrix:
-        """``(n, P)`` 0/1 sparse matrix summing positions into their accounts."""
-        n = len(self)
-        return sparse.csr_matrix((np.ones(n), (np.arange(n), self.account)), shape=(n, n_accounts))
+    def aggregator(self, n_accounts: int, rows: np.ndarray | None = None) -> sparse.csr_matrix:
+        """``(n, P)`` 0/1 sparse matrix summing positions (``rows``, default all) into their accounts."""
+        acct = self.account if rows is None else self.account[rows]
+        n = acct.size
+        return sparse.csr_matrix((np.ones(n), (np.arange(n), acct)), shape=(n, n_accounts))
 
     # ------------------------------------------------------------ valuation
     def value(self, tau: np.ndarray, spot: np.ndarray, iv: np.ndarray) -> np.ndarray:
@@ -269,8 +270,7 @@ class OptionTable:
             sig = np.maximum(iv[idx][None, :] + vol_shift[:, a], MIN_VOL)
         vs = black76.price(Fs, k[None, :], (tau[idx] - horizon_days / DAYS_PER_YEAR)[None, :], sig, c[None, :])
         pnl = (vs - v0[None, :]) * q[None, :]  # (S, n)
-        agg = sparse.csr_matrix((np.ones(idx.size), (np.arange(idx.size), self.account[idx])), shape=(idx.size, P))
-        return np.asarray(agg.T @ pnl.T)
+        return np.asarray(self.aggregator(P, idx).T @ pnl.T)
 
     def to_frame(self, account_ids: Sequence[str]) -> pd.DataFrame:
         """Long table: id, account, asset, type (call/put), strike, expiry, quantity, trade, hedged."""
