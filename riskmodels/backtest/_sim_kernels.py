@@ -1,0 +1,280 @@
+"""numba kernels of the account simulation's per-date steps (:mod:`.simulation_fast`).
+
+Each kernel does, in one pass over the ``(P, A)`` state and without
+temporaries, what one phase of the numpy loop
+(:func:`riskmodels.backtest.simulation_numpy.simulate_numpy`) does with a dozen
+array expressions. The arithmetic is the same; only the order of the sums
+over assets may differ (sequential here, pairwise in numpy), i.e. by a few
+ulps of each equity.
+
+State (one row per account): ``q_coll`` / ``q_pos`` quantities, ``entry``
+perp entry prices, ``cash``, ``q_net = q_coll + q_pos``, ``pos_cost =
+sum_a q_pos entry``; equity at prices ``px`` is
+``E = cash - pos_cost + sum_a q_net_a px_a``.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True)
+def equity_row(cash: np.ndarray, pos_cost: np.ndarray, q_net: np.ndarray, p: int, px: np.ndarray) -> float:
+    """``cash_p - pos_cost_p + sum_a q_net[p, a] px_a``."""
+    s = 0.0
+    for a in range(q_net.shape[1]):
+        s += q_net[p, a] * px[a]
+    return cash[p] - pos_cost[p] + s
+
+
+@numba.njit(cache=True)
+def delisted_rows(is_open: np.ndarray, held: np.ndarray, finite: np.ndarray) -> np.ndarray:
+    """Open accounts that hold an asset with no close today."""
+    P, A = held.shape
+    out = np.empty(P, dtype=np.int64)
+    n = 0
+    for p in range(P):
+        if is_open[p]:
+            for a in range(A):
+                if held[p, a] and not finite[a]:
+                    out[n] = p
+                    n += 1
+                    break
+    return out[:n]
+
+
+@numba.njit(cache=True)
+def intraday_rows(
+    is_open: np.ndarray,
+    q_coll: np.ndarray,
+    q_pos: np.ndarray,
+    q_net: np.ndarray,
+    cash: np.ndarray,
+    pos_cost: np.ndarray,
+    cz: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    prev: np.ndarray,
+    lip: np.ndarray,
+    use_lip: bool,
+    mm_prev: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Open accounts whose intraday requirement must be computed, at their adverse prices.
+
+    The adverse price of asset ``a`` is the low where the account is net long,
+    the high where net short, the close otherwise (``cz + long (lo - cz) +
+    short (hi - cz)``, as the numpy loop writes it). With ``use_lip`` an
+    account is skipped when its equity at those prices is provably above the
+    maintenance (the screen of
+    :func:`riskmodels.backtest.simulation_numpy._intraday_safe`)::
+
+        ub = mm_prev + move + 1e-9 (|mm_prev| + move + scale),
+        move = sum_a L_a g_a |px_a - prev_a|,  scale = sum_a L_a g_a px_a,
+        g_a = |q_coll_a| + |q_pos_a|  (held assets only; L_a = +inf where not finite)
+
+    and ``E >= ub`` with ``ub`` finite.
+
+    Returns
+    -------
+    rows, px, collateral, positions, equity
+        ``(n,)`` account indices, ``(n, A)`` adverse prices, USD collateral
+        ``q_coll px`` and perp amounts ``q_pos px``, ``(n,)`` equity at ``px``.
+    """
+    P, A = q_net.shape
+    idx = np.empty(P, dtype=np.int64)
+    pxs = np.empty((P, A))
+    eqs = np.empty(P)
+    row = np.empty(A)
+    n = 0
+    for p in range(P):
+        if not is_open[p]:
+            continue
+        s = 0.0
+        for a in range(A):
+            c = cz[a]
+            long = 1.0 if q_net[p, a] > 0 else 0.0
+            short = 1.0 if q_net[p, a] < 0 else 0.0
+            x = c + long * (lo[a] - c) + short * (hi[a] - c)
+            row[a] = x
+            s += q_net[p, a] * x
+        e = cash[p] - pos_cost[p] + s
+        if use_lip:
+            m0 = mm_prev[p]
+            move = 0.0
+            scale = 0.0
+            for a in range(A):
+                g = abs(q_coll[p, a]) + abs(q_pos[p, a])
+                if g > 0:
+                    la = lip[a] if np.isfinite(lip[a]) else np.inf
+                    move += g * abs(row[a] - prev[a]) * la
+                    scale += g * row[a] * la
+            ub = m0 + move + 1e-9 * (abs(m0) + move + scale)
+            if np.isfinite(ub) and e >= ub:
+                continue
+        for a in range(A):
+            pxs[n, a] = row[a]
+        eqs[n] = e
+        idx[n] = p
+        n += 1
+    cx = np.empty((n, A))
+    pp = np.empty((n, A))
+    for i in range(n):
+        p = idx[i]
+        for a in range(A):
+            cx[i, a] = q_coll[p, a] * pxs[i, a]
+            pp[i, a] = q_pos[p, a] * pxs[i, a]
+    return idx[:n].copy(), pxs[:n].copy(), cx, pp, eqs[:n].copy()
+
+
+@numba.njit(cache=True)
+def close_rows(
+    is_open: np.ndarray,
+    reopen_at: np.ndarray,
+    ok_t: np.ndarray,
+    t: int,
+    q_coll: np.ndarray,
+    q_pos: np.ndarray,
+    cz: np.ndarray,
+    coll_t: np.ndarray,
+    pos_t: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Accounts priced at the close: the open ones and those (re-)opening today.
+
+    An account opens when it is closed, due (``0 <= reopen_at <= t``) and
+    eligible (``ok_t``). Open accounts are priced on their quantities at the
+    close ``cz``; opening ones on the book's template amounts.
+
+    Returns
+    -------
+    rows, new, collateral, positions
+        ``(n,)`` indices, ``(n,)`` bool opening today, ``(n, A)`` USD amounts.
+    """
+    P, A = q_coll.shape
+    idx = np.empty(P, dtype=np.int64)
+    n = 0
+    for p in range(P):
+        if is_open[p] or (reopen_at[p] >= 0 and reopen_at[p] <= t and ok_t[p]):
+            idx[n] = p
+            n += 1
+    new = np.empty(n, dtype=np.bool_)
+    cx = np.empty((n, A))
+    pp = np.empty((n, A))
+    for i in range(n):
+        p = idx[i]
+        new[i] = not is_open[p]
+        for a in range(A):
+            if new[i]:
+                cx[i, a] = coll_t[p, a]
+                pp[i, a] = pos_t[p, a]
+            else:
+                cx[i, a] = q_coll[p, a] * cz[a]
+                pp[i, a] = q_pos[p, a] * cz[a]
+    return idx[:n].copy(), new, cx, pp
+
+
+@numba.njit(cache=True)
+def close_hits(rows: np.ndarray, new: np.ndarray, cash: np.ndarray, pos_cost: np.ndarray, q_net: np.ndarray,
+               cz: np.ndarray, maintenance: np.ndarray) -> np.ndarray:
+    """Positions ``i`` into ``rows`` of accounts open before today whose close equity is below ``maintenance[i]``.
+
+    A NaN maintenance never liquidates (the comparison is False), as in numpy.
+    """
+    out = np.empty(rows.size, dtype=np.int64)
+    n = 0
+    for i in range(rows.size):
+        if not new[i]:
+            if equity_row(cash, pos_cost, q_net, rows[i], cz) < maintenance[i]:
+                out[n] = i
+                n += 1
+    return out[:n].copy()
+
+
+@numba.njit(cache=True)
+def open_accounts(
+    nr: np.ndarray,
+    cz: np.ndarray,
+    held: np.ndarray,
+    coll_t: np.ndarray,
+    pos_t: np.ndarray,
+    initial: np.ndarray,
+    k: float,
+    q_coll: np.ndarray,
+    q_pos: np.ndarray,
+    entry: np.ndarray,
+    q_net: np.ndarray,
+    pos_cost: np.ndarray,
+    cash: np.ndarray,
+    is_open: np.ndarray,
+) -> np.ndarray:
+    """Open accounts ``nr`` at the close: ``q = amount / cz``, perps enter at ``cz``, equity = ``IM (1 + k)``.
+
+    ``cash = (1 + k) IM - sum_a collateral_a`` (the perps are worth 0 at
+    entry). Returns the ``(n,)`` gross perp notional of each opening.
+    """
+    A = cz.size
+    notional = np.empty(nr.size)
+    for i in range(nr.size):
+        p = nr[i]
+        cost = 0.0
+        csum = 0.0
+        gross = 0.0
+        for a in range(A):
+            h = held[p, a]
+            safe = cz[a] if h else 1.0
+            qc = coll_t[p, a] / safe
+            qp = pos_t[p, a] / safe
+            en = cz[a] if h else 0.0
+            q_coll[p, a] = qc
+            q_pos[p, a] = qp
+            entry[p, a] = en
+            q_net[p, a] = qc + qp
+            cost += qp * en
+            csum += coll_t[p, a]
+            gross += abs(pos_t[p, a])
+        pos_cost[p] = cost
+        cash[p] = (1.0 + k) * initial[i] - csum
+        is_open[p] = True
+        notional[i] = gross
+    return notional
+
+
+@numba.njit(cache=True)
+def record_close(
+    rows: np.ndarray,
+    pp: np.ndarray,
+    maintenance: np.ndarray,
+    is_open: np.ndarray,
+    cash: np.ndarray,
+    pos_cost: np.ndarray,
+    q_net: np.ndarray,
+    cz: np.ndarray,
+    mm_last: np.ndarray,
+    out_mm: np.ndarray,
+    out_eq: np.ndarray,
+    out_open: np.ndarray,
+) -> tuple[float, np.ndarray]:
+    """Record the close: maintenance of the priced accounts still open, equity and the open flag of all.
+
+    Returns the gross perp notional of the priced accounts still open and the
+    positions ``i`` into ``rows`` of those accounts (their carried state is
+    committed by the caller).
+    """
+    notional = 0.0
+    still = np.empty(rows.size, dtype=np.int64)
+    n = 0
+    for i in range(rows.size):
+        p = rows[i]
+        if is_open[p]:
+            m = maintenance[i]
+            out_mm[p] = m
+            mm_last[p] = m
+            for a in range(pp.shape[1]):
+                notional += abs(pp[i, a])
+            still[n] = i
+            n += 1
+    for p in range(is_open.size):
+        if is_open[p]:
+            out_eq[p] = equity_row(cash, pos_cost, q_net, p, cz)
+            out_open[p] = True
+    return notional, still[:n].copy()
