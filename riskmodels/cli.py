@@ -285,7 +285,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             netting.to_frame().to_csv(out / "netting.csv", index=False, float_format="%.10g")
         pro.to_frame().to_csv(out / "procyclicality.csv", float_format="%.10g")
         (out / "margin_paths.parquet").write_bytes(paths_parquet())
-        result.events().to_csv(out / "liquidations.csv", index=False, float_format="%.10g")
+        from riskmodels.csv_fast import write_csv
+
+        write_csv(result.events(), out / "liquidations.csv", float_format="%.10g")  # pandas' bytes, ~6x faster
         fb_files = fb.write(out) if fb is not None else []
         from riskmodels.backtest.topn import top_concentration, write_top_concentration
 

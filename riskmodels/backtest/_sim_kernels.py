@@ -278,3 +278,23 @@ def record_close(
             out_eq[p] = equity_row(cash, pos_cost, q_net, p, cz)
             out_open[p] = True
     return notional, still[:n].copy()
+
+
+def warm() -> None:
+    """Compile (or load from numba's cache) every kernel on tiny inputs.
+
+    The engine calls it in a thread of the parent while the model workers fit,
+    so that on a cold cache the kernels compile once (~6 CPU-s) instead of once
+    per worker, off the workers' critical path.
+    """
+    P, A = 2, 2
+    z = np.zeros((P, A))
+    no = np.zeros(P, dtype=np.bool_)
+    v = np.zeros(P)
+    a = np.ones(A)
+    delisted_rows(no, np.zeros((P, A), dtype=np.bool_), np.ones(A, dtype=np.bool_))
+    intraday_rows(no, z, z, z, v, v, a, a, a, a, a, True, v)
+    rows, new, _, pp = close_rows(no, np.zeros(P, dtype=np.int64), no, 0, z, z, a, z, z)
+    close_hits(rows, new, v, v, z, a, v)
+    open_accounts(rows, a, np.zeros((P, A), dtype=np.bool_), z, z, v, 0.5, z, z, z, z, v, v, no.copy())
+    record_close(rows, pp, v, no, v, v, z, a, v, np.zeros(P, np.float32), np.zeros(P, np.float32), no.copy())

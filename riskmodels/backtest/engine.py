@@ -169,6 +169,7 @@ def run_models(
     tasks = [(m, i, sl) for m in models for i, sl in enumerate(splits[m.label])]
     if n_jobs > 1 and len(tasks) > 1:
         ctx = multiprocessing.get_context("spawn")
+        _warm_simulation_kernels()  # cold numba cache: compiled once here while the workers fit, not once each
         # longest first (list scheduling): a split model's chunks cost a share of it
         tasks.sort(key=lambda x: -x[0].relative_cost / len(splits[x[0].label]))
         parts: dict[str, dict[int, ModelResult]] = {m.label: {} for m in models}
@@ -265,6 +266,15 @@ _LARGE = (
 
 class _Spilled(str):
     """Marker for an array that was written to this ``.npy`` file."""
+
+
+def _warm_simulation_kernels() -> None:
+    """Compile the simulation kernels in a daemon thread of this process (loads them when cached)."""
+    import threading
+
+    from riskmodels.backtest import _sim_kernels
+
+    threading.Thread(target=_sim_kernels.warm, name="riskmodels-numba-warm", daemon=True).start()
 
 
 def _spill(result: ModelResult, directory: str) -> ModelResult:
