@@ -218,3 +218,26 @@ def test_netting_summary_distribution_and_crash_day():
     assert cov["worst_day"] == pd.Timestamp("2020-03-12")
     assert cov["worst_day_mean"] == pytest.approx(0.02)
     assert cov["n_dates"] == 46  # 1 Mar - 15 Apr inclusive
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), K=st.integers(1, 40), P=st.integers(1, 30), with_n=st.booleans(),
+       f32=st.booleans())
+def test_partial_sums_kernel_equals_the_numpy_sums(seed: int, K: int, P: int, with_n: bool, f32: bool):
+    """The numba pass against the masked-numpy reference (issue 23), horizons longer than the panel included."""
+    from riskmodels.backtest.procyclicality import partial_sums, partial_sums_numpy
+
+    rng = np.random.default_rng(seed)
+    M = rng.lognormal(10, 1, (K, P)).astype(np.float32 if f32 else np.float64)
+    M[rng.random((K, P)) < 0.3] = np.nan
+    N = np.where(rng.random((K, P)) < 0.1, np.nan, rng.lognormal(12, 1, (K, P))) if with_n else None
+    a = partial_sums_numpy(M, N, (1, 5, 30), block=7)
+    b = partial_sums(M, N, (1, 5, 30))
+    for k in ("level", "s_prev", "s_cur"):
+        np.testing.assert_allclose(b[k], a[k], rtol=1e-13)
+    np.testing.assert_array_equal(b["both_any"], a["both_any"])
+    assert list(a["inc"]) == list(b["inc"])
+    for n in a["inc"]:
+        for x, y in zip(a["inc"][n][:3], b["inc"][n][:3], strict=True):
+            np.testing.assert_allclose(y, x, rtol=1e-12, atol=1e-6 * np.nanmax(M, initial=1.0))
+        np.testing.assert_array_equal(b["inc"][n][3], a["inc"][n][3])

@@ -295,6 +295,26 @@ def partial_sums(M: np.ndarray, N: np.ndarray | None, hs: Sequence[int], block: 
 
     ``N`` is the per-account notional of the same shape (or None). Sums of disjoint
     sets of accounts add (:func:`add_sums`); :func:`finish_sums` turns them into the measures.
+    One numba pass (:func:`riskmodels.backtest._procyc_kernel.sums_kernel`);
+    :func:`partial_sums_numpy` is the reference (``block`` is its block of accounts).
+    """
+    from riskmodels.backtest._procyc_kernel import sums_kernel
+
+    K = M.shape[0]
+    hs_in = [int(n) for n in hs if n < K]
+    Mk = M if M.dtype in (np.float32, np.float64) else M.astype(np.float64)
+    Nk = np.zeros((1, 1)) if N is None else np.asarray(N, dtype=np.float64)
+    level, s_prev, s_cur, both_any, delta, base, nb, anyc = sums_kernel(
+        Mk, Nk, N is not None, np.asarray(hs_in, dtype=np.int64))
+    inc = {n: [delta[h, : K - n], base[h, : K - n], nb[h, : K - n], anyc[h, : K - n]] for h, n in enumerate(hs_in)}
+    return {"level": level, "s_prev": s_prev, "s_cur": s_cur, "both_any": both_any, "inc": inc}
+
+
+def partial_sums_numpy(M: np.ndarray, N: np.ndarray | None, hs: Sequence[int], block: int = 512) -> dict[str, Any]:
+    """The additive sums over the accounts (columns) of ``M`` (NaN = absent) on its rows, taken as consecutive.
+
+    ``N`` is the per-account notional of the same shape (or None). Sums of disjoint
+    sets of accounts add (:func:`add_sums`); :func:`finish_sums` turns them into the measures.
     """
     K = M.shape[0]
     P = M.shape[1]
