@@ -278,3 +278,19 @@ def test_the_bound_is_what_keeps_raw_models_within_the_book_value() -> None:
     # a book with a net short is not capped (it can lose without bound)
     xs = np.array([[1.0, -0.5, 0.0]])
     assert apply_rule(raw, 1 / 1.1).requirement(601, xs, z).initial[0] == pytest.approx(raw.requirement(601, xs, z).initial[0])
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(0, 12), a=st.integers(1, 20))
+def test_max_loss_is_the_net_long_value_or_inf(seed: int, n: int, a: int) -> None:
+    """``max_loss`` (numba) against its definition written out in numpy (mm_rule docstring)."""
+    from riskmodels.backtest.mm_rule import max_loss
+
+    rng = np.random.default_rng(seed)
+    c = np.abs(rng.normal(0, 1e4, (n, a))) * (rng.random((n, a)) < 0.5)
+    p = rng.normal(0, 1e4, (n, a)) * (rng.random((n, a)) < 0.3)
+    c[rng.random((n, a)) < 0.05] = np.nan
+    x = c + p
+    want = np.where((x < 0).any(axis=1), np.inf, np.maximum(x, 0.0).sum(axis=1))
+    np.testing.assert_allclose(max_loss(c, p), want, rtol=1e-14)
+    assert max_loss(c[0], p[0]).shape == (1,) if n else True

@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numba
 import numpy as np
 
 from riskmodels.instruments.options import OptionState
@@ -80,8 +81,28 @@ def max_loss(collateral: np.ndarray, positions: np.ndarray) -> np.ndarray:
     price can fall at most 100%, so a book with every ``x_a >= 0`` loses at
     most ``sum_a x_a``; a net short can lose without bound.
     """
-    x = np.atleast_2d(np.asarray(collateral, dtype=np.float64)) + np.atleast_2d(np.asarray(positions, dtype=np.float64))
-    return np.where((x < 0).any(axis=1), np.inf, np.maximum(x, 0.0).sum(axis=1))
+    c = np.atleast_2d(np.asarray(collateral, dtype=np.float64))
+    p = np.atleast_2d(np.asarray(positions, dtype=np.float64))
+    if c.shape != p.shape:
+        c, p = np.broadcast_arrays(c, p)
+    return _max_loss(c, p)
+
+
+@numba.njit(cache=True)
+def _max_loss(c: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """:func:`max_loss` in one pass (the calls come once or twice per simulated date and model)."""
+    n, a = c.shape
+    out = np.empty(n)
+    for i in range(n):
+        s = 0.0
+        for j in range(a):
+            x = c[i, j] + p[i, j]
+            if x < 0:
+                s = np.inf
+                break
+            s += x  # x > 0 or 0 (NaN: the sum is NaN, as max(NaN, 0) was)
+        out[i] = s
+    return out
 
 
 class _ScaledLipschitz:
