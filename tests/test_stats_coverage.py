@@ -255,6 +255,18 @@ def test_transition_counts_vectorised_over_accounts_match_per_series():
         assert lr[j] == pytest.approx(r.stat, abs=1e-12)
 
 
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), T=st.integers(2, 60), P=st.integers(1, 9))
+def test_transition_kernel_equals_the_array_counts(seed: int, T: int, P: int):
+    """The one-pass numba counts against the boolean-array counts (issue 23), exceptions not pre-masked."""
+    from riskmodels.backtest.stats import _transition_counts_numpy
+
+    rng = np.random.default_rng(seed)
+    E, V = rng.random((T, P)) < 0.3, rng.random((T, P)) > 0.2
+    for a, b in zip(transition_counts(E, V), _transition_counts_numpy(E, V), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 # ---------------------------------------------------------------------------
 # simulations (seeded)
 # ---------------------------------------------------------------------------

@@ -56,6 +56,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numba
 import numpy as np
 import pandas as pd
 from scipy import special, stats
@@ -198,6 +199,26 @@ def transition_counts(exc: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, .
     """
     exc = np.asarray(exc, dtype=bool)
     valid = np.asarray(valid, dtype=bool)
+    if exc.ndim == 2 and exc.shape == valid.shape and exc.shape[0] > 1:
+        n = _transition_kernel(np.ascontiguousarray(exc), np.ascontiguousarray(valid))
+        return n[0], n[1], n[2], n[3]
+    return _transition_counts_numpy(exc, valid)
+
+
+@numba.njit(cache=True)
+def _transition_kernel(exc: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``(4, P)`` int64 counts ``n00, n01, n10, n11`` of :func:`transition_counts` in one pass."""
+    T, P = exc.shape
+    out = np.zeros((4, P), dtype=np.int64)
+    for t in range(1, T):
+        for p in range(P):
+            if valid[t, p] and valid[t - 1, p]:
+                out[2 * int(exc[t - 1, p]) + int(exc[t, p]), p] += 1
+    return out
+
+
+def _transition_counts_numpy(exc: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, ...]:
+    """:func:`transition_counts` with array operations (any shape; the reference of the kernel)."""
     pair = valid[1:] & valid[:-1]
     prev, cur = exc[:-1], exc[1:]
     n11 = np.sum(pair & prev & cur, axis=0)
