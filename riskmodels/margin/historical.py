@@ -98,6 +98,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from riskmodels.data.panel import PricePanel
+from riskmodels.margin import _hs_fused
 from riskmodels.margin._quantile import MEASURES, rolling_tail, tail_columns
 from riskmodels.margin._stress_tail import rolling_stress_tail, stress_tail_columns
 from riskmodels.margin.base import (
@@ -461,20 +462,64 @@ class FittedHistorical(FittedMargin):
 
     # ------------------------------------------------------- requirement
     def requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:
+        """VaR / ES requirement of the accounts at date t (module docstring).
+
+        Equal weights (plain HS and FHS, with or without a stressed share):
+        the fused per-account kernels of :mod:`riskmodels.margin._hs_fused`
+        (no loss matrix; same numbers); BRW weights and non-finite exposures:
+        :meth:`requirement_reference`, the loss matrix and the column kernels.
+        """
         m: HistoricalVaR = self.model  # type: ignore[assignment]
         X = np.atleast_2d(np.asarray(collateral, dtype=np.float64)) + np.atleast_2d(
             np.asarray(positions, dtype=np.float64)
         )
+        t = int(t)
+        _g, n_window, weights, flags = self.scenarios(t)
+        if weights is not None or not np.isfinite(X).all():
+            return self._requirement_matrix(t, X)
+        prep = self._prepared(t)
+        if m.stress_weight is not None:
+            var, es = _hs_fused.stress_tail(X, prep, n_window, m.confidence, m.min_window, flags, m.stress_weight)
+        else:
+            var, es = _hs_fused.unit_tail(X, prep, n_window, m.confidence, m.min_window, flags)
+        return self._finish(t, X, var, es)
+
+    def _prepared(self, t: int) -> _hs_fused.Prepared:
+        """The fused kernels' layout of ``scenarios(t)`` (transposed, NaN-zeroed, chunk bounds); last two dates kept."""
+        cache = self.__dict__.setdefault("_prepared_cache", {})
+        hit = cache.get(t)
+        if hit is not None:
+            return hit
+        g, n_window, _weights, flags = self.scenarios(t)
+        out = _hs_fused.prepare(g, n_window, flags)
+        if len(cache) >= 2:
+            cache.pop(next(iter(cache)))
+        cache[t] = out
+        return out
+
+    def _finish(self, t: int, X: np.ndarray, var: np.ndarray, es: np.ndarray) -> Requirement:
+        m: HistoricalVaR = self.model  # type: ignore[assignment]
+        mm = self._measure(var, es)
+        ineligible = ((X != 0) & ~self.asset_ok[t]).any(axis=1)
+        mm = np.where(ineligible, np.nan, mm)
+        return Requirement(m.im_multiplier * mm, mm)
+
+    def requirement_reference(self, t: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:
+        """The loss-matrix requirement (one GEMM, then the column tail kernels): the reference of the fused path."""
+        X = np.atleast_2d(np.asarray(collateral, dtype=np.float64)) + np.atleast_2d(
+            np.asarray(positions, dtype=np.float64)
+        )
+        return self._requirement_matrix(int(t), X)
+
+    def _requirement_matrix(self, t: int, X: np.ndarray) -> Requirement:
+        m: HistoricalVaR = self.model  # type: ignore[assignment]
         g, n_window, weights, flags = self.scenarios(int(t))
         losses = self._losses(g, X)
         if m.stress_weight is not None and weights is None:  # two masses: the two-class kernel (same numbers)
             var, es = stress_tail_columns(losses, n_window, m.confidence, m.min_window, flags, m.stress_weight)
         else:
             var, es = tail_columns(losses, n_window, m.confidence, m.min_window, weights, flags, m.stress_weight)
-        mm = self._measure(var, es)
-        ineligible = ((X != 0) & ~self.asset_ok[t]).any(axis=1)
-        mm = np.where(ineligible, np.nan, mm)
-        return Requirement(m.im_multiplier * mm, mm)
+        return self._finish(t, X, var, es)
 
     def maintenance_lipschitz(self, t: int) -> np.ndarray | None:
         """Per-asset bound ``L_a`` on how fast the maintenance margin at t can change.
