@@ -545,7 +545,7 @@ class FittedHistorical(FittedMargin):
         if (
             cls.requirement is not FittedHistorical.requirement
             or cls.isolated_requirement is not FittedHistorical.isolated_requirement
-            or cls.account_requirement is not FittedMargin.account_requirement
+            or cls.account_requirement is not FittedHistorical.account_requirement
         ):
             return None
         g = self.scenarios(int(t))[0]
@@ -591,14 +591,62 @@ class FittedHistorical(FittedMargin):
         return rolling_tail(losses, m.window, m.confidence, m.min_window, self.stress if self.stress.any() else None)
 
     def isolated_requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:
-        """Sum of stand-alone requirements; NaN only if a *held* asset cannot be priced."""
+        """Sum of stand-alone requirements; NaN only if a *held* asset cannot be priced.
+
+        ``sum_a (c_a + p_a^+) U+_a + p_a^- U-_a`` with the unit requirements
+        ``U+_a`` (+1 USD of asset a) and ``U-_a`` (-1 USD) of date t
+        (positive homogeneity), priced once per date (:meth:`unit_requirements`).
+        """
         collateral = np.atleast_2d(np.asarray(collateral, dtype=np.float64))
         positions = np.atleast_2d(np.asarray(positions, dtype=np.float64))
-        A = collateral.shape[1]
-        units = self.requirement(t, np.vstack([np.eye(A), np.zeros((A, A))]), np.vstack([np.zeros((A, A)), -np.eye(A)]))
-        up, un = units.maintenance[:A], units.maintenance[A:]
+        up, un = self.unit_requirements(int(t), collateral.shape[1])
         mm = _combine_units(collateral, positions, up[None, :], un[None, :])[0]
         return Requirement(self.model.im_multiplier * mm, mm)  # type: ignore[attr-defined]
+
+    def unit_requirements(self, t: int, n_assets: int) -> tuple[np.ndarray, np.ndarray]:
+        """Maintenance ``(U+, U-)`` ``(A,)`` of the unit portfolios +-1 USD per asset at t; last two dates kept.
+
+        The account simulation asks for them two or three times per date (the
+        intraday check of t + 1 uses date t's model state); ``requirement`` is a
+        function of ``(t, holdings)`` only, so the cached values are the ones it
+        would return.
+        """
+        cache = self.__dict__.setdefault("_units_cache", {})
+        key = (int(t), int(n_assets))
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
+        A = int(n_assets)
+        units = self.requirement(t, np.vstack([np.eye(A), np.zeros((A, A))]), np.vstack([np.zeros((A, A)), -np.eye(A)]))
+        out = (units.maintenance[:A], units.maintenance[A:])
+        if len(cache) >= 2:
+            cache.pop(next(iter(cache)))
+        cache[key] = out
+        return out
+
+    def account_requirement(
+        self, t: int, collateral: np.ndarray, positions: np.ndarray, isolated: np.ndarray | None = None
+    ) -> Requirement:
+        """Cross requirement of the cross-margined accounts, isolated of the others.
+
+        Each account's requirement depends on its own holdings only, so the
+        cross requirement is priced for the cross-margined rows alone (the base
+        class prices it for every row and overwrites the isolated ones: same
+        numbers).
+        """
+        if isolated is None or not np.any(isolated) or np.all(isolated):
+            return super().account_requirement(t, collateral, positions, isolated)
+        iso = np.asarray(isolated, dtype=bool)
+        collateral = np.atleast_2d(np.asarray(collateral, dtype=np.float64))
+        positions = np.atleast_2d(np.asarray(positions, dtype=np.float64))
+        cross = self.requirement(t, collateral[~iso], positions[~iso])
+        ireq = self.isolated_requirement(t, collateral[iso], positions[iso])
+        n = collateral.shape[0]
+        im = np.empty(n)
+        mm = np.empty(n)
+        im[~iso], mm[~iso] = cross.initial, cross.maintenance
+        im[iso], mm[iso] = ireq.initial, ireq.maintenance
+        return Requirement(im, mm)
 
     # ------------------------------------------------------------- path
     def path(self, book: Book, eligible: np.ndarray | None = None) -> MarginPath:
