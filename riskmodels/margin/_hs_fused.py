@@ -49,6 +49,8 @@ from riskmodels.margin._stress_tail import CAP, _column, _masses, _merge_two, _n
 
 #: most rows of a chunk (one bound per chunk and account)
 CHUNK = 16
+#: chunks of largest bound priced first, per class
+SEEDS = 4
 #: relative allowance for rounding in the chunk bound (the true slack is below 1e-14)
 BOUND_SLACK = 1e-12
 
@@ -168,6 +170,8 @@ def _kernel(X, gT, bad, bad_any, c_lo, c_hi, c_cls, c_min, c_max, n_window, min_
     cap0, cap1 = kk
     cap = np.empty(2, dtype=np.int64)
     rowbad = np.zeros(rows, dtype=np.bool_)
+    seeds = np.empty((2, SEEDS), dtype=np.int64)
+    seeded = np.zeros(C, dtype=np.bool_)
     nb = np.zeros(2, dtype=np.int64)
     thr = np.empty(2)
     for p in range(N):
@@ -229,9 +233,10 @@ def _kernel(X, gT, bad, bad_any, c_lo, c_hi, c_cls, c_min, c_max, n_window, min_
             continue
         cap[0] = a_k0
         cap[1] = a_k1
-        # chunk bounds U_c and each class's chunk of largest bound
-        best0 = -1
-        best1 = -1
+        # chunk bounds U_c, and each class's SEEDS chunks of largest bound (priced first: the kept tail's
+        # threshold is then near its final value and the other chunks mostly fail the bound test)
+        ns0 = 0
+        ns1 = 0
         for c in range(C):
             sm = 0.0
             scale = 0.0
@@ -246,27 +251,43 @@ def _kernel(X, gT, bad, bad_any, c_lo, c_hi, c_cls, c_min, c_max, n_window, min_
                 scale += abs(x) * max(abs(lo), abs(hi))
             u = sm + BOUND_SLACK * scale
             ub[c] = u
-            if two_class and c_cls[c]:
-                if best1 < 0 or u > ub[best1]:
-                    best1 = c
-            elif best0 < 0 or u > ub[best0]:
-                best0 = c
+            q = 1 if (two_class and c_cls[c]) else 0
+            cnt = ns1 if q else ns0
+            if cnt < SEEDS or u > ub[seeds[q, cnt - 1]]:
+                jj = cnt if cnt < SEEDS else SEEDS - 1
+                if cnt < SEEDS:
+                    cnt += 1
+                while jj > 0 and ub[seeds[q, jj - 1]] < u:
+                    seeds[q, jj] = seeds[q, jj - 1]
+                    jj -= 1
+                seeds[q, jj] = c
+                if q:
+                    ns1 = cnt
+                else:
+                    ns0 = cnt
         nb[0] = 0
         nb[1] = 0
         thr[0] = -np.inf
         thr[1] = -np.inf
-        for step in range(C + 2):
-            # the two seeds first, then every other chunk in order
-            if step == 0:
-                c = best0
-            elif step == 1:
-                c = best1
-            else:
-                c = step - 2
-                if c == best0 or c == best1:
+        seeded[:] = False
+        for j in range(ns0):
+            seeded[seeds[0, j]] = True
+        for j in range(ns1):
+            seeded[seeds[1, j]] = True
+        for step in range(C + 2 * SEEDS):
+            # the seeds first (largest bound first), then every other chunk in order
+            if step < SEEDS:
+                if step >= ns0:
                     continue
-            if c < 0:
-                continue
+                c = seeds[0, step]
+            elif step < 2 * SEEDS:
+                if step - SEEDS >= ns1:
+                    continue
+                c = seeds[1, step - SEEDS]
+            else:
+                c = step - 2 * SEEDS
+                if seeded[c]:
+                    continue
             q = 1 if (two_class and c_cls[c]) else 0
             k = cap[q]
             if k == 0 or (nb[q] == k and ub[c] < thr[q]):
