@@ -134,7 +134,7 @@ def _column_losses(gT: np.ndarray, bad: np.ndarray, nz: np.ndarray, xv: np.ndarr
 
 @numba.njit(cache=True, fastmath={"contract"})
 def _kernel(X, gT, bad, bad_any, c_lo, c_hi, c_cls, c_min, c_max, n_window, min_window, alpha, stressed,
-            share_min, two_class, out_var, out_es):  # type: ignore[no-untyped-def]
+            share_min, two_class, asset_ok, out_var, out_es):  # type: ignore[no-untyped-def]
     """Both tails: ``two_class`` False = unit masses (one top-``k`` buffer over all rows), True = stress share.
 
     Everything per row is inlined (a numba call with array arguments costs
@@ -178,6 +178,7 @@ def _kernel(X, gT, bad, bad_any, c_lo, c_hi, c_cls, c_min, c_max, n_window, min_
         # held assets
         m = 0
         anybad = False
+        inelig = False
         for a in range(A):
             x = X[p, a]
             if x != 0.0:
@@ -186,6 +187,12 @@ def _kernel(X, gT, bad, bad_any, c_lo, c_hi, c_cls, c_min, c_max, n_window, min_
                 m += 1
                 if bad_any[a]:
                     anybad = True
+                if not asset_ok[a]:
+                    inelig = True
+        if inelig:  # holds an asset that is not eligible at t: not priced (the requirement is NaN)
+            out_var[p] = np.nan
+            out_es[p] = np.nan
+            continue
         # rows where a held asset has no return drop out (NaN loss): this account's counts and masses
         a_fin = n_fin
         a_s = s_tot
@@ -337,33 +344,38 @@ def _kernel(X, gT, bad, bad_any, c_lo, c_hi, c_cls, c_min, c_max, n_window, min_
 
 
 def _run(X: np.ndarray, prep: Prepared, n_window: int, confidence: float, min_window: int, stressed: np.ndarray,
-         share: float, two_class: bool) -> tuple[np.ndarray, np.ndarray]:
+         share: float, two_class: bool, asset_ok: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     X = np.ascontiguousarray(X, dtype=np.float64)
     N = X.shape[0]
     out_var = np.empty(N)
     out_es = np.empty(N)
+    ok = np.ones(X.shape[1], dtype=np.bool_) if asset_ok is None else np.asarray(asset_ok, dtype=np.bool_)
     _kernel(X, prep.gT, prep.bad, prep.bad_any, prep.c_lo, prep.c_hi, prep.c_cls, prep.c_min, prep.c_max,
             int(n_window), int(min_window), 1.0 - float(confidence), np.asarray(stressed, dtype=np.bool_),
-            float(share), bool(two_class), out_var, out_es)
+            float(share), bool(two_class), ok, out_var, out_es)
     return out_var, out_es
 
 
 def unit_tail(X: np.ndarray, prep: Prepared, n_window: int, confidence: float, min_window: int,
-              stressed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+              stressed: np.ndarray, asset_ok: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """VaR and ES ``(N,)`` of exposures ``X`` ``(N, A)``, unit masses: ``tail_columns(losses, ...)`` fused.
 
     Equal to ``tail_columns(-(X @ g.T).T, n_window, confidence, min_window)``
     with NaN losses where a held asset has no return (the quantile convention
     of :mod:`riskmodels.margin._quantile`: ``k``-th largest loss,
     ``k = ceil(n (1 - c))``, ``n`` the finite window rows; extras mass 1).
+    ``asset_ok`` ``(A,)``: an account holding an asset that is not ok gets NaN
+    (not priced).
     """
-    return _run(X, prep, n_window, confidence, min_window, stressed, -1.0, False)
+    return _run(X, prep, n_window, confidence, min_window, stressed, -1.0, False, asset_ok)
 
 
 def stress_tail(X: np.ndarray, prep: Prepared, n_window: int, confidence: float, min_window: int,
-                stressed: np.ndarray, stress_share: float) -> tuple[np.ndarray, np.ndarray]:
+                stressed: np.ndarray, stress_share: float,
+                asset_ok: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``stress_tail_columns(losses, ...)`` of exposures ``X`` fused: two masses (stressed share >= w).
 
-    Masses and quantile convention of :mod:`riskmodels.margin._stress_tail`.
+    Masses and quantile convention of :mod:`riskmodels.margin._stress_tail`;
+    ``asset_ok`` as in :func:`unit_tail`.
     """
-    return _run(X, prep, n_window, confidence, min_window, stressed, stress_share, True)
+    return _run(X, prep, n_window, confidence, min_window, stressed, stress_share, True, asset_ok)

@@ -478,11 +478,13 @@ class FittedHistorical(FittedMargin):
         if weights is not None or not np.isfinite(X).all():
             return self._requirement_matrix(t, X)
         prep = self._prepared(t)
+        ok = self.asset_ok[t]
         if m.stress_weight is not None:
-            var, es = _hs_fused.stress_tail(X, prep, n_window, m.confidence, m.min_window, flags, m.stress_weight)
+            var, es = _hs_fused.stress_tail(X, prep, n_window, m.confidence, m.min_window, flags, m.stress_weight, ok)
         else:
-            var, es = _hs_fused.unit_tail(X, prep, n_window, m.confidence, m.min_window, flags)
-        return self._finish(t, X, var, es)
+            var, es = _hs_fused.unit_tail(X, prep, n_window, m.confidence, m.min_window, flags, ok)
+        mm = self._measure(var, es)  # NaN already where a held asset is not eligible
+        return Requirement(m.im_multiplier * mm, mm)
 
     def _prepared(self, t: int) -> _hs_fused.Prepared:
         """The fused kernels' layout of ``scenarios(t)`` (transposed, NaN-zeroed, chunk bounds); last two dates kept."""
