@@ -85,6 +85,14 @@ prices one date's columns for the account simulation). FHS rescales every scenar
 changes with t, and BRW weights change with t, so those use one ``(W, A) @
 (A, P)`` product per date, vectorised over accounts, with the tail kernel over
 columns (the base-class date loop).
+
+:meth:`FittedHistorical.requirement` (one date, the account simulation's
+call) with equal weights prices each account's losses and tail together
+without the ``(N, rows)`` loss matrix, skipping row chunks whose upper bound
+cannot reach the kept tail (:mod:`riskmodels.margin._hs_fused`; the same
+numbers, bitwise on the default workload); the matrix path stays as
+:meth:`FittedHistorical.requirement_reference`. The unit requirements of the
+isolated accounts are priced once per date.
 """
 
 from __future__ import annotations
