@@ -170,6 +170,9 @@ def test_chunks_cover_rows_of_one_class_and_bound_every_loss(seed, rows, A, p_st
     g, X, stressed = _inputs(seed, rows, A, 30, True, True, False, p_stress)
     n_window = max(1, rows - rows // 4)
     prep = _hs_fused.prepare(g, n_window, stressed)
+    ref = _hs_fused.prepare_reference(g, n_window, stressed)
+    for name, a, b in zip(prep._fields, prep, ref, strict=True):  # the numba pass builds the numpy table
+        assert a.shape == b.shape and np.array_equal(a, b), name
     assert prep.c_lo[0] == 0 and prep.c_hi[-1] == rows
     assert np.array_equal(prep.c_lo[1:], prep.c_hi[:-1])
     assert np.all(prep.c_hi - prep.c_lo <= _hs_fused.CHUNK) and np.all(prep.c_hi > prep.c_lo)

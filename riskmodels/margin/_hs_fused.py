@@ -19,20 +19,25 @@ give the same numbers without the matrix:
       L_i <= U_c = sum_a max(-x_a lo_{c,a}, -x_a hi_{c,a}) + 1e-12 sum_a |x_a| max(|lo_{c,a}|, |hi_{c,a}|)
 
   for every row ``i`` of the chunk (the last term covers the rounding of
-  both sides, which is at most ``~2 x 18 x 2^-53`` of that sum). The tail
+  both sides, at most about ``2 A 2^-53`` of that sum). The tail
   keeps the ``k`` largest losses of a class in a decreasing buffer; a chunk
   whose bound is below the buffer's smallest kept loss cannot change it and
-  is skipped. The chunk with the largest bound is priced first, so the
-  threshold is high from the start and most chunks cost one bound.
+  is skipped. Each class's :data:`SEEDS` chunks of largest bound are priced
+  first, so the threshold is near its final value early and most chunks
+  cost one bound (default workload: ~7 of 34 chunks priced per account).
 * The kept losses are exactly the ``k`` largest (ties have equal values), so
   VaR and ES, which read only them, equal the matrix path's.
 
-An account that holds an asset without a return in some row (a NaN in
-``g``), and every case the buffers cannot settle (a class that needs more
-than :data:`~riskmodels.margin._stress_tail.CAP` losses), materialises its
-loss column and calls the matrix path's own per-column kernel, so the
-numbers are the same there too. Weighted scenarios (BRW) keep the matrix
-path.
+Rows where a held asset has no return (a NaN in ``g``: before a listing)
+drop out of that account's scenario set as in the matrix path (NaN loss):
+the account's own counts of finite window / stressed / calm rows and its
+masses are recomputed and those rows skipped (the chunk bounds, taken over
+NaN-zeroed returns, still bound the remaining rows). A class that needs more
+than :data:`~riskmodels.margin._stress_tail.CAP` losses, or a walk the
+buffers cannot settle, materialises the account's loss column and calls the
+matrix path's own per-column kernel, so the numbers are the same there too.
+An account holding an asset that is not eligible at the date is NaN without
+pricing. Weighted scenarios (BRW) keep the matrix path.
 """
 
 from __future__ import annotations
@@ -76,6 +81,69 @@ class Prepared(NamedTuple):
 
 def prepare(g: np.ndarray, n_window: int, stressed: np.ndarray) -> Prepared:
     """Chunk table and transposed scenario matrix of one date (cached per date by the caller).
+
+    ``g`` is the ``(rows, A)`` scenario simple returns, ``stressed`` the
+    ``(rows,)`` stressed flags; a chunk starts at row 0, at every change of
+    class, at the window's end and after :data:`CHUNK` rows (one numba pass;
+    :func:`prepare_reference` is the numpy statement of the same table).
+    """
+    g = np.ascontiguousarray(g, dtype=np.float64)
+    rows, A = g.shape
+    gT = np.empty((A, rows))
+    bad = np.empty((A, rows), dtype=np.bool_)
+    c_lo = np.empty(rows, dtype=np.int64)
+    c_hi = np.empty(rows, dtype=np.int64)
+    c_cls = np.empty(rows, dtype=np.bool_)
+    C = _prepare_kernel(g, int(n_window), np.asarray(stressed, dtype=np.bool_), gT, bad, c_lo, c_hi, c_cls)
+    c_min = np.empty((A, C))
+    c_max = np.empty((A, C))
+    _chunk_extremes(gT, c_lo[:C], c_hi[:C], c_min, c_max)
+    return Prepared(gT, bad, bad.any(axis=1), c_lo[:C].copy(), c_hi[:C].copy(), c_cls[:C].copy(), c_min, c_max)
+
+
+@numba.njit(cache=True)
+def _prepare_kernel(g, n_window, stressed, gT, bad, c_lo, c_hi, c_cls):  # type: ignore[no-untyped-def]
+    rows, A = g.shape
+    for i in range(rows):
+        for a in range(A):
+            v = g[i, a]
+            b = not np.isfinite(v)
+            bad[a, i] = b
+            gT[a, i] = 0.0 if b else v
+    C = 0
+    start = 0
+    for i in range(rows):
+        if i == 0 or stressed[i] != stressed[i - 1] or i == n_window or i - start == CHUNK:
+            if C:
+                c_hi[C - 1] = i
+            c_lo[C] = i
+            c_cls[C] = stressed[i]
+            start = i
+            C += 1
+    if C:
+        c_hi[C - 1] = rows
+    return C
+
+
+@numba.njit(cache=True)
+def _chunk_extremes(gT, c_lo, c_hi, c_min, c_max):  # type: ignore[no-untyped-def]
+    A = gT.shape[0]
+    for c in range(c_lo.shape[0]):
+        for a in range(A):
+            lo = np.inf
+            hi = -np.inf
+            for i in range(c_lo[c], c_hi[c]):
+                v = gT[a, i]
+                if v < lo:
+                    lo = v
+                if v > hi:
+                    hi = v
+            c_min[a, c] = lo
+            c_max[a, c] = hi
+
+
+def prepare_reference(g: np.ndarray, n_window: int, stressed: np.ndarray) -> Prepared:
+    """Numpy statement of :func:`prepare` (runs split at class changes and the window's end, then CHUNK rows).
 
     ``g`` is the ``(rows, A)`` scenario simple returns, ``stressed`` the
     ``(rows,)`` stressed flags; chunks never straddle a change of class or
