@@ -85,6 +85,14 @@ prices one date's columns for the account simulation). FHS rescales every scenar
 changes with t, and BRW weights change with t, so those use one ``(W, A) @
 (A, P)`` product per date, vectorised over accounts, with the tail kernel over
 columns (the base-class date loop).
+
+:meth:`FittedHistorical.requirement` (one date, the account simulation's
+call) with equal weights prices each account's losses and tail together
+without the ``(N, rows)`` loss matrix, skipping row chunks whose upper bound
+cannot reach the kept tail (:mod:`riskmodels.margin._hs_fused`; the same
+numbers, bitwise on the default workload); the matrix path stays as
+:meth:`FittedHistorical.requirement_reference`. The unit requirements of the
+isolated accounts are priced once per date.
 """
 
 from __future__ import annotations
@@ -98,6 +106,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from riskmodels.data.panel import PricePanel
+from riskmodels.margin import _hs_fused
 from riskmodels.margin._quantile import MEASURES, rolling_tail, tail_columns
 from riskmodels.margin._stress_tail import rolling_stress_tail, stress_tail_columns
 from riskmodels.margin.base import (
@@ -461,20 +470,66 @@ class FittedHistorical(FittedMargin):
 
     # ------------------------------------------------------- requirement
     def requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:
+        """VaR / ES requirement of the accounts at date t (module docstring).
+
+        Equal weights (plain HS and FHS, with or without a stressed share):
+        the fused per-account kernels of :mod:`riskmodels.margin._hs_fused`
+        (no loss matrix; same numbers); BRW weights and non-finite exposures:
+        :meth:`requirement_reference`, the loss matrix and the column kernels.
+        """
         m: HistoricalVaR = self.model  # type: ignore[assignment]
         X = np.atleast_2d(np.asarray(collateral, dtype=np.float64)) + np.atleast_2d(
             np.asarray(positions, dtype=np.float64)
         )
+        t = int(t)
+        _g, n_window, weights, flags = self.scenarios(t)
+        if weights is not None or not np.isfinite(X).all():
+            return self._requirement_matrix(t, X)
+        prep = self._prepared(t)
+        ok = self.asset_ok[t]
+        if m.stress_weight is not None:
+            var, es = _hs_fused.stress_tail(X, prep, n_window, m.confidence, m.min_window, flags, m.stress_weight, ok)
+        else:
+            var, es = _hs_fused.unit_tail(X, prep, n_window, m.confidence, m.min_window, flags, ok)
+        mm = self._measure(var, es)  # NaN already where a held asset is not eligible
+        return Requirement(m.im_multiplier * mm, mm)
+
+    def _prepared(self, t: int) -> _hs_fused.Prepared:
+        """The fused kernels' layout of ``scenarios(t)`` (transposed, NaN-zeroed, chunk bounds); last two dates kept."""
+        cache = self.__dict__.setdefault("_prepared_cache", {})
+        hit = cache.get(t)
+        if hit is not None:
+            return hit
+        g, n_window, _weights, flags = self.scenarios(t)
+        out = _hs_fused.prepare(g, n_window, flags)
+        if len(cache) >= 2:
+            cache.pop(next(iter(cache)))
+        cache[t] = out
+        return out
+
+    def _finish(self, t: int, X: np.ndarray, var: np.ndarray, es: np.ndarray) -> Requirement:
+        m: HistoricalVaR = self.model  # type: ignore[assignment]
+        mm = self._measure(var, es)
+        ineligible = ((X != 0) & ~self.asset_ok[t]).any(axis=1)
+        mm = np.where(ineligible, np.nan, mm)
+        return Requirement(m.im_multiplier * mm, mm)
+
+    def requirement_reference(self, t: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:
+        """The loss-matrix requirement (one GEMM, then the column tail kernels): the reference of the fused path."""
+        X = np.atleast_2d(np.asarray(collateral, dtype=np.float64)) + np.atleast_2d(
+            np.asarray(positions, dtype=np.float64)
+        )
+        return self._requirement_matrix(int(t), X)
+
+    def _requirement_matrix(self, t: int, X: np.ndarray) -> Requirement:
+        m: HistoricalVaR = self.model  # type: ignore[assignment]
         g, n_window, weights, flags = self.scenarios(int(t))
         losses = self._losses(g, X)
         if m.stress_weight is not None and weights is None:  # two masses: the two-class kernel (same numbers)
             var, es = stress_tail_columns(losses, n_window, m.confidence, m.min_window, flags, m.stress_weight)
         else:
             var, es = tail_columns(losses, n_window, m.confidence, m.min_window, weights, flags, m.stress_weight)
-        mm = self._measure(var, es)
-        ineligible = ((X != 0) & ~self.asset_ok[t]).any(axis=1)
-        mm = np.where(ineligible, np.nan, mm)
-        return Requirement(m.im_multiplier * mm, mm)
+        return self._finish(t, X, var, es)
 
     def maintenance_lipschitz(self, t: int) -> np.ndarray | None:
         """Per-asset bound ``L_a`` on how fast the maintenance margin at t can change.
@@ -500,7 +555,7 @@ class FittedHistorical(FittedMargin):
         if (
             cls.requirement is not FittedHistorical.requirement
             or cls.isolated_requirement is not FittedHistorical.isolated_requirement
-            or cls.account_requirement is not FittedMargin.account_requirement
+            or cls.account_requirement is not FittedHistorical.account_requirement
         ):
             return None
         g = self.scenarios(int(t))[0]
@@ -546,14 +601,62 @@ class FittedHistorical(FittedMargin):
         return rolling_tail(losses, m.window, m.confidence, m.min_window, self.stress if self.stress.any() else None)
 
     def isolated_requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:
-        """Sum of stand-alone requirements; NaN only if a *held* asset cannot be priced."""
+        """Sum of stand-alone requirements; NaN only if a *held* asset cannot be priced.
+
+        ``sum_a (c_a + p_a^+) U+_a + p_a^- U-_a`` with the unit requirements
+        ``U+_a`` (+1 USD of asset a) and ``U-_a`` (-1 USD) of date t
+        (positive homogeneity), priced once per date (:meth:`unit_requirements`).
+        """
         collateral = np.atleast_2d(np.asarray(collateral, dtype=np.float64))
         positions = np.atleast_2d(np.asarray(positions, dtype=np.float64))
-        A = collateral.shape[1]
-        units = self.requirement(t, np.vstack([np.eye(A), np.zeros((A, A))]), np.vstack([np.zeros((A, A)), -np.eye(A)]))
-        up, un = units.maintenance[:A], units.maintenance[A:]
+        up, un = self.unit_requirements(int(t), collateral.shape[1])
         mm = _combine_units(collateral, positions, up[None, :], un[None, :])[0]
         return Requirement(self.model.im_multiplier * mm, mm)  # type: ignore[attr-defined]
+
+    def unit_requirements(self, t: int, n_assets: int) -> tuple[np.ndarray, np.ndarray]:
+        """Maintenance ``(U+, U-)`` ``(A,)`` of the unit portfolios +-1 USD per asset at t; last two dates kept.
+
+        The account simulation asks for them two or three times per date (the
+        intraday check of t + 1 uses date t's model state); ``requirement`` is a
+        function of ``(t, holdings)`` only, so the cached values are the ones it
+        would return.
+        """
+        cache = self.__dict__.setdefault("_units_cache", {})
+        key = (int(t), int(n_assets))
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
+        A = int(n_assets)
+        units = self.requirement(t, np.vstack([np.eye(A), np.zeros((A, A))]), np.vstack([np.zeros((A, A)), -np.eye(A)]))
+        out = (units.maintenance[:A], units.maintenance[A:])
+        if len(cache) >= 2:
+            cache.pop(next(iter(cache)))
+        cache[key] = out
+        return out
+
+    def account_requirement(
+        self, t: int, collateral: np.ndarray, positions: np.ndarray, isolated: np.ndarray | None = None
+    ) -> Requirement:
+        """Cross requirement of the cross-margined accounts, isolated of the others.
+
+        Each account's requirement depends on its own holdings only, so the
+        cross requirement is priced for the cross-margined rows alone (the base
+        class prices it for every row and overwrites the isolated ones: same
+        numbers).
+        """
+        if isolated is None or not np.any(isolated) or np.all(isolated):
+            return super().account_requirement(t, collateral, positions, isolated)
+        iso = np.asarray(isolated, dtype=bool)
+        collateral = np.atleast_2d(np.asarray(collateral, dtype=np.float64))
+        positions = np.atleast_2d(np.asarray(positions, dtype=np.float64))
+        cross = self.requirement(t, collateral[~iso], positions[~iso])
+        ireq = self.isolated_requirement(t, collateral[iso], positions[iso])
+        n = collateral.shape[0]
+        im = np.empty(n)
+        mm = np.empty(n)
+        im[~iso], mm[~iso] = cross.initial, cross.maintenance
+        im[iso], mm[iso] = ireq.initial, ireq.maintenance
+        return Requirement(im, mm)
 
     # ------------------------------------------------------------- path
     def path(self, book: Book, eligible: np.ndarray | None = None) -> MarginPath:
