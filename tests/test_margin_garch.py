@@ -613,3 +613,37 @@ def test_min_history_matches_panel_eligibility_and_unfitted_assets_are_nan(portf
     assert np.isnan(mm[:, 2]).all()
     req = f.requirement(350, np.zeros((2, 3)), np.array([[0, 0, 5.0], [5.0, 0, 0]]))
     assert np.isnan(req.maintenance[0]) and np.isfinite(req.maintenance[1])
+
+
+def test_parametric_lipschitz_bound_holds_and_fhs_has_none(fitted_t, fitted_fhs) -> None:
+    """|MM(x') - MM(x)| <= sum_a L_a (|dc_a| + |dp_a|), cross and isolated, sign changes included (issue 23).
+
+    The bound is derived in ``FittedGarch.maintenance_lipschitz`` (a norm's triangle inequality);
+    the simulation's intraday skip relies on it being exact.
+    """
+    from riskmodels.margin.base import FittedMargin
+
+    rng = np.random.default_rng(11)
+    n = 400
+    checked = 0
+    for t in (200, 300, 419):
+        lip = fitted_t.maintenance_lipschitz(t)
+        assert lip is not None and lip.shape == (2,) and np.all(lip > 0)
+        c = np.abs(rng.normal(0, 1e4, (n, 2))) * (rng.random((n, 2)) < 0.5)
+        p = rng.normal(0, 2e4, (n, 2))
+        dc = np.maximum(c + c * rng.uniform(-0.5, 0.5, c.shape), 0.0) - c
+        dp = rng.normal(0, 1e4, p.shape)  # flips the sign of many positions
+        bound = (np.abs(dc) + np.abs(dp)) @ lip
+        for req in (fitted_t.requirement, fitted_t.isolated_requirement):
+            m0 = req(t, c, p).maintenance
+            m1 = req(t, c + dc, p + dp).maintenance
+            assert np.all(np.abs(m1 - m0) <= bound * (1 + 1e-9) + 1e-9)
+            checked += n
+        # the bound is tight enough to be useful: a single-asset account moves by exactly L |dx|
+        one = np.array([[0.0, 0.0]]), np.array([[1e4, 0.0]])
+        step = fitted_t.requirement(t, one[0], one[1] * 1.01).maintenance - fitted_t.requirement(t, *one).maintenance
+        assert step[0] == pytest.approx(100.0 * fitted_t.sigma_h[t, 0] * fitted_t._qpos[t, 0], rel=1e-9)
+        assert step[0] <= lip[0] * 100.0 * (1 + 1e-12)
+    assert checked == 2400
+    assert fitted_fhs.maintenance_lipschitz(300) is None
+    assert FittedMargin.account_requirement is type(fitted_t).account_requirement

@@ -535,6 +535,38 @@ class FittedGarch(FittedMargin):
         mm = self.risk(t, collateral, positions)
         return Requirement(self.model.im_multiplier * mm, mm)  # type: ignore[attr-defined]
 
+    def maintenance_lipschitz(self, t: int) -> np.ndarray | None:
+        """Per-asset bound ``L_a`` on how fast the parametric maintenance margin at t can change.
+
+        With ``v_a = x_a sigma_{h,a} q_a(sign x_a)`` and the (PSD) correlation
+        ``C = R'R``, the margin ``sqrt(v'Cv) = |R v|`` is a norm of ``v``, so
+        ``| |Rv'| - |Rv| | <= |R(v' - v)| <= sum_a |v'_a - v_a| sqrt(C_aa)``;
+        and ``|v'_a - v_a| <= |x'_a - x_a| sigma_{h,a} max(|q_L|, |q_S|)`` (a
+        sign change of ``x_a`` included: then ``|x_a| + |x'_a| = |x'_a - x_a|``).
+        Hence::
+
+            L_a = sigma_{h,a} max(|q_L,a|, |q_S,a|) sqrt(C_aa)
+
+        which also bounds the isolated margin (a sum of unit requirements
+        ``sigma_{h,a} q sqrt(C_aa)`` per USD). The account simulation uses it
+        to skip the intraday requirement of accounts whose equity is provably
+        above it (exact; :func:`riskmodels.backtest.simulation_numpy._intraday_safe`).
+        NaN where an asset has no forecast; ``None`` for the FHS portfolio
+        method and for subclasses that override the requirement.
+        """
+        cls = type(self)
+        if (
+            self.model.portfolio != "parametric"  # type: ignore[attr-defined]
+            or cls.requirement is not FittedGarch.requirement
+            or cls.risk is not FittedGarch.risk
+            or cls.isolated_requirement is not FittedMargin.isolated_requirement
+            or cls.account_requirement is not FittedMargin.account_requirement
+        ):
+            return None
+        q = np.maximum(np.abs(self._qpos[t]), np.abs(self._qneg[t]))
+        diag = np.sqrt(np.maximum(np.diagonal(self.corr[t]), 0.0))  # type: ignore[index]
+        return self.sigma_h[t] * q * diag
+
     def path(self, book: Book, eligible: np.ndarray | None = None) -> MarginPath:
         """Constant-notional margin path; NaN where an account holds an ineligible asset.
 
