@@ -531,6 +531,31 @@ class FittedGarch(FittedMargin):
         held_bad = (x[:, bad] != 0).any(axis=1)
         return np.where(held_bad, np.nan, out)
 
+    def maintenance_lipschitz(self, t: int) -> np.ndarray | None:
+        """Per-asset bound ``L_a = sigma_{h,a} max(|q+_a|, |q-_a|)`` on how fast MM at t moves (parametric).
+
+        ``MM = sqrt(v' R v) = ||v||_R`` with ``v_a = x_a sigma_{h,a} q_a(sign x_a)``
+        and ``R`` a (repaired, positive semi-definite, unit-diagonal) correlation
+        matrix, so by the triangle inequality ``|MM(x') - MM(x)| <= ||v' - v||_R
+        <= sum_a |v'_a - v_a| ||e_a||_R = sum_a |v'_a - v_a|``; ``v_a`` is
+        continuous and piecewise linear in ``x_a = c_a + p_a`` with slopes
+        ``sigma q+`` and ``sigma q-``, and ``|dx_a| <= |dc_a| + |dp_a|``.
+        Isolated margins are sums of unit requirements (each ``<= L_a``) times
+        amounts whose changes total ``|dc_a| + |dp_a|``. NaN where the asset has
+        no volatility yet (the simulation then computes the requirement).
+        ``None`` for FHS portfolios and for subclasses that override the requirement.
+        """
+        cls = type(self)
+        if (
+            self.model.portfolio != "parametric"  # type: ignore[attr-defined]
+            or cls.requirement is not FittedGarch.requirement
+            or cls.risk is not FittedGarch.risk
+            or cls.isolated_requirement is not FittedMargin.isolated_requirement
+            or cls.account_requirement is not FittedMargin.account_requirement
+        ):
+            return None
+        return self.sigma_h[t] * np.maximum(np.abs(self._qpos[t]), np.abs(self._qneg[t]))
+
     def requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:
         mm = self.risk(t, collateral, positions)
         return Requirement(self.model.im_multiplier * mm, mm)  # type: ignore[attr-defined]
