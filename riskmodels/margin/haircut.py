@@ -217,8 +217,9 @@ class FittedHaircut(FittedMargin):
         """IM and MM of each account (one numba pass, :func:`haircut_charges`).
 
         ``netting`` is one flag for every account or an ``(n,)`` bool per account.
-        Equal to :meth:`_charges_reference` to rounding of the sum order (tests:
-        1e-12 relative).
+        Equal to :meth:`_charges_reference` bit for bit with flat rates (the
+        per-asset terms are summed in numpy's pairwise order); with tiers to
+        1e-12 relative (the reference's bracket sums are a BLAS product).
         """
         collateral = np.ascontiguousarray(np.atleast_2d(np.asarray(collateral, dtype=np.float64)))
         positions = np.ascontiguousarray(np.atleast_2d(np.asarray(positions, dtype=np.float64)))
