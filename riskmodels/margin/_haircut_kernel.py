@@ -41,35 +41,46 @@ def _bracket(x: float, bounds: np.ndarray, rates: np.ndarray) -> float:
 
 
 @njit(cache=True)
-def _pairwise_sum(x: np.ndarray, lo: int, n: int) -> float:
-    """``sum(x[lo:lo + n])`` in numpy's pairwise order (8 accumulators, blocks of 128), bit for bit."""
+def _block_sum(x: np.ndarray, lo: int, n: int) -> float:
+    """numpy's pairwise leaf (``n <= 128``): 8 accumulators, then the tail in order."""
     if n < 8:
         res = 0.0
         for i in range(lo, lo + n):
             res += x[i]
         return res
+    r0, r1, r2, r3 = x[lo], x[lo + 1], x[lo + 2], x[lo + 3]
+    r4, r5, r6, r7 = x[lo + 4], x[lo + 5], x[lo + 6], x[lo + 7]
+    i = 8
+    while i < n - (n % 8):
+        r0 += x[lo + i]
+        r1 += x[lo + i + 1]
+        r2 += x[lo + i + 2]
+        r3 += x[lo + i + 3]
+        r4 += x[lo + i + 4]
+        r5 += x[lo + i + 5]
+        r6 += x[lo + i + 6]
+        r7 += x[lo + i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += x[lo + i]
+        i += 1
+    return res
+
+
+@njit(cache=True)
+def _pairwise_sum(x: np.ndarray, lo: int, n: int) -> float:
+    """``sum(x[lo:lo + n])``: bit for bit numpy's order for ``n <= 128`` (one pairwise leaf).
+
+    Wider rows (more than 128 assets) are summed in order, equal to numpy to
+    rounding; a recursive version crashed when numba reloaded it from its cache.
+    """
     if n <= 128:
-        r0, r1, r2, r3 = x[lo], x[lo + 1], x[lo + 2], x[lo + 3]
-        r4, r5, r6, r7 = x[lo + 4], x[lo + 5], x[lo + 6], x[lo + 7]
-        i = 8
-        while i < n - (n % 8):
-            r0 += x[lo + i]
-            r1 += x[lo + i + 1]
-            r2 += x[lo + i + 2]
-            r3 += x[lo + i + 3]
-            r4 += x[lo + i + 4]
-            r5 += x[lo + i + 5]
-            r6 += x[lo + i + 6]
-            r7 += x[lo + i + 7]
-            i += 8
-        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-        while i < n:
-            res += x[lo + i]
-            i += 1
-        return res
-    n2 = n // 2
-    n2 -= n2 % 8
-    return _pairwise_sum(x, lo, n2) + _pairwise_sum(x, lo + n2, n - n2)
+        return _block_sum(x, lo, n)
+    res = 0.0
+    for i in range(lo, lo + n):
+        res += x[i]
+    return res
 
 
 @njit(cache=True)
