@@ -223,8 +223,11 @@ class FittedHaircut(FittedMargin):
         """
         collateral = np.ascontiguousarray(np.atleast_2d(np.asarray(collateral, dtype=np.float64)))
         positions = np.ascontiguousarray(np.atleast_2d(np.asarray(positions, dtype=np.float64)))
-        nets = np.broadcast_to(np.asarray(netting, dtype=np.bool_), collateral.shape[:1])
-        im, mm = haircut_charges(collateral, positions, np.ascontiguousarray(nets), self.h, self.h_mm,
+        if isinstance(netting, np.ndarray):
+            nets = np.ascontiguousarray(netting, dtype=np.bool_)
+        else:
+            nets = np.full(collateral.shape[0], bool(netting))
+        im, mm = haircut_charges(collateral, positions, nets, self.h, self.h_mm,
                                  self.imf, self.mmf, float(self.model.hedge_rate),  # type: ignore[attr-defined]
                                  self._coll_tab, self._coll_of, self._pos_tab, self._pos_of)
         return Requirement(im, mm)
