@@ -647,3 +647,26 @@ def test_parametric_lipschitz_bound_holds_and_fhs_has_none(fitted_t, fitted_fhs)
     assert checked == 2400
     assert fitted_fhs.maintenance_lipschitz(300) is None
     assert FittedMargin.account_requirement is type(fitted_t).account_requirement
+@pytest.mark.parametrize("corr", [-0.9, 0.0, 0.95])
+def test_maintenance_lipschitz_bounds_parametric_mm(fitted_t, fitted_fhs, corr) -> None:
+    """|MM(c', p') - MM(c, p)| <= sum_a L_a (|dc_a| + |dp_a|) at every date (cross and isolated)."""
+    panel = garch_panel(420, 3, seed=11, rho=corr if corr > -0.45 else -0.45)[0]
+    f = GarchMargin(vol="garch", dist="t", horizon=2, **FAST).fit(panel)
+    assert fitted_fhs.maintenance_lipschitz(300) is None
+    rng = np.random.default_rng(5)
+    c = np.abs(rng.normal(0, 1e4, (200, 3))) * (rng.random((200, 3)) < 0.5)
+    p = rng.normal(0, 1e4, (200, 3))
+    c2 = np.abs(c * rng.uniform(0, 2, c.shape))
+    p2 = p * rng.uniform(-1, 2, p.shape)
+    iso = rng.random(200) < 0.3
+    checked = 0
+    for t in range(150, 420, 13):
+        L = f.maintenance_lipschitz(t)
+        if not np.isfinite(L).all():
+            continue
+        m1 = f.account_requirement(t, c, p, iso).maintenance
+        m2 = f.account_requirement(t, c2, p2, iso).maintenance
+        bound = ((np.abs(c2 - c) + np.abs(p2 - p)) * L).sum(axis=1)
+        assert (np.abs(m2 - m1) <= bound * (1 + 1e-9) + 1e-9).all()
+        checked += 1
+    assert checked > 5

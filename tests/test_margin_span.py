@@ -455,3 +455,29 @@ def test_real_btc_eth_scan_ranges(daily_dir) -> None:  # type: ignore[no-untyped
     assert np.all((daily[ok] >= 0.05) & (daily[ok] <= 0.40))
     n_changes = lambda r: int((np.diff(r[np.isfinite(r)]) != 0).sum())  # noqa: E731
     assert n_changes(monthly[:, 0]) < n_changes(daily[:, 0]) / 5
+
+
+@pytest.mark.parametrize("model", [
+    ScenarioGrid(psr={"BTC": 0.10, "ETH": 0.2, "SOL": 0.3}, collateral_haircut=0.05),
+    ScenarioGrid(psr=0.15, scan="joint"),
+    DeribitPM(futures_contingency=0.02),
+    DeribitPM(),
+    DeribitPM(price_range=0.16, n_buckets=9),
+])
+def test_maintenance_lipschitz_bounds_mm(model) -> None:
+    """|MM(c', p') - MM(c, p)| <= sum_a L_a (|dc_a| + |dp_a|), cross and isolated; None with spreads."""
+    f = model.fit(flat_panel(("BTC", "ETH", "SOL")))
+    rng = np.random.default_rng(9)
+    c = np.abs(rng.normal(0, 1e4, (300, 3))) * (rng.random((300, 3)) < 0.5)
+    p = rng.normal(0, 1e4, (300, 3))
+    c2 = np.abs(c * rng.uniform(0, 2, c.shape))
+    p2 = p * rng.uniform(-1, 2, p.shape)
+    iso = rng.random(300) < 0.3
+    L = f.maintenance_lipschitz(1)
+    assert L.shape == (3,) and np.isfinite(L).all()
+    m1 = f.account_requirement(1, c, p, iso).maintenance
+    m2 = f.account_requirement(1, c2, p2, iso).maintenance
+    bound = ((np.abs(c2 - c) + np.abs(p2 - p)) * L).sum(axis=1)
+    assert (np.abs(m2 - m1) <= bound * (1 + 1e-9) + 1e-9).all()
+    spread = ScenarioGrid(psr=0.1, spreads=[{"legs": ("BTC", "ETH"), "rate": 0.5}]).fit(flat_panel(("BTC", "ETH")))
+    assert spread.maintenance_lipschitz(1) is None

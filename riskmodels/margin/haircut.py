@@ -30,6 +30,7 @@ import numpy as np
 
 from riskmodels.data.panel import PricePanel
 from riskmodels.instruments.options import OptionState
+from riskmodels.margin._haircut_kernel import haircut_charges, pack_tiers
 from riskmodels.margin.base import (
     FittedMargin,
     MarginModel,
@@ -185,6 +186,9 @@ class FittedHaircut(FittedMargin):
         self.coll_tiers = _tier_table(model.collateral_tiers, assets)
         self.pos_tiers = _tier_table(model.position_tiers, assets)
         self.homogeneous = not (self.coll_tiers or self.pos_tiers)  # type: ignore[misc]
+        A = len(assets)
+        self._coll_tab, self._coll_of = pack_tiers(self.coll_tiers, A, 2)
+        self._pos_tab, self._pos_of = pack_tiers(self.pos_tiers, A, 3)
 
     # -- charges on non-negative USD amounts, (N, A) -> (N, A)
     def _collateral_charge(self, amount: np.ndarray, maintenance: bool) -> np.ndarray:
@@ -209,7 +213,27 @@ class FittedHaircut(FittedMargin):
             mm[:, cols] = filled @ tab[:, 2]
         return im, mm
 
-    def _charges(self, collateral: np.ndarray, positions: np.ndarray, netting: bool) -> Requirement:
+    def _charges(self, collateral: np.ndarray, positions: np.ndarray, netting: bool | np.ndarray) -> Requirement:
+        """IM and MM of each account (one numba pass, :func:`haircut_charges`).
+
+        ``netting`` is one flag for every account or an ``(n,)`` bool per account.
+        Equal to :meth:`_charges_reference` bit for bit with flat rates (the
+        per-asset terms are summed in numpy's pairwise order); with tiers to
+        1e-12 relative (the reference's bracket sums are a BLAS product).
+        """
+        collateral = np.ascontiguousarray(np.atleast_2d(np.asarray(collateral, dtype=np.float64)))
+        positions = np.ascontiguousarray(np.atleast_2d(np.asarray(positions, dtype=np.float64)))
+        if isinstance(netting, np.ndarray):
+            nets = np.ascontiguousarray(netting, dtype=np.bool_)
+        else:
+            nets = np.full(collateral.shape[0], bool(netting))
+        im, mm = haircut_charges(collateral, positions, nets, self.h, self.h_mm,
+                                 self.imf, self.mmf, float(self.model.hedge_rate),  # type: ignore[attr-defined]
+                                 self._coll_tab, self._coll_of, self._pos_tab, self._pos_of)
+        return Requirement(im, mm)
+
+    def _charges_reference(self, collateral: np.ndarray, positions: np.ndarray, netting: bool) -> Requirement:
+        """The array-operation charges (the reference :meth:`_charges` is tested against)."""
         collateral = np.atleast_2d(np.asarray(collateral, dtype=np.float64))
         positions = np.atleast_2d(np.asarray(positions, dtype=np.float64))
         if netting:
@@ -229,6 +253,39 @@ class FittedHaircut(FittedMargin):
 
     def isolated_requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:
         return self._charges(collateral, positions, netting=False)
+
+    def account_requirement(
+        self, t: int, collateral: np.ndarray, positions: np.ndarray, isolated: np.ndarray | None = None
+    ) -> Requirement:
+        """Cross requirement, or isolated (no netting) where ``isolated`` is True, in one pass."""
+        nets = bool(self.model.netting)  # type: ignore[attr-defined]
+        if isolated is None or not nets:
+            return self._charges(collateral, positions, nets)
+        return self._charges(collateral, positions, ~np.asarray(isolated, dtype=bool))
+
+    def maintenance_lipschitz(self, t: int) -> np.ndarray:
+        """Per-asset bound ``L_a`` on how fast the maintenance margin can change (constant over t).
+
+        ``|MM(c', p') - MM(c, p)| <= sum_a L_a (|c'_a - c_a| + |p'_a - p_a|)`` with::
+
+            L_a = max(max collateral MM rate of a, max perp MM rate of a, hedge_rate)
+
+        Proof: each asset's MM term is continuous and piecewise linear in
+        ``(c_a, p_a)`` (``H = min(c, max(-p, 0))`` is continuous); its partial
+        derivatives on the pieces are a collateral rate ``r_c`` (unhedged),
+        ``hedge_rate - r_p`` (``c < -p``, all collateral hedged) and ``r_p``,
+        ``r_c - hedge_rate`` in ``p``; every rate is in [0, 1], so each is at most
+        ``L_a`` in absolute value. Isolated accounts (no hedge) have the slopes
+        ``r_c`` and ``r_p``. Used by the account simulation's exact intraday skip.
+        """
+        rc = self.h_mm.copy()  # largest collateral MM rate per asset
+        for cols, tab in self.coll_tiers:
+            rc[cols] = tab[:, 1].max()
+        rp = self.mmf.copy()  # largest perp MM rate per asset
+        for cols, tab in self.pos_tiers:
+            rp[cols] = tab[:, 2].max()
+        L = np.maximum(rc, rp)
+        return np.maximum(L, float(self.model.hedge_rate))  # type: ignore[attr-defined]
 
     supports_options = True
 
