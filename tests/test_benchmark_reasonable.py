@@ -14,8 +14,10 @@ liquidation policy with ``maintenance_ratio = 1/1.1``) both must give:
   trigger), amounts equal to 1e-9 relative (summation order only);
 * GARCH-t (arch's own optimiser in the reference, riskmodels' SLSQP driver
   with the analytic gradient, both stopping at ftol 1e-6): margin paths
-  within 1e-3 relative, coverage counts and liquidation events identical
-  (the tolerance of the paths never moves an event on this workload),
+  within 1e-3 relative, coverage counts identical, liquidation events
+  identical but for at most two accounts whose first differing event is a
+  near tie (equity within 1e-3 of the maintenance: with arch 8.0.0 one
+  account of 1,000 flips, and then its later history differs),
   amounts within 1e-3 of the larger of the amount and the event's perp
   notional (an equity near zero is a difference of large numbers: measured
   7 of 8,551 equities differ by up to 0.44 USD, 0.8% of themselves).
@@ -98,6 +100,28 @@ def test_full_scale_coverage_counts_identical(both: dict, model: str) -> None:
     assert (cov.n_obs, cov.n_exceptions) == (ref["n_obs"], ref["n_exceptions"])
 
 
+def _near_tie_accounts(ev, ref, mine, theirs):  # type: ignore[no-untyped-def]
+    """Accounts whose event lists differ, each checked to first differ at a near tie (|E - MM| <= 1e-3 scale)."""
+    by: dict[int, tuple[list, list]] = {}
+    for i, k in enumerate(mine):
+        by.setdefault(k[0], ([], []))[0].append(i)
+    for i, k in enumerate(theirs):
+        by.setdefault(k[0], ([], []))[1].append(i)
+    near = []
+    for acct, (im, it) in by.items():
+        a, b = [mine[i] for i in im], [theirs[i] for i in it]
+        if a == b:
+            continue
+        j = next(j for j in range(max(len(a), len(b))) if j >= len(a) or j >= len(b) or a[j] != b[j])
+        side, idx = (ev, im[j]) if j < len(a) and (j >= len(b) or a[j] < b[j]) else (ref, it[j])
+        e, m, n = (float(side[f][idx]) for f in ("equity", "maintenance", "notional"))
+        assert abs(e - m) <= 1e-3 * max(abs(m), n), (acct, a[j:j + 2], b[j:j + 2], e, m, n)
+        near.append(acct)
+    keep_m = np.array([k[0] not in near for k in mine], dtype=bool)
+    keep_t = np.array([k[0] not in near for k in theirs], dtype=bool)
+    return near, keep_m, keep_t
+
+
 @pytest.mark.parametrize("model", list(KEYS))
 def test_full_scale_liquidations_identical(both: dict, model: str) -> None:
     ev = both["rm"].results[KEYS[model]].simulation.events
@@ -106,6 +130,17 @@ def test_full_scale_liquidations_identical(both: dict, model: str) -> None:
     mine = list(zip(ev["account"].tolist(), ev["t"].tolist(), ev["trigger"].tolist(), strict=True))
     theirs = list(zip(ref["account"].astype(int).tolist(), ref["t"].astype(int).tolist(),
                       ref["trigger"].astype(int).tolist(), strict=True))
+    if model == "garch":
+        # arch's optimiser and riskmodels' stop at ftol 1e-6 with margins within 1e-3 of each other, so an
+        # intraday check whose equity is that close to the maintenance can go either way (seen with arch
+        # 8.0.0: one account of 1,000, then its own later history): such accounts are set aside, and only
+        # if their first differing event is such a near tie; every other account's events are identical
+        near, keep_m, keep_t = _near_tie_accounts(ev, ref, mine, theirs)
+        assert len(near) <= 2, near
+        ev = ev[keep_m]
+        ref = ref[keep_t] if isinstance(ref, np.ndarray) else {k: np.asarray(v)[keep_t] for k, v in dict(ref).items()}
+        mine = [k for k, ok in zip(mine, keep_m, strict=True) if ok]
+        theirs = [k for k, ok in zip(theirs, keep_t, strict=True) if ok]
     assert mine == theirs
     # amounts relative to the account's size: an equity is a difference of large numbers (cash set at
     # opening from IM minus the collateral), so a 1e-5 difference in GARCH's IM moves a near-zero equity
