@@ -21,10 +21,11 @@ from riskmodels.backtest.closeout import CloseOut
 from riskmodels.backtest.simulation_types import (
     EVENT_DTYPE,
     OPENING_DTYPE,
+    AccountMargin,
     LiquidationPolicy,
     SimulationResult,
 )
-from riskmodels.margin.base import FittedMargin, Requirement, account_eligibility
+from riskmodels.margin.base import FittedMargin, account_eligibility
 from riskmodels.portfolio import Book
 
 
@@ -70,21 +71,9 @@ def simulate_fast(
     is_open = np.zeros(P, dtype=bool)
     mm_last = np.full(P, np.nan)
     reopen_at = np.full(P, start, dtype=np.int64)
-    lipschitz = getattr(fitted, "maintenance_lipschitz", None)
-    carry = getattr(fitted, "carried_requirement", None)
-    carry_state = np.full((P, int(fitted.carry_width)), np.nan) if carry is not None else None  # type: ignore[attr-defined]
-    if carry is not None:
-        lipschitz = getattr(fitted, "carried_lipschitz", None)
+    margin = AccountMargin(fitted, iso, P)  # with the carried state of path-dependent APC rules
+    lipschitz = margin.lipschitz
     no_lip = np.zeros(A)
-
-    def margin(t: int, rows: np.ndarray, cx: np.ndarray, px_: np.ndarray,
-               fresh: np.ndarray | None = None) -> tuple[Requirement, np.ndarray | None]:
-        if carry is None:
-            return fitted.account_requirement(t, cx, px_, iso[rows]), None
-        st = carry_state[rows]  # type: ignore[index]
-        if fresh is not None:
-            st[fresh] = np.nan
-        return carry(t, cx, px_, iso[rows], st)
 
     n_rows = end - start + 1
     out_open = np.zeros((n_rows, P), dtype=bool)
@@ -162,8 +151,7 @@ def simulate_fast(
                 openings.append(op)
             out_not[i], still = K.record_close(rows, pp, maint, is_open, cash, pos_cost, q_net, cz, mm_last,
                                                out_mm[i], out_eq[i], out_open[i])
-            if new_state is not None:  # commit the carried state of the accounts open at the close
-                carry_state[rows[still]] = new_state[still]  # type: ignore[index]
+            margin.commit(rows[still], None if new_state is None else new_state[still])
             n_open = still.size
         else:
             n_open = 0

@@ -17,10 +17,11 @@ from riskmodels.backtest.feedback import FEEDBACK_LOG_DTYPE, FeedbackMarket
 from riskmodels.backtest.simulation_types import (
     EVENT_DTYPE,
     OPENING_DTYPE,
+    AccountMargin,
     LiquidationPolicy,
     SimulationResult,
 )
-from riskmodels.margin.base import FittedMargin, Requirement, account_eligibility
+from riskmodels.margin.base import FittedMargin, account_eligibility
 from riskmodels.portfolio import Book
 
 
@@ -99,23 +100,10 @@ def simulate_numpy(
     mm_last = np.full(P, np.nan)  # maintenance at the previous close (open accounts), float64
     # models that bound how fast their maintenance moves with the holdings let the
     # intraday check skip accounts whose equity is provably above it (exact)
-    lipschitz = getattr(fitted, "maintenance_lipschitz", None)
+    # the requirement (with the carried state of path-dependent APC rules) and its intraday bound
+    margin = AccountMargin(fitted, iso, P)
+    lipschitz = margin.lipschitz
     row_lipschitz = getattr(fitted, "intraday_lipschitz", None)
-    # path-dependent rules (APC buffer, speed limit) carry each account's state from close to close
-    carry = getattr(fitted, "carried_requirement", None)
-    carry_state = np.full((P, int(fitted.carry_width)), np.nan) if carry is not None else None  # type: ignore[attr-defined]
-    if carry is not None:
-        lipschitz = getattr(fitted, "carried_lipschitz", None)
-
-    def margin(t: int, rows: np.ndarray, cx: np.ndarray, px_: np.ndarray,
-               fresh: np.ndarray | None = None) -> tuple[Requirement, np.ndarray | None]:
-        """Requirement of accounts ``rows`` with model state ``t`` (and the carried state, if any)."""
-        if carry is None:
-            return fitted.account_requirement(t, cx, px_, iso[rows]), None
-        st = carry_state[rows]  # type: ignore[index]
-        if fresh is not None:
-            st[fresh] = np.nan
-        return carry(t, cx, px_, iso[rows], st)
     reopen_at = np.full(P, start, dtype=np.int64)  # first attempt at start
 
     nan32 = np.float32(np.nan)
@@ -277,8 +265,7 @@ def simulate_numpy(
             r_open = rows[still]
             out_mm[t - start, r_open] = req.maintenance[still]
             mm_last[r_open] = req.maintenance[still]
-            if new_state is not None:  # commit the carried state of the accounts open at the close
-                carry_state[r_open] = new_state[still]  # type: ignore[index]
+            margin.commit(r_open, None if new_state is None else new_state[still])
             out_not[t - start] = np.abs(px_[still]).sum()
         # -- record the state at the close
         if is_open.any():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -202,3 +203,36 @@ class SimulationResult:
                 "model": self.model,
             }
         )
+
+
+class AccountMargin:
+    """The requirement the simulation asks for: the model's, with the carried APC state where it has one.
+
+    Path-dependent rules (:mod:`riskmodels.margin.apc`) expose
+    ``carried_requirement``; their per-account state (``carry_width``
+    columns) is read from :attr:`state` and committed only at the close
+    (:meth:`commit`). ``lipschitz`` is the model's per-asset intraday bound
+    for that requirement (``carried_lipschitz`` for carried rules), or None.
+    """
+
+    def __init__(self, fitted: Any, isolated: np.ndarray, n_accounts: int) -> None:
+        self.fitted, self.iso = fitted, isolated
+        self.carry = getattr(fitted, "carried_requirement", None)
+        self.state = np.full((n_accounts, int(fitted.carry_width)), np.nan) if self.carry is not None else None
+        self.lipschitz = getattr(fitted, "carried_lipschitz" if self.carry is not None else "maintenance_lipschitz",
+                                 None)
+
+    def __call__(self, t: int, rows: np.ndarray, collateral: np.ndarray, positions: np.ndarray,
+                 fresh: np.ndarray | None = None) -> tuple[Any, np.ndarray | None]:
+        """``(Requirement, new state or None)`` of accounts ``rows`` with model state ``t``; ``fresh`` start anew."""
+        if self.carry is None:
+            return self.fitted.account_requirement(t, collateral, positions, self.iso[rows]), None
+        st = self.state[rows]  # type: ignore[index]
+        if fresh is not None:
+            st[fresh] = np.nan
+        return self.carry(t, collateral, positions, self.iso[rows], st)
+
+    def commit(self, rows: np.ndarray, new_state: np.ndarray | None) -> None:
+        """Keep the carried state of the accounts ``rows`` open at the close."""
+        if new_state is not None:
+            self.state[rows] = new_state  # type: ignore[index]
