@@ -21,68 +21,6 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True, inline="always")
-def _bracket(x: float, bounds: np.ndarray, rates: np.ndarray) -> float:
-    """``sum_k rates[k] * clip(x - bounds[k], 0, bounds[k+1] - bounds[k])`` (last bracket unbounded)."""
-    out = 0.0
-    K = bounds.shape[0]
-    for k in range(K):
-        if bounds[k] == np.inf:  # padding: no more brackets
-            break
-        v = x - bounds[k]
-        if v < 0.0:
-            v = 0.0
-        elif k + 1 < K:
-            w = bounds[k + 1] - bounds[k]
-            if v > w:
-                v = w
-        out += v * rates[k]
-    return out
-
-
-@njit(cache=True)
-def _block_sum(x: np.ndarray, lo: int, n: int) -> float:
-    """numpy's pairwise leaf (``n <= 128``): 8 accumulators, then the tail in order."""
-    if n < 8:
-        res = 0.0
-        for i in range(lo, lo + n):
-            res += x[i]
-        return res
-    r0, r1, r2, r3 = x[lo], x[lo + 1], x[lo + 2], x[lo + 3]
-    r4, r5, r6, r7 = x[lo + 4], x[lo + 5], x[lo + 6], x[lo + 7]
-    i = 8
-    while i < n - (n % 8):
-        r0 += x[lo + i]
-        r1 += x[lo + i + 1]
-        r2 += x[lo + i + 2]
-        r3 += x[lo + i + 3]
-        r4 += x[lo + i + 4]
-        r5 += x[lo + i + 5]
-        r6 += x[lo + i + 6]
-        r7 += x[lo + i + 7]
-        i += 8
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    while i < n:
-        res += x[lo + i]
-        i += 1
-    return res
-
-
-@njit(cache=True)
-def _pairwise_sum(x: np.ndarray, lo: int, n: int) -> float:
-    """``sum(x[lo:lo + n])``: bit for bit numpy's order for ``n <= 128`` (one pairwise leaf).
-
-    Wider rows (more than 128 assets) are summed in order, equal to numpy to
-    rounding; a recursive version crashed when numba reloaded it from its cache.
-    """
-    if n <= 128:
-        return _block_sum(x, lo, n)
-    res = 0.0
-    for i in range(lo, lo + n):
-        res += x[i]
-    return res
-
-
 @njit(cache=True)
 def haircut_charges(
     collateral: np.ndarray,
@@ -120,8 +58,11 @@ def haircut_charges(
     n, A = collateral.shape
     im = np.empty(n)
     mm = np.empty(n)
-    t_im = np.empty(A)  # per-asset terms, summed in numpy's order (bitwise equal sums)
-    t_mm = np.empty(A)
+    t_im = np.empty((n, A))  # per-asset terms, summed in numpy's order (bitwise equal sums)
+    t_mm = np.empty((n, A))
+    bad_row = np.zeros(n, dtype=np.bool_)
+    Kc = coll_tab.shape[1]
+    Kp = pos_tab.shape[1]
     for i in range(n):
         bad = False
         nets = netting[i]
@@ -141,26 +82,85 @@ def haircut_charges(
             if g < 0:
                 c_im = cc * h[a]
                 c_mm = cc * h_mm[a]
-            else:
-                c_im = _bracket(cc, coll_tab[g, :, 0], coll_tab[g, :, 1])
+            else:  # C(c') bracket by bracket (module docstring), inline: a call with array arguments costs more
+                c_im = 0.0
+                for k in range(Kc):
+                    lo = coll_tab[g, k, 0]
+                    v = cc - lo  # padding bounds are +inf: v = -inf stops
+                    if not v > 0.0:
+                        break
+                    if k + 1 < Kc:
+                        w = coll_tab[g, k + 1, 0] - lo
+                        if v > w:
+                            v = w
+                    c_im += v * coll_tab[g, k, 1]
                 c_mm = c_im
             g = pos_of[a]
             if g < 0:
                 p_im = nn * imf[a]
                 p_mm = nn * mmf[a]
-            else:
-                p_im = _bracket(nn, pos_tab[g, :, 0], pos_tab[g, :, 1])
-                p_mm = _bracket(nn, pos_tab[g, :, 0], pos_tab[g, :, 2])
+            else:  # P_im(n') and P_mm(n') in one walk of the bounds
+                p_im = 0.0
+                p_mm = 0.0
+                for k in range(Kp):
+                    lo = pos_tab[g, k, 0]
+                    v = nn - lo
+                    if not v > 0.0:
+                        break
+                    if k + 1 < Kp:
+                        w = pos_tab[g, k + 1, 0] - lo
+                        if v > w:
+                            v = w
+                    p_im += v * pos_tab[g, k, 1]
+                    p_mm += v * pos_tab[g, k, 2]
             hc = hedge_rate * hedged
-            t_im[a] = (c_im + p_im) + hc
-            t_mm[a] = (c_mm + p_mm) + hc
-        if bad:
-            im[i] = np.nan
-            mm[i] = np.nan
-        else:
-            im[i] = _pairwise_sum(t_im, 0, A)
-            mm[i] = _pairwise_sum(t_mm, 0, A)
+            t_im[i, a] = (c_im + p_im) + hc
+            t_mm[i, a] = (c_mm + p_mm) + hc
+        bad_row[i] = bad
+    _row_sums(t_im, bad_row, im)  # one call for all rows (a call per row cost more than its sum)
+    _row_sums(t_mm, bad_row, mm)
     return im, mm
+
+
+@njit(cache=True)
+def _row_sums(t: np.ndarray, bad: np.ndarray, out: np.ndarray) -> None:
+    """``out[i] = sum(t[i])`` in numpy's order (NaN where ``bad``), so flat-rate sums are bit for bit numpy's.
+
+    numpy sums a contiguous row of ``n <= 128`` terms as one pairwise leaf:
+    in order below 8 terms, else 8 accumulators over the blocks of 8, combined
+    as ``((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))``, then the tail in
+    order. Wider rows (more than 128 assets) are summed in order, equal to
+    numpy to rounding. Inline per row: a numba call with an array argument
+    per row cost more than the sum.
+    """
+    n, A = t.shape
+    for i in range(n):
+        if bad[i]:
+            out[i] = np.nan
+        elif A < 8 or A > 128:
+            res = 0.0
+            for j in range(A):
+                res += t[i, j]
+            out[i] = res
+        else:
+            r0, r1, r2, r3 = t[i, 0], t[i, 1], t[i, 2], t[i, 3]
+            r4, r5, r6, r7 = t[i, 4], t[i, 5], t[i, 6], t[i, 7]
+            j = 8
+            while j < A - (A % 8):
+                r0 += t[i, j]
+                r1 += t[i, j + 1]
+                r2 += t[i, j + 2]
+                r3 += t[i, j + 3]
+                r4 += t[i, j + 4]
+                r5 += t[i, j + 5]
+                r6 += t[i, j + 6]
+                r7 += t[i, j + 7]
+                j += 8
+            res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+            while j < A:
+                res += t[i, j]
+                j += 1
+            out[i] = res
 
 
 def pack_tiers(groups: list[tuple[np.ndarray, np.ndarray]], A: int, width: int) -> tuple[np.ndarray, np.ndarray]:
