@@ -251,3 +251,37 @@ def test_sigterm_during_a_parallel_backtest_leaves_no_workers_spill_or_output(tm
     finally:
         if p.poll() is None:
             p.kill()
+
+
+_FAULTS = """
+import resource, sys
+import numpy as np
+if sys.argv[1] == "1":
+    from riskmodels.workers import tune_allocator
+    assert tune_allocator()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+keep = []
+for i in range(60):  # a model worker's pattern: per-date arrays of 0.2-2 MB among 20 MB blocks
+    a = np.ones(25_000 * (1 + i % 7))
+    b = np.ones(2_600_000 if i % 3 == 0 else 300_000)
+    c = np.ones(40_000 * (1 + i % 5))
+    del a, b
+    keep.append(c)
+    if len(keep) > 3:
+        keep.pop(0)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
+def test_tune_allocator_keeps_freed_memory_for_reuse() -> None:
+    """The same allocation pattern faults far fewer pages with the workers' allocator settings.
+
+    Measured here: ~8,800 minor faults with glibc's defaults, ~1,500 tuned;
+    without the settings (or with mallopt failing) the two counts are equal.
+    """
+    def faults(tuned: str) -> int:
+        out = subprocess.run([sys.executable, "-c", _FAULTS, tuned], capture_output=True, text=True, check=True)
+        return int(out.stdout.strip())
+
+    assert faults("1") < 0.5 * faults("0")
