@@ -214,6 +214,9 @@ def _kernel(X, gT, bad, bad_any, c_lo, c_hi, c_cls, c_min, c_max, n_window, min_
     nz = np.empty(A, dtype=np.int64)
     xv = np.empty(A)
     ub = np.empty(C)
+    sc = np.empty(C)
+    neg_min = -c_min  # (A, C) per-unit bound of a long
+    amax = np.maximum(np.abs(c_min), np.abs(c_max))  # (A, C) the rounding allowance's scale
     tmp = np.empty(CHUNK)
     col = np.empty(rows)
     kmax = max(1, math.ceil(tail_count(n_window, alpha) - SNAP))
@@ -310,21 +313,28 @@ def _kernel(X, gT, bad, bad_any, c_lo, c_hi, c_cls, c_min, c_max, n_window, min_
         cap[1] = a_k1
         # chunk bounds U_c, and each class's SEEDS chunks of largest bound (priced first: the kept tail's
         # threshold is then near its final value and the other chunks mostly fail the bound test)
+        # U_c for every chunk, held asset by held asset over contiguous rows of (A, C) tables (SIMD): with
+        # lo <= hi, max(-x lo, -x hi) is (-x) * hi for a short and x * (-lo) for a long, bit for bit
+        for c in range(C):
+            ub[c] = 0.0
+            sc[c] = 0.0
+        for j in range(m):
+            a = nz[j]
+            x = xv[j]
+            ax = abs(x)
+            if x > 0.0:
+                for c in range(C):
+                    ub[c] += x * neg_min[a, c]
+                    sc[c] += ax * amax[a, c]
+            else:
+                nx = -x
+                for c in range(C):
+                    ub[c] += nx * c_max[a, c]
+                    sc[c] += ax * amax[a, c]
         ns0 = 0
         ns1 = 0
         for c in range(C):
-            sm = 0.0
-            scale = 0.0
-            for j in range(m):
-                a = nz[j]
-                x = xv[j]
-                lo = c_min[a, c]
-                hi = c_max[a, c]
-                u = -x * lo
-                w = -x * hi
-                sm += u if u > w else w
-                scale += abs(x) * max(abs(lo), abs(hi))
-            u = sm + BOUND_SLACK * scale
+            u = ub[c] + BOUND_SLACK * sc[c]
             ub[c] = u
             q = 1 if (two_class and c_cls[c]) else 0
             cnt = ns1 if q else ns0
