@@ -168,7 +168,7 @@ def run_models(
     splits = {m.label: account_splits(m, 1 if policy.feedback else share, book.n_accounts) for m in models}
     tasks = [(m, i, sl) for m in models for i, sl in enumerate(splits[m.label])]
     if n_jobs > 1 and len(tasks) > 1:
-        ctx = multiprocessing.get_context("spawn")
+        ctx = _pool_context()
         _warm_simulation_kernels()  # cold numba cache: compiled once here while the workers fit, not once each
         # longest first (list scheduling): a split model's chunks cost a share of it
         tasks.sort(key=lambda x: -x[0].relative_cost / len(splits[x[0].label]))
@@ -203,6 +203,22 @@ def run_models(
     # every row's coverage statistics on the cells all models price (what was dropped is stated)
     common = restrict_to_common(results, book.held().astype(np.float64), panel.assets)
     return BacktestResult(panel, book, results, cfg, start, end, common)
+
+
+def _pool_context() -> Any:
+    """The model pool's start method: a ``forkserver`` that imported the engine once, else ``spawn``.
+
+    Workers fork from a single-threaded server process that has imported
+    :mod:`riskmodels.backtest.engine` and the margin models (what a spawned
+    worker imports again each, ~1.2 s of CPU on this machine); where there is
+    no forkserver (Windows) they are spawned. Never ``fork``: the parent runs
+    threads (the numba warm-up, the output writer).
+    """
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["riskmodels.backtest.engine", "riskmodels.margin"])
+        return ctx
+    return multiprocessing.get_context("spawn")
 
 
 def _run_one(
