@@ -82,6 +82,12 @@ Command line (``riskmodels calibrate --config FILE [--data DIR] [--out DIR]``);
 the TOML file may hold the backtest sections (``[data]``, ``[book]``,
 ``[backtest]``, ``[liquidation]``; merged over the default config) and one
 ``[calibrate]`` section, see :data:`EXAMPLE_CALIBRATE_TOML`.
+
+Modules: this one holds the configuration and the ``riskmodels calibrate`` command
+line; :func:`calibrate` is in :mod:`riskmodels.calibrate_run`, the search (books,
+bisection, :class:`CalibrationResult`) in :mod:`riskmodels.calibrate_search` and
+:class:`Target` with its checks in :mod:`riskmodels.calibrate_targets`. Their names
+are importable from here too.
 """
 
 from __future__ import annotations
