@@ -5,7 +5,8 @@ moves, branching, amplification, bad debt, fund, ADL, equity and the ledger
 check ``equity + fund + exec_cost - mark_pnl - unallocated``);
 ``FIXED_POINT_DTYPE`` one per sub-step (least and greatest fixed points of the
 liquidation map and their iterations). :class:`CascadeResult` holds them with the
-marks and the accounts' final state, as returned by
+exogenous path and the marks, the net forced flow, which accounts were liquidated
+(and when), their final cash and the insurance fund, as returned by
 :func:`riskmodels.cascade.engine.run_cascade`.
 """
 

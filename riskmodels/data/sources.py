@@ -3,9 +3,9 @@
 :func:`symbol_from_filename` (``BTC-USD_1d.csv`` -> ``BTC``,
 ``BTCUSDT-1d-2024-01.csv`` -> ``BTC``: the quote currency is stripped),
 :func:`interval_from_filename` (``_1d``, ``-1h-``), :func:`find_files` (the
-price files of a folder, or of its ``crypto-daily``/``crypto-hourly``
-subfolder) and :func:`resolve_source` (a folder, a file or a list of files to
-the list of files to load).
+``*.csv``/``*.parquet``/``*.pq`` files of one folder, filtered by interval) and
+:func:`resolve_source` (a root holding ``crypto-daily/`` or ``crypto-hourly/``,
+a folder of files, one file or a list, to the files to load).
 """
 
 from __future__ import annotations
