@@ -3,9 +3,10 @@
 A :class:`Population` holds the accounts (``accounts x assets`` spot collateral
 quantities ``qc >= 0``, signed perp quantities ``qp`` entered at ``entry``, USD
 ``cash``, isolated flags; conventions of :mod:`riskmodels.backtest.simulation`);
-:class:`CascadeParams` the window's sub-steps, rounds, fixed-point and
-liquidation settings (:func:`with_params` copies with some changed). The engine
-itself is :func:`riskmodels.cascade.engine.run_cascade`.
+:class:`CascadeParams` the liquidation and feedback settings (close factor,
+slippage, penalty, the permanent share of impact, the insurance fund, dust, and
+the round and fixed-point bounds; :func:`with_params` copies with some changed).
+The engine itself is :func:`riskmodels.cascade.engine.run_cascade`.
 """
 
 from __future__ import annotations
