@@ -86,34 +86,44 @@ Command line: ``riskmodels sweep --config FILE [--data DIR] [--out DIR]
 [--workers N] [--scheduler ADDRESS | --local-cluster]`` writes
 ``sweep.parquet``, ``sweep.csv``, ``frontier.csv``, ``frontier.png`` and
 ``heatmap.png``, with progress on stderr.
+
+Modules: this one holds :func:`sweep` and the ``riskmodels sweep`` command line;
+the grid is parsed in :mod:`riskmodels.sweep_grid`, one point is run by
+:mod:`riskmodels.sweep_worker`, the backends are in :mod:`riskmodels.sweep_executors`
+and the per-point files and :class:`SweepResult` in :mod:`riskmodels.sweep_result`.
+Their public names are importable from here too.
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
-import contextlib
-import copy
-import hashlib
-import inspect
-import itertools
-import json
-import math
-import os
-import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
+from riskmodels.sweep_executors import BACKENDS as BACKENDS
+from riskmodels.sweep_executors import SerialExecutor, make_executor
+from riskmodels.sweep_grid import AXIS_NAMESPACES, Point, SweepSpec, parse_sweep
+from riskmodels.sweep_grid import DATA_AXES as DATA_AXES
+from riskmodels.sweep_grid import SWEEP_KEYS as SWEEP_KEYS
+from riskmodels.sweep_grid import point_key as point_key
+from riskmodels.sweep_result import X_METRIC as X_METRIC
+from riskmodels.sweep_result import (
+    Y_METRIC,
+    SweepResult,
+    _link_points,
+    _points_dir,
+    _read_points,
+    _write_point,
+)
+from riskmodels.sweep_worker import PanelSpec, cached_panel, evaluate_point
 
-from riskmodels.data.panel import PricePanel
-
+# Re-exported (`x as x`) from the modules that now hold them, so every name
+# defined here before the split is still importable from riskmodels.sweep.
 __all__ = [
     "AXIS_NAMESPACES",
     "EXAMPLE_SWEEP_TOML",
@@ -130,479 +140,8 @@ __all__ = [
     "sweep",
 ]
 
-AXIS_NAMESPACES = ("model", "book", "liquidation", "backtest", "data")
-DATA_AXES = ("start", "end")
-SWEEP_KEYS = {"model", "label", "params", "grid", "heatmap"}
-X_METRIC = "mean_im_per_notional"
-Y_METRIC = "liquidations_per_account_year"
-
 #: the commented example shipped as riskmodels/configs/sweep.toml (``riskmodels config --example sweep``)
 EXAMPLE_SWEEP_TOML = (files("riskmodels") / "configs" / "sweep.toml").read_text(encoding="utf-8")
-
-
-# --------------------------------------------------------------------------- panel source
-@dataclass(frozen=True)
-class PanelSpec:
-    """Where a worker gets the panel: price files, or a seeded synthetic panel.
-
-    ``kind="files"``: ``args`` are :func:`riskmodels.data.loaders.load_panel`
-    arguments with ``dir`` the data directory. ``kind="synthetic"``: ``args``
-    are :func:`riskmodels.data.synthetic.synthetic_panel` arguments (must
-    include ``seed``). Hashable and small: this, not the panel, travels to
-    the workers.
-    """
-
-    kind: str
-    args_json: str
-
-    @classmethod
-    def files(cls, directory: str | Path, *, assets: Sequence[str] | None = None, policy: str = "error",
-              interval: str | None = "1d") -> PanelSpec:
-        args = {"dir": str(Path(directory).expanduser().resolve()), "assets": list(assets) if assets else None,
-                "policy": policy, "interval": interval}
-        return cls("files", json.dumps(args, sort_keys=True))
-
-    @classmethod
-    def synthetic(cls, n_dates: int, **kwargs: Any) -> PanelSpec:
-        if "seed" not in kwargs:
-            raise ValueError("PanelSpec.synthetic needs seed=<int> (every random draw takes a seed)")
-        return cls("synthetic", json.dumps({"n_dates": int(n_dates), **kwargs}, sort_keys=True))
-
-    @property
-    def args(self) -> dict[str, Any]:
-        return json.loads(self.args_json)
-
-    def load(self) -> PricePanel:
-        a = self.args
-        if self.kind == "files":
-            from riskmodels.data.loaders import load_panel
-
-            d = a.pop("dir")
-            return load_panel(d, **a)
-        if self.kind == "synthetic":
-            from riskmodels.data.synthetic import synthetic_panel
-
-            return synthetic_panel(a.pop("n_dates"), **a)
-        raise ValueError(f"PanelSpec kind={self.kind!r} must be 'files' or 'synthetic'")
-
-
-_PANELS: dict[PanelSpec, tuple[PricePanel, str]] = {}
-
-
-def cached_panel(spec: PanelSpec, fingerprint: str | None = None) -> tuple[PricePanel, str]:
-    """The panel of ``spec`` and its fingerprint, loaded once per process.
-
-    Raises when ``fingerprint`` is given and differs (the data changed
-    between the driver's load and the worker's).
-    """
-    hit = _PANELS.get(spec)
-    if hit is None:
-        import warnings
-
-        with warnings.catch_warnings():  # the driver already showed the data-quality warnings
-            warnings.simplefilter("ignore")
-            panel = spec.load()
-        hit = (panel, panel.fingerprint())
-        _PANELS[spec] = hit
-    if fingerprint is not None and hit[1] != fingerprint:
-        raise RuntimeError(
-            f"the data of {spec.kind} source {spec.args_json} changed: fingerprint {hit[1][:12]} here, "
-            f"{fingerprint[:12]} on the driver"
-        )
-    return hit
-
-
-# --------------------------------------------------------------------------- the grid
-@dataclass(frozen=True)
-class Point:
-    """One grid point: its number, key, axis values and full backtest config."""
-
-    index: int
-    key: str
-    values: dict[str, Any]
-    config: dict[str, Any]
-    display: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SweepSpec:
-    """A parsed sweep: base config, model, fixed parameters and axes."""
-
-    base: dict[str, Any]
-    model: str
-    label: str
-    params: dict[str, Any]
-    axes: tuple[tuple[str, tuple[Any, ...]], ...]
-    heatmap: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def axis_names(self) -> list[str]:
-        return [a for a, _ in self.axes]
-
-    @property
-    def size(self) -> int:
-        return math.prod(len(v) for _, v in self.axes)
-
-    def point_config(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """The full backtest config of one point."""
-        from riskmodels.config import merge
-
-        over: dict[str, dict[str, Any]] = {}
-        params = dict(self.params)
-        for name, v in values.items():
-            ns, key = name.split(".", 1)
-            if ns == "model":
-                params[key] = v
-            else:
-                over.setdefault(ns, {})[key] = v
-        cfg = merge(self.base, over)
-        cfg["models"] = [{"name": self.model, "label": self.label, "params": _single_threaded(self.model, params)}]
-        return cfg
-
-    def points(self, fingerprint: str) -> list[Point]:
-        names = self.axis_names
-        as_json = {a: _needs_json(v) for a, v in self.axes}
-        out = []
-        for i, combo in enumerate(itertools.product(*(v for _, v in self.axes))):
-            values = dict(zip(names, combo, strict=True))
-            cfg = self.point_config(values)
-            display = {a: json.dumps(v, sort_keys=True) if as_json[a] else v for a, v in values.items()}
-            out.append(Point(i, point_key(cfg, fingerprint), values, cfg, display))
-        return out
-
-
-def _needs_json(values: Sequence[Any]) -> bool:
-    """An axis shows as JSON text when a value is a table/list or its values mix text and numbers."""
-    kinds = set()
-    for v in values:
-        if isinstance(v, bool):
-            kinds.add("bool")
-        elif isinstance(v, int | float):
-            kinds.add("number")
-        elif isinstance(v, str):
-            kinds.add("str")
-        else:
-            return True
-    return len(kinds) > 1
-
-
-def _single_threaded(model: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Add ``n_jobs=1`` for models that parallelise internally (the sweep already does)."""
-    import riskmodels.margin  # noqa: F401
-    from riskmodels.margin import base
-
-    base.available()
-    cls = base._REGISTRY.get(model)
-    if cls is not None and "n_jobs" in inspect.signature(cls.__init__).parameters and "n_jobs" not in params:
-        return {**params, "n_jobs": 1}
-    return params
-
-
-def point_key(cfg: Mapping[str, Any], fingerprint: str) -> str:
-    """16 hex digits of sha256 over the canonical JSON of the config (minus data.dir), the fingerprint
-    and the package version (a point computed by another version of the code is not reused)."""
-    from riskmodels import __version__
-
-    c = copy.deepcopy(dict(cfg))
-    c.get("data", {}).pop("dir", None)
-    text = json.dumps({"config": c, "data": fingerprint, "riskmodels": __version__}, sort_keys=True, default=str,
-                      separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def parse_sweep(doc: Mapping[str, Any], where: str = "config") -> SweepSpec:
-    """Validate a sweep document (the TOML as a dict) into a :class:`SweepSpec`.
-
-    Every point's model and liquidation policy are built here, so a bad grid
-    value fails before any work starts, with the model's own error message.
-    """
-    from riskmodels.backtest.engine import build_models
-    from riskmodels.calibrate import parse_doc
-    from riskmodels.config import (
-        SECTIONS,
-        default_config,
-        liquidation_policy,
-        merge,
-        validate_config,
-    )
-
-    base, sec = parse_doc(dict(doc), "sweep", SECTIONS, default_config, merge, validate_config, where)
-    base.pop("models", None)
-    unknown = set(sec) - SWEEP_KEYS
-    if unknown:
-        raise ValueError(f"[sweep] has unknown key(s) {sorted(unknown)}; valid: {sorted(SWEEP_KEYS)}")
-    if "model" not in sec:
-        raise ValueError("[sweep] needs `model` (a registered margin model; see `riskmodels models`)")
-    grid = sec.get("grid") or {}
-    if not isinstance(grid, Mapping) or not grid:
-        raise ValueError("[sweep.grid] must declare at least one axis, e.g. [sweep.grid.model] haircut = [0.05, 0.1]")
-    axes: list[tuple[str, tuple[Any, ...]]] = []
-    for ns, table in grid.items():
-        if ns not in AXIS_NAMESPACES:
-            raise ValueError(f"[sweep.grid.{ns}]: unknown axis namespace; valid: {list(AXIS_NAMESPACES)}")
-        if not isinstance(table, Mapping):
-            raise ValueError(f"[sweep.grid.{ns}] must be a table of `name = [values]`")
-        for key, vals in table.items():
-            name = f"{ns}.{key}"
-            if not isinstance(vals, list) or not vals:
-                raise ValueError(f"grid axis {name} must be a non-empty list of values, got {vals!r}")
-            if ns == "data" and key not in DATA_AXES:
-                raise ValueError(f"grid axis {name}: only data.start and data.end can vary")
-            if ns in ("book", "liquidation", "backtest") and key not in base[ns]:
-                raise ValueError(f"grid axis {name}: unknown key; valid: {sorted(base[ns])}")
-            if len({json.dumps(v, sort_keys=True) for v in vals}) != len(vals):
-                raise ValueError(f"grid axis {name} repeats a value: {vals!r}")
-            axes.append((name, tuple(vals)))
-    spec = SweepSpec(base, str(sec["model"]), str(sec.get("label") or sec["model"]), dict(sec.get("params", {})),
-                     tuple(axes), dict(sec.get("heatmap", {})))
-    for combo in itertools.product(*(v for _, v in spec.axes)):  # validate every point up front
-        cfg = spec.point_config(dict(zip(spec.axis_names, combo, strict=True)))
-        validate_config(cfg)
-        liquidation_policy(cfg)
-        build_models(cfg)
-    for k in ("x", "y"):
-        if k in spec.heatmap and spec.heatmap[k] not in spec.axis_names:
-            raise ValueError(f"[sweep.heatmap] {k}={spec.heatmap[k]!r} is not an axis; axes: {spec.axis_names}")
-    return spec
-
-
-# --------------------------------------------------------------------------- one point
-def evaluate_point(spec: PanelSpec, fingerprint: str, point: Point) -> dict[str, Any]:
-    """Run the backtest of one point; returns its table row (metrics + counts + seconds).
-
-    Runs in a worker: the panel comes from the per-process cache.
-    """
-    from threadpoolctl import threadpool_limits
-
-    from riskmodels.backtest.engine import run_backtest
-
-    t0 = time.perf_counter()
-    panel, _ = cached_panel(spec, fingerprint)
-    # a point runs its models serially: the sweep is the parallel layer (no nested pools,
-    # and Dask workers are daemonic processes, which may not start children)
-    cfg = {**point.config, "backtest": {**point.config.get("backtest", {}), "n_jobs": 1}}
-    with threadpool_limits(limits=1):
-        res = run_backtest(cfg, panel)
-    r = next(iter(res.results.values()))
-    row: dict[str, Any] = {"point": point.index, "key": point.key}
-    row.update(point.display)
-    row.update({k: float(v) for k, v in r.metrics.items()})
-    row["n_obs"] = int(r.coverage.n_obs)
-    row["liquidations"] = len(r.simulation.liquidations)
-    row["account_years"] = float(r.simulation.account_years)
-    row["seconds"] = time.perf_counter() - t0
-    return row
-
-
-# --------------------------------------------------------------------------- executors
-class SerialExecutor(cf.Executor):
-    """A :class:`concurrent.futures.Executor` that runs each call at submit time, in this process."""
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future:  # type: ignore[override]
-        fut: cf.Future = cf.Future()
-        try:
-            fut.set_result(fn(*args, **kwargs))
-        except BaseException as exc:
-            fut.set_exception(exc)
-        return fut
-
-
-BACKENDS = ("processes", "dask", "serial")
-
-
-@contextlib.contextmanager
-def make_executor(backend: str = "processes", workers: int | None = None, scheduler: str | None = None,
-                  note: Callable[[str], None] | None = None) -> Iterator[cf.Executor]:
-    """An executor for ``backend`` (see module docstring); closes what it started.
-
-    ``workers`` must be >= 1 (default: all cores for processes, 2 for a
-    Dask local cluster). ``scheduler`` is a Dask scheduler address
-    (``tcp://host:8786``); with ``backend="dask"`` and no address a
-    LocalCluster is started and closed here.
-    """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend={backend!r} must be one of {BACKENDS}")
-    if workers is not None and (int(workers) != workers or workers < 1):
-        raise ValueError(f"workers={workers!r} is outside its valid range: integers >= 1")
-    if scheduler and backend != "dask":
-        raise ValueError("a scheduler address needs backend='dask'")
-    say = note or (lambda _m: None)
-    if backend == "serial":
-        yield SerialExecutor()
-        return
-    if backend == "processes":
-        import multiprocessing as mp
-
-        n = workers or os.cpu_count() or 1
-        say(f"local process pool: {n} worker(s)")
-        if "forkserver" in mp.get_all_start_methods():
-            # workers fork from a clean single-threaded server that has imported the code once
-            ctx = mp.get_context("forkserver")
-            ctx.set_forkserver_preload(["riskmodels.sweep", "riskmodels.backtest.engine", "riskmodels.margin"])
-        else:  # Windows
-            ctx = mp.get_context("spawn")
-        from riskmodels.workers import process_pool
-
-        # workers end with this process (any signal); on an error or SIGTERM they are terminated, not drained
-        with process_pool(n, ctx) as ex:
-            yield ex
-        return
-    from dask.distributed import Client, LocalCluster
-
-    cluster = None
-    if scheduler:
-        client = Client(scheduler)
-        say(f"dask scheduler {scheduler}: {len(client.scheduler_info().get('workers', {}))} worker(s)")
-    else:
-        n = workers or 2
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
-        client = Client(cluster)
-        say(f"dask LocalCluster: {n} worker process(es), 1 thread each")
-    try:
-        ex = client.get_executor(pure=False)
-        try:
-            yield ex
-        finally:
-            ex.shutdown(wait=True)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-
-
-# --------------------------------------------------------------------------- results
-def _points_dir(out: Path) -> Path:
-    return out / "points"
-
-
-def _write_point(out: Path, row: dict[str, Any]) -> Path:
-    d = _points_dir(out)
-    d.mkdir(parents=True, exist_ok=True)
-    final = d / f"{row['key']}.parquet"
-    tmp = d / f".{row['key']}.{os.getpid()}.tmp"
-    pd.DataFrame([row]).to_parquet(tmp, index=False)
-    os.replace(tmp, final)
-    return final
-
-
-@dataclass(frozen=True, eq=False)
-class SweepResult:
-    """The tidy table of a sweep (one row per point, sorted by point number) and its views."""
-
-    table: pd.DataFrame
-    axes: tuple[str, ...]
-    timings: pd.Series
-    out: Path | None = None
-    computed: int = 0
-
-    def frontier(self, x: str = X_METRIC, y: str = Y_METRIC) -> pd.DataFrame:
-        """Rows on the Pareto front of ``x`` vs ``y`` (both minimised), sorted by ``x``."""
-        from riskmodels.backtest._testresult import pareto_front
-
-        idx = pareto_front(self.table[x].to_numpy(float), self.table[y].to_numpy(float))
-        return self.table.iloc[idx].reset_index(drop=True)
-
-    def frontier_chart(self, path: str | Path, x: str = X_METRIC, y: str = Y_METRIC) -> Path:
-        """All points (hollow grey) and the front (filled black, joined, labelled by point), greyscale."""
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=(6.4, 4.8), dpi=100)
-        FigureCanvasAgg(fig)
-        ax = fig.add_subplot(1, 1, 1)
-        ax.plot(self.table[x], self.table[y], "o", markerfacecolor="white", markeredgecolor="0.55",
-                markersize=5, linestyle="none", label="grid points")
-        fr = self.frontier(x, y)
-        ax.plot(fr[x], fr[y], "s-", color="black", markersize=6, linewidth=1.2, label="Pareto front")
-        for _, r in fr.iterrows():
-            ax.annotate(str(int(r["point"])), (r[x], r[y]), textcoords="offset points", xytext=(5, 4), fontsize=7)
-        ax.set_xlabel(f"{x} (capital, lower is better)")
-        ax.set_ylabel(f"{y} (lower is better)")
-        ax.set_title("Capital efficiency vs liquidation frequency")
-        ax.grid(True, color="0.85", linewidth=0.5)
-        ax.legend(loc="best", fontsize=8, frameon=False)
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, bbox_inches="tight")
-        return out
-
-    def pivot(self, metric: str, x: str, y: str, agg: str = "mean") -> pd.DataFrame:
-        """``metric`` over axes ``y`` (rows) x ``x`` (columns); other axes aggregated with ``agg``."""
-        for c in (metric, x, y):
-            if c not in self.table.columns:
-                raise KeyError(f"{c!r}: unknown column; valid columns: {list(self.table.columns)}")
-        return self.table.pivot_table(index=y, columns=x, values=metric, aggfunc=agg, sort=True)
-
-    def heatmap(self, path: str | Path, metric: str = Y_METRIC, x: str | None = None, y: str | None = None,
-                agg: str = "mean") -> Path:
-        """Greyscale heatmap of ``metric`` (cells annotated, darker = larger) over two axes."""
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
-        multi = [a for a in self.axes if self.table[a].nunique() > 1] or list(self.axes)
-        x = x or multi[0]
-        y = y or (multi[1] if len(multi) > 1 else multi[0])
-        if x == y:  # one axis: a single row
-            for c in (metric, x):
-                if c not in self.table.columns:
-                    raise KeyError(f"{c!r}: unknown column; valid columns: {list(self.table.columns)}")
-            pv = self.table.assign(_all="all").pivot_table(index="_all", columns=x, values=metric, aggfunc=agg)
-            y = ""
-        else:
-            pv = self.pivot(metric, x, y, agg)
-        z = pv.to_numpy(dtype=float)
-        fig = Figure(figsize=(1.2 + 0.9 * max(z.shape[1], 2), 1.2 + 0.6 * max(z.shape[0], 2)), dpi=100)
-        FigureCanvasAgg(fig)
-        ax = fig.add_subplot(1, 1, 1)
-        finite = z[np.isfinite(z)]
-        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-        im = ax.imshow(z, cmap="Greys", aspect="auto", vmin=lo, vmax=hi if hi > lo else lo + 1)
-        for i in range(z.shape[0]):
-            for j in range(z.shape[1]):
-                v = z[i, j]
-                shade = (v - lo) / (hi - lo) if hi > lo and np.isfinite(v) else 0.0
-                ax.text(j, i, "-" if not np.isfinite(v) else f"{v:.3g}", ha="center", va="center", fontsize=8,
-                        color="white" if shade > 0.55 else "black")
-        ax.set_xticks(range(z.shape[1]), [str(c) for c in pv.columns], fontsize=8, rotation=30)
-        ax.set_yticks(range(z.shape[0]), [str(c) for c in pv.index], fontsize=8)
-        ax.set_xlabel(x)
-        ax.set_ylabel(y)
-        others = [a for a in self.axes if a not in (x, y) and self.table[a].nunique() > 1]  # aggregated
-        ax.set_title(metric + (f" ({agg} over {', '.join(others)})" if others else ""), fontsize=9)
-        fig.colorbar(im, ax=ax)
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, bbox_inches="tight")
-        return out
-
-    def __str__(self) -> str:
-        from riskmodels.backtest._testresult import Table
-
-        cols = ["point", *self.axes, X_METRIC, Y_METRIC, "breach_rate", "bad_debt_bp_per_year"]
-        cols = [c for c in cols if c in self.table.columns]
-        fr = self.frontier()[cols].copy()
-        for a in self.axes:  # long JSON values (per-asset mappings) shortened for the terminal
-            fr[a] = fr[a].map(lambda v: v if not isinstance(v, str) or len(v) <= 40 else v[:37] + "...")
-        return str(Table(fr, f"Sweep: {len(self.table)} points, {len(fr)} on the Pareto front "
-                                   f"({X_METRIC} vs {Y_METRIC})"))
-
-
-def _link_points(out: Path, stage: Path, keys: Sequence[str]) -> None:
-    """Hard-link (else copy) the points ``keys`` of ``out/points/`` into ``stage/points/``."""
-    src, dst = _points_dir(out), _points_dir(stage)
-    dst.mkdir(parents=True, exist_ok=True)
-    for k in keys:
-        a, b = src / f"{k}.parquet", dst / f"{k}.parquet"
-        try:
-            os.link(a, b)
-        except OSError:
-            shutil.copy2(a, b)
-
-
-def _read_points(out: Path, points: Sequence[Point]) -> pd.DataFrame:
-    d = _points_dir(out)
-    frames = [pd.read_parquet(d / f"{p.key}.parquet") for p in points]
-    return pd.concat(frames, ignore_index=True).sort_values("point", kind="mergesort").reset_index(drop=True)
 
 
 def sweep(

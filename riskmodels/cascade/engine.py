@@ -55,21 +55,27 @@ is monotone (more forced selling lowers every account's margin surplus) these
 are the least and greatest fixed points (Tarski); the engine's rounds follow
 the least. Sub-steps where the two differ are flagged: more than one
 equilibrium, a self-fulfilling crash is possible.
+
+Modules: this one holds :func:`run_cascade` and :func:`fixed_points`; the inputs
+(:class:`Population`, :class:`CascadeParams`) are in :mod:`riskmodels.cascade.inputs`
+and the output (:class:`CascadeResult`, the round records) in
+:mod:`riskmodels.cascade.result`, both importable from here too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from functools import cached_property
 
 import numpy as np
-import pandas as pd
 
-from riskmodels.backtest.simulation import LiquidationPolicy
 from riskmodels.cascade.impact import AssetState, ImpactModel, NoImpact
-from riskmodels.margin.base import FittedMargin, check_range
+from riskmodels.cascade.inputs import CascadeParams, Population
+from riskmodels.cascade.inputs import with_params as with_params
+from riskmodels.cascade.result import FIXED_POINT_DTYPE, ROUND_DTYPE, CascadeResult
+from riskmodels.margin.base import FittedMargin
 
+# Re-exported (`x as x`) from riskmodels.cascade.inputs, so every name defined
+# here before the split is still importable from riskmodels.cascade.engine.
 __all__ = [
     "FIXED_POINT_DTYPE",
     "ROUND_DTYPE",
@@ -79,288 +85,6 @@ __all__ = [
     "fixed_points",
     "run_cascade",
 ]
-
-ROUND_DTYPE = np.dtype(
-    [
-        ("substep", np.int32),
-        ("round", np.int32),  # 1-based within the sub-step
-        ("n_liquidated", np.int32),  # accounts liquidated this round (full + partial)
-        ("n_partial", np.int32),
-        ("forced_notional", np.float64),  # gross USD traded by liquidations (at fills)
-        ("net_flow", np.float64),  # sum over assets of |net forced flow|, USD
-        ("round_move", np.float64),  # largest |relative mark change| of the round
-        ("substep_move", np.float64),  # largest |endogenous move I(Q)| so far in the sub-step
-        ("branching", np.float64),  # forced notional / previous round's (NaN in round 1)
-        ("amplification", np.float64),  # (exogenous + endogenous log move) / exogenous, main asset
-        ("bad_debt", np.float64),
-        ("fund", np.float64),  # insurance fund after the round
-        ("adl_charged", np.float64),
-        ("adl_events", np.int32),
-        ("unallocated", np.float64),
-        ("equity", np.float64),  # sum of account equity at the new marks
-        ("exec_cost", np.float64),  # cumulative
-        ("mark_pnl", np.float64),  # cumulative
-        ("ledger", np.float64),  # equity + fund + exec_cost - mark_pnl - cum. unallocated
-    ]
-)
-
-FIXED_POINT_DTYPE = np.dtype(
-    [
-        ("substep", np.int32),
-        ("n_least", np.int32),
-        ("n_greatest", np.int32),
-        ("iter_least", np.int32),
-        ("iter_greatest", np.int32),
-        ("differs", np.bool_),
-        ("converged", np.bool_),  # both iterations reached a fixed point within max_fp_iter
-    ]
-)
-
-
-@dataclass(frozen=True, eq=False)
-class Population:
-    """Accounts as quantities: the state the cascade engine evolves.
-
-    Parameters
-    ----------
-    assets : tuple of str
-    q_coll, q_perp, entry : numpy.ndarray
-        ``(N, A)`` spot collateral quantities (>= 0), signed perp quantities
-        and perp entry prices.
-    cash : numpy.ndarray
-        ``(N,)`` USD (negative = a USD loan against collateral).
-    isolated : numpy.ndarray, optional
-        ``(N,)`` bool: requirement as the sum of stand-alone requirements.
-    parent : numpy.ndarray, optional
-        ``(N,)`` int: the trader an account belongs to (isolated runs split
-        one trader into sub-accounts); default ``arange(N)``.
-    kind : numpy.ndarray, optional
-        ``(N,)`` int8 account type (population-specific labels).
-    """
-
-    assets: tuple[str, ...]
-    q_coll: np.ndarray
-    q_perp: np.ndarray
-    entry: np.ndarray
-    cash: np.ndarray
-    isolated: np.ndarray | None = None
-    parent: np.ndarray | None = None
-    kind: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        qc = np.atleast_2d(np.asarray(self.q_coll, dtype=np.float64))
-        n, a = qc.shape
-        if len(self.assets) != a:
-            raise ValueError(f"Population: {len(self.assets)} assets for arrays with {a} columns")
-        for name in ("q_perp", "entry"):
-            arr = np.atleast_2d(np.asarray(getattr(self, name), dtype=np.float64))
-            if arr.shape != (n, a):
-                raise ValueError(f"Population.{name} has shape {arr.shape}, expected {(n, a)}")
-            object.__setattr__(self, name, arr)
-        if (qc < 0).any():
-            raise ValueError("Population.q_coll must be >= 0 (use a short perp for short exposure)")
-        object.__setattr__(self, "q_coll", qc)
-        object.__setattr__(self, "cash", np.asarray(self.cash, dtype=np.float64).reshape(n))
-        iso = np.zeros(n, bool) if self.isolated is None else np.asarray(self.isolated, bool).reshape(n)
-        par = np.arange(n) if self.parent is None else np.asarray(self.parent, np.int64).reshape(n)
-        kind = np.zeros(n, np.int8) if self.kind is None else np.asarray(self.kind, np.int8).reshape(n)
-        object.__setattr__(self, "isolated", iso)
-        object.__setattr__(self, "parent", par)
-        object.__setattr__(self, "kind", kind)
-
-    @property
-    def n_accounts(self) -> int:
-        return self.q_coll.shape[0]
-
-    def equity(self, prices: np.ndarray) -> np.ndarray:
-        """``(N,)`` equity at ``prices`` (one per asset)."""
-        p = np.asarray(prices, dtype=np.float64)
-        return self.cash + (self.q_coll * p).sum(1) + (self.q_perp * (p - self.entry)).sum(1)
-
-    def open_interest(self, prices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(long, short)`` perp notional per asset at ``prices``, USD >= 0."""
-        p = np.asarray(prices, dtype=np.float64)
-        return (np.maximum(self.q_perp, 0.0) * p).sum(0), (np.maximum(-self.q_perp, 0.0) * p).sum(0)
-
-    def subset(self, rows: np.ndarray) -> Population:
-        r = np.asarray(rows)
-        return Population(
-            self.assets, self.q_coll[r], self.q_perp[r], self.entry[r], self.cash[r],
-            self.isolated[r], self.parent[r], self.kind[r],  # type: ignore[index]
-        )
-
-
-@dataclass(frozen=True)
-class CascadeParams:
-    """Liquidation and feedback settings of a cascade run.
-
-    Parameters
-    ----------
-    close_factor : float
-        Fraction of a solvent account closed per liquidation, (0, 1]; 1 = full.
-    slippage : float
-        Extra cost against each closing trade, fraction of the fill, [0, 0.5).
-    penalty : float
-        Liquidation penalty to the insurance fund, fraction of the closed perp
-        notional, [0, 0.5) (dYdX <= 1.5%, Derive 5%; METHODOLOGY.md 6.1).
-    permanent : float
-        Fraction of a sub-step's impact that carries to the next, [0, 1].
-    insurance_fund : float
-        Insurance fund at the start of the window, USD >= 0.
-    dust_usd : float
-        A partial liquidation that would leave less than this gross notional
-        closes the account in full, >= 0.
-    max_rounds : int
-        Safety bound on rounds per sub-step (>= 1); exceeding it raises.
-    fixed_points : bool
-        Compute the least and greatest fixed point at every sub-step.
-    max_fp_iter : int
-        Bound on the fixed-point iterations (>= 1).
-    """
-
-    close_factor: float = 1.0
-    slippage: float = 0.0
-    penalty: float = 0.01
-    permanent: float = 0.5
-    insurance_fund: float = 0.0
-    dust_usd: float = 1.0
-    max_rounds: int = 100_000
-    fixed_points: bool = True
-    max_fp_iter: int = 500
-
-    def __post_init__(self) -> None:
-        check_range("close_factor", self.close_factor, 0.0, 1.0, lo_open=True)
-        check_range("slippage", self.slippage, 0.0, 0.5, hi_open=True)
-        check_range("penalty", self.penalty, 0.0, 0.5, hi_open=True)
-        check_range("permanent", self.permanent, 0.0, 1.0)
-        check_range("insurance_fund", self.insurance_fund, 0.0)
-        check_range("dust_usd", self.dust_usd, 0.0)
-        check_range("max_rounds", self.max_rounds, 1)
-        check_range("max_fp_iter", self.max_fp_iter, 1)
-
-    @classmethod
-    def from_policy(cls, policy: LiquidationPolicy, **kw: object) -> CascadeParams:
-        """Slippage and penalty from the backtest's :class:`LiquidationPolicy`."""
-        return cls(slippage=policy.slippage, penalty=policy.penalty, **kw)  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True, eq=False)
-class CascadeResult:
-    """Outcome of one cascade window."""
-
-    assets: tuple[str, ...]
-    rounds: np.ndarray  # ROUND_DTYPE records
-    round_moves: np.ndarray  # (R, A) relative mark change per round
-    exogenous: np.ndarray  # (S+1, A)
-    prices: np.ndarray  # (S+1, A) marks at the end of each sub-step (node 0 = open)
-    trough: np.ndarray  # (A,) lowest mark seen
-    peak: np.ndarray  # (A,) highest mark seen
-    flow: np.ndarray  # (S, A) net forced flow per sub-step, USD
-    liquidated: np.ndarray  # (N,) bool, any liquidation
-    full: np.ndarray  # (N,) bool, closed in full
-    first_substep: np.ndarray  # (N,) int, -1 = never liquidated
-    closed_long_qty: np.ndarray  # (A,) long perp quantity closed by liquidations
-    closed_short_qty: np.ndarray  # (A,)
-    oi_long: np.ndarray  # (A,) USD at the open
-    oi_short: np.ndarray  # (A,)
-    transmission: np.ndarray  # (A, A) forced notional in column asset from accounts whose loss came from row asset
-    fixed_points: np.ndarray  # FIXED_POINT_DTYPE records
-    fund_start: float
-    fund_end: float
-    fund_min: float
-    final_cash: np.ndarray  # (N,)
-    params: CascadeParams = field(default_factory=CascadeParams)
-
-    @property
-    def open_prices(self) -> np.ndarray:
-        return self.exogenous[0]
-
-    @property
-    def n_rounds(self) -> int:
-        return len(self.rounds)
-
-    @property
-    def max_rounds_per_substep(self) -> int:
-        r = self.rounds
-        return int(r["round"].max()) if len(r) else 0
-
-    @property
-    def bad_debt(self) -> float:
-        return float(self.rounds["bad_debt"].sum())
-
-    @property
-    def adl_events(self) -> int:
-        return int(self.rounds["adl_events"].sum())
-
-    @property
-    def forced_notional(self) -> float:
-        return float(self.rounds["forced_notional"].sum())
-
-    @property
-    def fixed_points_converged(self) -> bool:
-        """Every sub-step's least and greatest fixed point was reached (True when not computed)."""
-        return bool(self.fixed_points["converged"].all()) if len(self.fixed_points) else True
-
-    @property
-    def multiple_equilibria(self) -> bool:
-        return bool(self.fixed_points["differs"].any()) if len(self.fixed_points) else False
-
-    @cached_property
-    def liquidated_long_usd(self) -> np.ndarray:
-        """(A,) closed long perp quantity valued at the open (USD)."""
-        return self.closed_long_qty * self.open_prices
-
-    @cached_property
-    def liquidated_short_usd(self) -> np.ndarray:
-        return self.closed_short_qty * self.open_prices
-
-    def liquidation_rates(self) -> dict[str, float]:
-        """Liquidated perp notional as a fraction of open interest (quantities at the open)."""
-        lo, so = self.oi_long.sum(), self.oi_short.sum()
-        ll, sl = self.liquidated_long_usd.sum(), self.liquidated_short_usd.sum()
-        tot = ll + sl
-        return {
-            "long": float(ll / lo) if lo > 0 else float("nan"),
-            "short": float(sl / so) if so > 0 else float("nan"),
-            "total": float(tot / (lo + so)) if lo + so > 0 else float("nan"),
-            "long_share": float(ll / tot) if tot > 0 else float("nan"),
-        }
-
-    def log_move(self) -> np.ndarray:
-        """(A,) log(trough / open) of the realised marks."""
-        return np.log(self.trough / self.open_prices)
-
-    def summary(self) -> dict[str, float]:
-        r = self.liquidation_rates()
-        return {
-            "accounts_liquidated": int(self.liquidated.sum()),
-            "accounts_full": int(self.full.sum()),
-            "forced_notional": self.forced_notional,
-            "liq_frac_oi": r["total"],
-            "liq_frac_long": r["long"],
-            "liq_frac_short": r["short"],
-            "long_share": r["long_share"],
-            "bad_debt": self.bad_debt,
-            "fund_drawdown": self.fund_start - self.fund_min,
-            "adl_events": self.adl_events,
-            "adl_charged": float(self.rounds["adl_charged"].sum()),
-            "unallocated": float(self.rounds["unallocated"].sum()),
-            "rounds": self.n_rounds,
-            "max_rounds_substep": self.max_rounds_per_substep,
-            "multiple_equilibria": self.multiple_equilibria,
-            "fixed_points_converged": self.fixed_points_converged,
-        }
-
-    def rounds_frame(self) -> pd.DataFrame:
-        """The round log as a DataFrame, with one ``move_<asset>`` column per asset."""
-        df = pd.DataFrame(self.rounds)
-        for j, a in enumerate(self.assets):
-            df[f"move_{a}"] = self.round_moves[:, j] if len(df) else []
-        return df
-
-    def transmission_frame(self) -> pd.DataFrame:
-        """Forced notional by (loss-driving asset -> liquidated asset)."""
-        return pd.DataFrame(self.transmission, index=list(self.assets), columns=list(self.assets))
 
 
 def _as_states(states: AssetState | Sequence[AssetState], S: int) -> list[AssetState]:
@@ -649,8 +373,3 @@ def run_cascade(
         cash,
         params,
     )
-
-
-def with_params(params: CascadeParams, **kw: object) -> CascadeParams:
-    """A copy of ``params`` with some fields changed."""
-    return replace(params, **kw)  # type: ignore[arg-type]

@@ -61,14 +61,17 @@ rather than fill anything.
 Panel calendar: the union of all assets' timestamps. An asset is NaN before
 its first and after its last row (ragged); inside its live range it has no NaN
 (enforced: a hole raises :class:`DataError`).
+
+Modules: this one holds :func:`load_files`, :func:`load_panel` and
+:func:`validate_directory`; one file is read by :mod:`riskmodels.data.ohlcv_file`
+(:func:`read_ohlcv`), file names and folders by :mod:`riskmodels.data.sources`.
+Their names are importable from here too.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
-import re
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -77,15 +80,20 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from riskmodels.data.columns import (
-    TIME_ALIASES,
-    apply_column_map,
-    check_column_map,
-    pick_alias,
-    utc_offsets,
-)
 from riskmodels.data.naming import asset_names, group_by_asset
+from riskmodels.data.ohlcv_file import BINANCE_KLINE_COLUMNS, MAX_FILE_BYTES, read_ohlcv
+from riskmodels.data.ohlcv_file import _parse_times as _parse_times
 from riskmodels.data.panel import FIELDS, PricePanel
+from riskmodels.data.sources import DATA_HINT as DATA_HINT
+from riskmodels.data.sources import INTERVAL_DIRS as INTERVAL_DIRS
+from riskmodels.data.sources import QUOTES as QUOTES
+from riskmodels.data.sources import SUFFIXES as SUFFIXES
+from riskmodels.data.sources import (
+    find_files,
+    interval_from_filename,
+    resolve_source,
+    symbol_from_filename,
+)
 from riskmodels.data.validate import (
     DataError,
     DataQualityWarning,
@@ -97,6 +105,8 @@ from riskmodels.data.validate import (
     validate,
 )
 
+# Re-exported (`x as x`) from the modules that now hold them: riskmodels.data.directory
+# imports INTERVAL_DIRS and SUFFIXES, tests read _parse_times.
 __all__ = [
     "BINANCE_KLINE_COLUMNS",
     "DEFAULT_UNIVERSE",
@@ -113,301 +123,7 @@ DEFAULT_UNIVERSE: tuple[str, ...] = (
     "XMR", "TRX", "DOT", "AVAX", "NEAR", "AAVE",
 )
 
-BINANCE_KLINE_COLUMNS: tuple[str, ...] = (
-    "open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
-    "count", "taker_buy_volume", "taker_buy_quote_volume", "ignore",
-)
-
-MAX_FILE_BYTES = 512 * 2**20  # the largest shared file is ~1 MB; [data] max_file_mb
-SUFFIXES = (".csv", ".parquet", ".pq")
-QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "USD", "EUR")
-INTERVAL_DIRS = {"1d": "crypto-daily", "1h": "crypto-hourly"}
-DATA_HINT = ("point riskmodels at the data with --data DIR or the RISKMODELS_DATA environment "
-             "variable (a folder holding crypto-daily/, or a folder of OHLCV files)")
-
 Policy = Literal["error", "drop_asset", "truncate"]
-
-_BINANCE_RE = re.compile(r"^([A-Z0-9]+)-(\d+[smhdwM])-\d{4}-\d{2}(?:-\d{2})?$")
-_INTERVAL_IN_NAME = re.compile(r"(?:^|[_\-.])(\d+[smhdw])(?=$|[_\-.])")
-
-
-# --------------------------------------------------------------------------- names
-def symbol_from_filename(path: str | os.PathLike[str]) -> str:
-    """Asset symbol from a file name.
-
-    ``BTC-USD_1d.csv`` -> ``BTC``; ``BTCUSDT-1d-2024-01.csv`` -> ``BTC``;
-    ``eth.parquet`` -> ``ETH``.
-    """
-    stem = Path(path).name
-    for suf in SUFFIXES:
-        if stem.lower().endswith(suf):
-            stem = stem[: -len(suf)]
-            break
-    m = _BINANCE_RE.match(stem)
-    if m:
-        pair = m.group(1)
-        for q in QUOTES:
-            if pair.endswith(q) and len(pair) > len(q):
-                return pair[: -len(q)]
-        return pair
-    base = stem.split("_")[0]
-    base = re.split(r"[-.]", base)[0] or stem
-    return base.upper()
-
-
-def interval_from_filename(path: str | os.PathLike[str]) -> str | None:
-    """``BTC-USD_1d.csv`` -> ``"1d"``, ``BTCUSDT-1h-2024-01.csv`` -> ``"1h"``, else None."""
-    stem = Path(path).name
-    for suf in SUFFIXES:
-        if stem.lower().endswith(suf):
-            stem = stem[: -len(suf)]
-    m = _INTERVAL_IN_NAME.search(stem)
-    return m.group(1).lower() if m else None
-
-
-# --------------------------------------------------------------------------- parsing
-def _line_of(i: int, has_header: bool) -> int:
-    """1-based line number in the file of data row ``i``."""
-    return i + (2 if has_header else 1)
-
-
-def _looks_numeric(text: str) -> bool:
-    try:
-        float(text.strip().strip('"'))
-    except ValueError:
-        return False
-    return True
-
-
-def _read_csv(path: Path, raw: bytes) -> tuple[pd.DataFrame, bool]:
-    text_head = raw[:4096].decode("utf-8", errors="replace").lstrip("\ufeff")
-    first = text_head.splitlines()[0] if text_head.strip() else ""
-    if not first.strip():
-        raise DataError(f"{path}: the file is empty (no header and no rows)")
-    fields = first.split(",")
-    has_header = not _looks_numeric(fields[0])
-    if has_header:
-        df = pd.read_csv(io.BytesIO(raw), encoding="utf-8-sig")
-    else:
-        if len(fields) != len(BINANCE_KLINE_COLUMNS):
-            raise DataError(
-                f"{path}: no header row and {len(fields)} columns; a file without a header must "
-                f"be a Binance kline file with the 12 columns {', '.join(BINANCE_KLINE_COLUMNS)}"
-            )
-        df = pd.read_csv(io.BytesIO(raw), header=None, names=list(BINANCE_KLINE_COLUMNS))
-    return df, has_header
-
-
-def _pick_columns(path: Path, df: pd.DataFrame) -> dict[str, str | None]:
-    by_lower: dict[str, list[str]] = {}
-    for col in df.columns:
-        by_lower.setdefault(str(col).strip().lower(), []).append(col)
-    found: dict[str, str | None] = {}
-    time_col = None
-    for alias in TIME_ALIASES:
-        if alias in by_lower:
-            time_col = by_lower[alias][0]
-            break
-    found["time"] = time_col
-    missing = []
-    for name in FIELDS:
-        cols = pick_alias(by_lower, name)
-        if len(cols) > 1:
-            raise DataError(f"{path}: column {name!r} appears {len(cols)} times ({cols}); keep one")
-        if not cols:
-            missing.append(name)
-        else:
-            found[name] = cols[0]
-    if time_col is None and not isinstance(df.index, pd.DatetimeIndex):
-        missing.insert(0, "datetime (or date/timestamp/time/open_time)")
-    if missing:
-        raise DataError(
-            f"{path}: missing column(s) {missing}; the file has columns {list(map(str, df.columns))} "
-            "(names are matched case-insensitively)"
-        )
-    return found
-
-
-def _parse_times(path: Path, values: pd.Series | pd.Index, has_header: bool) -> pd.DatetimeIndex:
-    if (not isinstance(values, pd.DatetimeIndex)
-            and not pd.api.types.is_numeric_dtype(values.dtype)
-            and not pd.api.types.is_datetime64_any_dtype(values.dtype)):
-        head = pd.Series(values).dropna()
-        if len(head) and _looks_numeric(str(head.iloc[0])):  # quoted epoch numbers
-            as_num = pd.to_numeric(pd.Series(values).astype(str).str.strip(), errors="coerce")
-            if as_num.notna().all():
-                values = as_num
-    if isinstance(values, pd.DatetimeIndex):
-        idx = values
-    elif pd.api.types.is_datetime64_any_dtype(values.dtype):
-        idx = pd.DatetimeIndex(values)
-    elif pd.api.types.is_numeric_dtype(values.dtype):
-        v = np.asarray(values, dtype=np.float64)
-        if np.isnan(v).any():
-            i = int(np.flatnonzero(np.isnan(v))[0])
-            raise DataError(f"{path}: empty timestamp at line {_line_of(i, has_header)}")
-        v = v.astype(np.int64)
-        # per value by magnitude: s < 1e11 <= ms < 1e14 <= us
-        ns = np.where(v >= 10**14, v * 1_000, np.where(v >= 10**11, v * 1_000_000, v * 1_000_000_000))
-        idx = pd.DatetimeIndex(ns.astype("datetime64[ns]"))
-    else:
-        s = pd.Series(values).astype(str).str.strip()
-        try:
-            idx = pd.DatetimeIndex(pd.to_datetime(s, format="ISO8601", utc=True))
-        except (ValueError, TypeError):
-            parsed = pd.to_datetime(s, format="ISO8601", utc=True, errors="coerce")
-            bad = np.flatnonzero(pd.isna(parsed).to_numpy())
-            i = int(bad[0]) if len(bad) else 0
-            raise DataError(
-                f"{path}: cannot read the timestamp {s.iloc[i]!r} at line {_line_of(i, has_header)} "
-                "(expected ISO dates like 2024-01-31 or 2024-01-31 13:00:00, or epoch numbers)"
-            ) from None
-    if idx.isna().any():  # an empty date cell, or a row of empty cells (",,,,,")
-        i = int(np.flatnonzero(idx.isna())[0])
-        raise DataError(f"{path}: empty timestamp at line {_line_of(i, has_header)}; give every row its date "
-                        "or delete the row")
-    if idx.tz is not None:
-        idx = idx.tz_convert("UTC").tz_localize(None)
-    return pd.DatetimeIndex(idx.astype("datetime64[ns]"), name="timestamp")
-
-
-def _numeric(path: Path, df: pd.DataFrame, col: str, name: str, has_header: bool) -> np.ndarray:
-    s = df[col]
-    if pd.api.types.is_numeric_dtype(s.dtype):
-        return s.to_numpy(dtype=np.float64)
-    num = pd.to_numeric(s, errors="coerce")
-    bad = np.flatnonzero(num.isna().to_numpy() & s.notna().to_numpy()
-                         & (s.astype(str).str.strip() != "").to_numpy())
-    if len(bad):
-        i = int(bad[0])
-        raise DataError(
-            f"{path}: text {str(s.iloc[i])!r} in price/volume column {name!r} at line "
-            f"{_line_of(i, has_header)} ({len(bad)} non-numeric value(s) in that column); "
-            "fix the file"
-        )
-    return num.to_numpy(dtype=np.float64)
-
-
-def read_ohlcv(path: str | os.PathLike[str], *, columns: Mapping[str, str] | None = None,
-               max_bytes: int = MAX_FILE_BYTES) -> tuple[pd.DataFrame, str]:
-    """Read one file into a raw OHLCV frame and the sha256 of its bytes.
-
-    The frame is indexed by naive-UTC ``timestamp`` in file order (not sorted,
-    duplicates kept: :func:`~riskmodels.data.validate.validate` reports them).
-    ``columns`` maps canonical names to the file's (:mod:`riskmodels.data.columns`);
-    ``frame.attrs["utc_offsets"]`` lists non-zero UTC offsets seen in ISO timestamps.
-
-    Raises
-    ------
-    DataError
-        Empty file, a file over ``max_bytes``, a binary or gzip file, missing
-        column, text in a price column, repeated header row, unreadable
-        timestamp; the message names the file and the line.
-    """
-    p = Path(path)
-    cmap = check_column_map(columns)
-    size = p.stat().st_size
-    if size > max_bytes:
-        raise DataError(f"{p}: the file is {size:,} bytes, over the limit of {max_bytes:,} "
-                        "bytes ([data] max_file_mb); an OHLCV file is far smaller: check it is the "
-                        "file you mean, or raise the limit")
-    raw = p.read_bytes()
-    if p.suffix.lower() not in (".parquet", ".pq"):
-        head = raw[:4096]
-        if head[:2] == b"\x1f\x8b":
-            raise DataError(f"{p}: the file is gzip-compressed, not CSV text; decompress it "
-                            "(gunzip) and point riskmodels at the .csv")
-        if b"\x00" in head or head[:4] in (b"PK\x03\x04", b"PAR1"):
-            raise DataError(f"{p}: the file is binary (not CSV text); a CSV must be UTF-8 text "
-                            "(a Parquet file must end in .parquet)")
-    sha = hashlib.sha256(raw).hexdigest()
-    if p.suffix.lower() in (".parquet", ".pq"):
-        try:
-            df = pd.read_parquet(io.BytesIO(raw))
-        except Exception as exc:  # pyarrow raises several types
-            raise DataError(f"{p}: not a readable Parquet file ({exc})") from exc
-        has_header = True
-    else:
-        if not raw.strip():
-            raise DataError(f"{p}: the file is empty (no header and no rows)")
-        df, has_header = _read_csv(p, raw)
-    if len(df) == 0:
-        raise DataError(f"{p}: the file has a header but no data rows")
-    df = apply_column_map(p, df, cmap)
-    cols = _pick_columns(p, df)
-    tcol = cols["time"]
-    if (has_header and tcol is not None and not pd.api.types.is_numeric_dtype(df[tcol].dtype)
-            and not pd.api.types.is_datetime64_any_dtype(df[tcol].dtype)):
-        rep = np.flatnonzero(df[tcol].astype(str).str.strip().str.lower().to_numpy()
-                             == str(tcol).strip().lower())
-        if len(rep):
-            raise DataError(
-                f"{p}: repeated header row at line {_line_of(int(rep[0]), has_header)} "
-                f"({len(rep)} time(s)); files were probably concatenated with their headers: "
-                "delete the extra header lines"
-            )
-    times = _parse_times(p, df[tcol] if tcol is not None else df.index, has_header)
-    data = {name: _numeric(p, df, cols[name], name, has_header) for name in FIELDS}  # type: ignore[arg-type]
-    out = pd.DataFrame(data, index=times)
-    if tcol is not None:
-        out.attrs["utc_offsets"] = utc_offsets(df[tcol])
-    return out, sha
-
-
-# --------------------------------------------------------------------------- discovery
-def find_files(directory: str | os.PathLike[str], interval: str | None = None) -> list[Path]:
-    """OHLCV files (``*.csv``, ``*.parquet``, ``*.pq``) in ``directory``, sorted by name.
-
-    With ``interval``, files whose name carries another interval are skipped;
-    without it, a folder mixing intervals gives its daily (``_1d``) files.
-    """
-    d = Path(directory)
-    if not d.is_dir():
-        raise FileNotFoundError(f"data directory {d} does not exist; {DATA_HINT}")
-    files = sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
-    if interval is None:
-        named = {interval_from_filename(p) for p in files} - {None}
-        if len(named) > 1:  # a cache folder with daily and hourly files: daily by default
-            interval = "1d" if "1d" in named else None
-            if interval is None:
-                raise DataError(
-                    f"{d} holds files of several intervals {sorted(named)}; pass interval=..."
-                )
-    if interval is not None:
-        skipped = [p.name for p in files if interval_from_filename(p) not in (None, interval)]
-        files = [p for p in files if interval_from_filename(p) in (None, interval)]
-        if skipped and files:
-            shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
-            warnings.warn(f"{d}: skipped {len(skipped)} file(s) whose name says another interval "
-                          f"than {interval} ({shown}); rename a file whose name is wrong",
-                          DataQualityWarning, stacklevel=3)
-    if not files:
-        what = f" for interval {interval}" if interval else ""
-        raise FileNotFoundError(f"no OHLCV files (*.csv, *.parquet){what} in {d}; {DATA_HINT}")
-    return files
-
-
-def resolve_source(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-                   interval: str | None = None) -> list[Path]:
-    """Files for ``source``: a root with ``crypto-daily/`` (or ``crypto-hourly/``)
-    inside (chosen by ``interval``, default daily), a folder of files, or a list."""
-    if isinstance(source, (str, os.PathLike)):
-        d = Path(source)
-        if not d.exists():
-            raise FileNotFoundError(f"data path {d} does not exist; {DATA_HINT}")
-        if d.is_file():
-            return [d]
-        sub = d / INTERVAL_DIRS.get(interval or "1d", f"crypto-{interval}")
-        if sub.is_dir():
-            return find_files(sub, interval)
-        return find_files(d, interval)
-    files = [Path(p) for p in source]
-    if not files:
-        raise FileNotFoundError(f"an empty list of files was given; {DATA_HINT}")
-    for p in files:
-        if not p.is_file():
-            raise FileNotFoundError(f"data file {p} does not exist; {DATA_HINT}")
-    return files
 
 
 # --------------------------------------------------------------------------- public API
