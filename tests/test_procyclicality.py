@@ -194,6 +194,25 @@ def test_netting_benefit_formula():
         netting_benefit(cross, iso[:, :2])
 
 
+@pytest.mark.parametrize("shape", [(1, 3), (64, 5), (203, 17), (7,)])
+def test_netting_benefit_blocks_equal_the_whole_array_formula(shape):
+    """Blocks of rows (float32 inputs widened per block) give the whole-array float64 formula bit for bit."""
+    rng = np.random.default_rng(len(shape) * 1000 + sum(shape))
+    cross = rng.lognormal(3, 1, shape).astype(np.float32)
+    iso = (cross / rng.uniform(0.2, 1.0, shape)).astype(np.float32)
+    for arr, share in ((cross, 0.1), (iso, 0.1)):
+        arr[rng.random(shape) < share] = np.nan
+    iso[rng.random(shape) < 0.1] = 0.0
+    c, s = cross.astype(np.float64), iso.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        want = np.where((s != 0) & ~np.isnan(s) & ~np.isnan(c), 1.0 - c / s, np.nan)
+    got = netting_benefit(cross, iso)
+    assert got.shape == want.shape and got.dtype == np.float64
+    np.testing.assert_array_equal(got, want)
+    scalar = netting_benefit(2.0, 8.0)
+    assert scalar.shape == () and scalar == 0.75
+
+
 def test_netting_summary_distribution_and_crash_day():
     """Per-account mean benefit quantiles (checked with a per-account loop and np.quantile), and the
     worst cross-sectional day: netting vanishes on 2020-03-12 in the covid window."""

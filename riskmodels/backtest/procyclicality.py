@@ -444,13 +444,33 @@ def netting_benefit(cross: ArrayLike, isolated_sum: ArrayLike) -> np.ndarray:
     ndarray (T, P)
         0 = no netting, 1 = everything netted away; NaN where ``isolated_sum``
         is 0 or either input is NaN.
+
+    Notes
+    -----
+    Computed in float64 in blocks of ``NETTING_CHUNK`` rows written into the
+    result (the float32 margins are widened one block at a time): the
+    temporaries stay small and in cache, the values are those of the
+    whole-array expression (``tests/test_procyclicality.py``).
     """
-    c = np.asarray(cross, dtype=np.float64)
-    s = np.asarray(isolated_sum, dtype=np.float64)
-    if c.shape != s.shape:
-        raise ValueError(f"cross and isolated_sum must have the same shape, got {c.shape} and {s.shape}")
+    c_in, s_in = np.asarray(cross), np.asarray(isolated_sum)
+    if c_in.shape != s_in.shape:
+        raise ValueError(f"cross and isolated_sum must have the same shape, got {c_in.shape} and {s_in.shape}")
+    if c_in.ndim == 0:
+        c_in, s_in = c_in.reshape(1), s_in.reshape(1)
+    out = np.empty(c_in.shape, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where((s != 0) & ~np.isnan(s) & ~np.isnan(c), 1.0 - c / s, np.nan)
+        for i in range(0, c_in.shape[0], NETTING_CHUNK):
+            c = c_in[i : i + NETTING_CHUNK].astype(np.float64)
+            s = s_in[i : i + NETTING_CHUNK].astype(np.float64)
+            ok = (s != 0) & ~np.isnan(s) & ~np.isnan(c)
+            np.divide(c, s, out=c)
+            np.subtract(1.0, c, out=c)
+            out[i : i + NETTING_CHUNK] = np.where(ok, c, np.nan)
+    return out.reshape(np.shape(cross))
+
+
+#: rows of :func:`netting_benefit` computed at once (64 rows x 1,000 accounts: 0.5 MB per temporary)
+NETTING_CHUNK = 64
 
 
 class NettingSummary(Table):
