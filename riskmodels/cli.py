@@ -174,7 +174,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from riskmodels.data.loaders import load_panel
     from riskmodels.outputs import atomic_output, check_target
     from riskmodels.report.html import write_summary_html
+    from riskmodels.workers import tune_allocator
 
+    tune_allocator()  # this process exits when the run ends: freed memory is kept for reuse (workers.py)
     overrides: dict[str, Any] = {}
     if args.accounts:
         overrides.setdefault("book", {})["accounts"] = args.accounts

@@ -76,7 +76,9 @@ def tune_allocator() -> bool:
     (the ``MALLOC_*_`` settings of ``mallopt(3)``), measured 2026-12-02: 351,000
     faults and ~6 s. Peak memory is unchanged (what is kept is what was in
     use); a process keeps up to 1 GiB of freed heap until it exits, so this
-    is applied in worker processes only (:func:`die_with_parent`).
+    is applied only in processes that end with the run: the workers
+    (:func:`die_with_parent`) and the process of ``riskmodels backtest``
+    (never on import, so a library user's own process keeps its settings).
     """
     if not sys.platform.startswith("linux"):
         return False
