@@ -107,6 +107,7 @@ from threadpoolctl import threadpool_limits
 
 from riskmodels.data.panel import PricePanel
 from riskmodels.margin import _hs_fused
+from riskmodels.margin._ewma_vol import EWMA_WARMUP, ewma_volatility
 from riskmodels.margin._quantile import MEASURES, rolling_tail, tail_columns
 from riskmodels.margin._stress_tail import rolling_stress_tail, stress_tail_columns
 from riskmodels.margin.base import (
@@ -128,40 +129,10 @@ DEFAULT_STRESS_WINDOWS: tuple[tuple[str, str], ...] = (
     ("2022-05-01", "2022-06-30"),
     ("2022-11-01", "2022-12-15"),
 )
-#: Squared returns averaged to seed the EWMA variance (no value before).
-EWMA_WARMUP = 20
 METHODS = ("hs", "fhs", "brw")
 SCALINGS = ("overlapping", "sqrt")
 
 VolatilitySource = Callable[[PricePanel], np.ndarray]
-
-
-def ewma_volatility(returns: np.ndarray, lam: float = 0.94, warmup: int = EWMA_WARMUP) -> np.ndarray:
-    """EWMA 1-day volatility forecasts, ``(T, A)``; row t uses returns up to t.
-
-    ``v_t = lambda v_{t-1} + (1 - lambda) r_t^2`` (RiskMetrics Technical
-    Document 1996, s.5.2), seeded at an asset's ``warmup``-th return with the
-    mean of its first ``warmup`` squared returns; NaN before and where the
-    return is missing. ``sigma[t] = sqrt(v_t)`` is the forecast for day t+1.
-    """
-    r = np.asarray(returns, dtype=np.float64)
-    T, A = r.shape
-    out = np.full((T, A), np.nan)
-    v = np.full(A, np.nan)
-    count = np.zeros(A, dtype=np.int64)
-    sumsq = np.zeros(A)
-    for t in range(T):
-        rt = r[t]
-        fin = np.isfinite(rt)
-        r2 = np.where(fin, rt * rt, 0.0)
-        count += fin
-        sumsq += r2
-        seed = fin & (count == warmup)
-        upd = fin & (count > warmup)
-        v = np.where(seed, sumsq / warmup, v)
-        v = np.where(upd, lam * v + (1.0 - lam) * r2, v)
-        out[t] = np.where(fin & (count >= warmup), np.sqrt(v), np.nan)
-    return out
 
 
 def _check_windows(windows: Sequence[Sequence[str]] | None) -> tuple[tuple[str, str], ...]:
