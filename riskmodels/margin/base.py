@@ -254,6 +254,54 @@ class FittedMargin(ABC):
         return MarginPath(self.model.label, self.panel.dates, book.account_ids, im, mm, eligible)
 
 
+def combine_units(
+    collateral: np.ndarray,
+    positions: np.ndarray,
+    up: np.ndarray,
+    un: np.ndarray,
+    uc: np.ndarray | None = None,
+) -> np.ndarray:
+    """Isolated margin from unit requirements: ``(N, A)`` holdings, ``(T, A)`` units -> ``(T, N)``.
+
+    For a positively homogeneous model an isolated account's margin is the
+    sum of its holdings' stand-alone requirements::
+
+        M_n(t) = sum_a c_na Uc_a(t) + max(p_na, 0) U+_a(t) + max(-p_na, 0) U-_a(t)
+
+    with ``Uc``, ``U+``, ``U-`` the requirements of 1 USD of collateral, +1
+    and -1 USD of perp in asset ``a`` at date ``t``. ``uc=None`` means the
+    collateral unit is ``U+`` (methods that price the net exposure
+    ``c + p``): then ``(c + p^+) U+`` is one product. Computed as two or three
+    ``(T, A) @ (A, N)`` products; NaN where a *held* asset's unit is not
+    finite (a non-held NaN unit does not propagate: ``0 x NaN`` stays 0).
+
+    Parameters
+    ----------
+    collateral, positions : numpy.ndarray
+        ``(N, A)`` USD amounts (collateral >= 0, positions signed).
+    up, un : numpy.ndarray
+        ``(T, A)`` unit requirements of +1 / -1 USD per asset.
+    uc : numpy.ndarray, optional
+        ``(T, A)`` unit requirements of 1 USD of collateral; default ``up``.
+    """
+    long = np.maximum(positions, 0.0)
+    short = np.maximum(-positions, 0.0)
+    if uc is None:
+        longish = collateral + long
+        out = np.nan_to_num(up) @ longish.T + np.nan_to_num(un) @ short.T
+        bad = (~np.isfinite(up)).astype(np.float64) @ (longish > 0).T + (~np.isfinite(un)).astype(
+            np.float64
+        ) @ (short > 0).T
+    else:
+        out = np.nan_to_num(uc) @ collateral.T + np.nan_to_num(up) @ long.T + np.nan_to_num(un) @ short.T
+        bad = (
+            (~np.isfinite(uc)).astype(np.float64) @ (collateral != 0).T
+            + (~np.isfinite(up)).astype(np.float64) @ (long > 0).T
+            + (~np.isfinite(un)).astype(np.float64) @ (short > 0).T
+        )
+    return np.where(bad > 0, np.nan, out)
+
+
 def account_eligibility(asset_ok: np.ndarray, book: Book) -> np.ndarray:
     """``(T, P)`` bool: every asset the account holds is ok (``asset_ok`` is ``(T, A)``)."""
     held = book.held().astype(np.int64)  # (P, A)

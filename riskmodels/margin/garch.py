@@ -82,6 +82,7 @@ from riskmodels.margin.base import (
     Requirement,
     account_eligibility,
     check_range,
+    combine_units,
     register,
 )
 from riskmodels.margin.garch_fit import (
@@ -585,6 +586,14 @@ class FittedGarch(FittedMargin):
         chunk = max(1, int(4_000_000 // max(1, P * A)))
         iso = np.asarray(book.isolated, dtype=bool)
         every_iso = bool(iso.size) and bool(iso.all())  # the engine's netting path: no cross requirement needed
+        if every_iso:
+            # unit requirements sigma_h q per USD (collateral and long: q+, short: q-), then products
+            up = self.sigma_h[:T] * self._qpos[:T]
+            un = self.sigma_h[:T] * self._qneg[:T]
+            mm = combine_units(book.collateral, book.positions, up, un)
+            mm = np.where(eligible, mm, np.nan)
+            im = self.model.im_multiplier * mm  # type: ignore[attr-defined]
+            return MarginPath(self.model.label, self.panel.dates, book.account_ids, im, mm, eligible)
         for t0 in range(0, T, chunk):
             ts = np.arange(t0, min(T, t0 + chunk))
             if every_iso:

@@ -107,6 +107,7 @@ from threadpoolctl import threadpool_limits
 
 from riskmodels.data.panel import PricePanel
 from riskmodels.margin import _hs_fused
+from riskmodels.margin._ewma_vol import EWMA_WARMUP, ewma_volatility
 from riskmodels.margin._quantile import MEASURES, rolling_tail, tail_columns
 from riskmodels.margin._stress_tail import rolling_stress_tail, stress_tail_columns
 from riskmodels.margin.base import (
@@ -115,6 +116,7 @@ from riskmodels.margin.base import (
     MarginPath,
     Requirement,
     check_range,
+    combine_units,
     register,
 )
 from riskmodels.portfolio import Book
@@ -127,40 +129,10 @@ DEFAULT_STRESS_WINDOWS: tuple[tuple[str, str], ...] = (
     ("2022-05-01", "2022-06-30"),
     ("2022-11-01", "2022-12-15"),
 )
-#: Squared returns averaged to seed the EWMA variance (no value before).
-EWMA_WARMUP = 20
 METHODS = ("hs", "fhs", "brw")
 SCALINGS = ("overlapping", "sqrt")
 
 VolatilitySource = Callable[[PricePanel], np.ndarray]
-
-
-def ewma_volatility(returns: np.ndarray, lam: float = 0.94, warmup: int = EWMA_WARMUP) -> np.ndarray:
-    """EWMA 1-day volatility forecasts, ``(T, A)``; row t uses returns up to t.
-
-    ``v_t = lambda v_{t-1} + (1 - lambda) r_t^2`` (RiskMetrics Technical
-    Document 1996, s.5.2), seeded at an asset's ``warmup``-th return with the
-    mean of its first ``warmup`` squared returns; NaN before and where the
-    return is missing. ``sigma[t] = sqrt(v_t)`` is the forecast for day t+1.
-    """
-    r = np.asarray(returns, dtype=np.float64)
-    T, A = r.shape
-    out = np.full((T, A), np.nan)
-    v = np.full(A, np.nan)
-    count = np.zeros(A, dtype=np.int64)
-    sumsq = np.zeros(A)
-    for t in range(T):
-        rt = r[t]
-        fin = np.isfinite(rt)
-        r2 = np.where(fin, rt * rt, 0.0)
-        count += fin
-        sumsq += r2
-        seed = fin & (count == warmup)
-        upd = fin & (count > warmup)
-        v = np.where(seed, sumsq / warmup, v)
-        v = np.where(upd, lam * v + (1.0 - lam) * r2, v)
-        out[t] = np.where(fin & (count >= warmup), np.sqrt(v), np.nan)
-    return out
 
 
 def _check_windows(windows: Sequence[Sequence[str]] | None) -> tuple[tuple[str, str], ...]:
@@ -610,7 +582,7 @@ class FittedHistorical(FittedMargin):
         collateral = np.atleast_2d(np.asarray(collateral, dtype=np.float64))
         positions = np.atleast_2d(np.asarray(positions, dtype=np.float64))
         up, un = self.unit_requirements(int(t), collateral.shape[1])
-        mm = _combine_units(collateral, positions, up[None, :], un[None, :])[0]
+        mm = combine_units(collateral, positions, up[None, :], un[None, :])[0]
         return Requirement(self.model.im_multiplier * mm, mm)  # type: ignore[attr-defined]
 
     def unit_requirements(self, t: int, n_assets: int) -> tuple[np.ndarray, np.ndarray]:
@@ -674,14 +646,27 @@ class FittedHistorical(FittedMargin):
             asset_bad = (~self.asset_ok).astype(np.float64) @ held.T  # (T, P) held assets not priceable
         if eligible is None:
             eligible = asset_bad == 0
+        iso = np.asarray(book.isolated, dtype=bool)
+        every_iso = bool(iso.size) and bool(iso.all())  # the engine's netting path: units only
+        if m.method != "hs" and every_iso:
+            ok = eligible & (asset_bad == 0)
+            A = book.n_assets
+            up = np.full((ok.shape[0], A), np.nan)
+            un = np.full((ok.shape[0], A), np.nan)
+            with threadpool_limits(1):
+                for t in np.flatnonzero(ok.any(axis=1)):
+                    up[t], un[t] = self.unit_requirements(int(t), A)
+                mm = combine_units(book.collateral, book.positions, up, un)
+            ok &= np.isfinite(mm)
+            mm = np.where(ok, mm, np.nan)
+            return MarginPath(m.label, self.panel.dates, book.account_ids, m.im_multiplier * mm, mm, ok)
         if m.method != "hs":
             with threadpool_limits(1):  # small BLAS products in a loop: threads only cost
                 base = super().path(book, eligible & (asset_bad == 0))
             ok = eligible & np.isfinite(base.maintenance)
             return MarginPath(base.model, base.dates, base.account_ids, base.initial, base.maintenance, ok)
         A = book.n_assets
-        X = book.exposure
-        iso = np.asarray(book.isolated, dtype=bool)
+        X = book.exposure[:0] if every_iso else book.exposure  # all isolated: no account loss series
         units = np.vstack([np.eye(A), -np.eye(A)]) if iso.any() else np.zeros((0, A))
         Xall = np.vstack([X, units])
         losses = np.ascontiguousarray(self._losses(self.G, Xall).T)  # type: ignore[arg-type]
@@ -689,23 +674,14 @@ class FittedHistorical(FittedMargin):
             var, es = self._rolling(losses)
         val = self._measure(var, es).T  # (T, P + 2A)
         P = X.shape[0]
-        mm = val[:, :P].copy()
-        if iso.any():
+        if every_iso:
+            mm = combine_units(book.collateral, book.positions, val[:, :A], val[:, A:])
+        else:
+            mm = val[:, :P].copy()
+        if iso.any() and not every_iso:
             up, un = val[:, P : P + A], val[:, P + A :]
-            mm[:, iso] = _combine_units(book.collateral[iso], book.positions[iso], up, un)
+            mm[:, iso] = combine_units(book.collateral[iso], book.positions[iso], up, un)
         ok = eligible & (asset_bad == 0) & np.isfinite(mm)
         mm = np.where(ok, mm, np.nan)
         return MarginPath(m.label, self.panel.dates, book.account_ids, m.im_multiplier * mm, mm, ok)
 
-
-def _combine_units(collateral: np.ndarray, positions: np.ndarray, up: np.ndarray, un: np.ndarray) -> np.ndarray:
-    """Isolated margin from unit requirements: ``(N, A)`` holdings, ``(T, A)`` units -> ``(T, N)``.
-
-    ``sum_a (collateral_a + long_a) U+_a + short_a U-_a``; NaN where a held
-    asset's unit requirement is NaN (non-held NaN units do not propagate).
-    """
-    longish = collateral + np.maximum(positions, 0.0)
-    short = np.maximum(-positions, 0.0)
-    out = np.nan_to_num(up) @ longish.T + np.nan_to_num(un) @ short.T
-    bad = (~np.isfinite(up)).astype(np.float64) @ (longish > 0).T + (~np.isfinite(un)).astype(np.float64) @ (short > 0).T
-    return np.where(bad > 0, np.nan, out)

@@ -542,11 +542,12 @@ class FittedScenarioGrid(FittedMargin):
         T = self.panel.n_dates
         P, A = book.n_accounts, book.n_assets
         mm = np.empty((T, P))
+        iso = np.asarray(book.isolated, dtype=bool)
         step = self._chunk(P)
-        for t0 in range(0, T, step):
+        cross_steps = range(0, T, step) if not iso.all() else range(0)  # all isolated (netting path): units only
+        for t0 in cross_steps:
             ts = np.arange(t0, min(T, t0 + step))
             mm[ts] = self._maintenance(ts, book.collateral, book.positions)
-        iso = np.asarray(book.isolated, dtype=bool)
         if iso.any():
             eye, zero = np.eye(A), np.zeros((A, A))
             units = np.empty((T, 3, A))
