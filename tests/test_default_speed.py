@@ -156,9 +156,10 @@ def test_engine_numba_threads_restored_and_numbers_unchanged(monkeypatch):
     assert numba.get_num_threads() == before
     # the FHS path on the parallel kernel (the caller's threads) gives the same margins
     from riskmodels.backtest.engine import _window_path
-    from riskmodels.margin import _quantile
+    from riskmodels.margin import _quantile_columns
 
-    monkeypatch.setattr(_quantile, "PARALLEL_COLUMNS", 1)  # every per-date tail on the parallel kernel
+    # tail_columns reads PARALLEL_COLUMNS in _quantile_columns (moved there from _quantile)
+    monkeypatch.setattr(_quantile_columns, "PARALLEL_COLUMNS", 1)  # every per-date tail on the parallel kernel
     fhs = res.results["FHS"]
     fitted = apply_rule(fhs.model.fit(PANEL), LiquidationPolicy().maintenance_ratio)
     ok = fhs.path.eligible
