@@ -75,6 +75,7 @@ import numpy as np
 import pandas as pd
 
 from riskmodels.data.panel import PricePanel
+from riskmodels.margin._garch_path import cross_path
 from riskmodels.margin.base import (
     FittedMargin,
     MarginModel,
@@ -596,12 +597,10 @@ class FittedGarch(FittedMargin):
             return MarginPath(self.model.label, self.panel.dates, book.account_ids, im, mm, eligible)
         for t0 in range(0, T, chunk):
             ts = np.arange(t0, min(T, t0 + chunk))
-            if every_iso:
-                res = np.empty((len(ts), P))
-            else:
-                v = self._unit_loss(ts[:, None], x[None, :, :])  # (Tc, P, A)
-                quad = np.einsum("tpa,tpa->tp", v @ self.corr[ts], v)  # type: ignore[index]
-                res = np.sqrt(np.maximum(quad, 0.0))
+            res = np.empty((len(ts), P))
+            # v' R v over each account's held assets (numba, _garch_path; the dense (Tc, P, A) product
+            # and einsum took ~0.7 CPU-s a path at 1,000 accounts)
+            cross_path(x, self.sigma_h[ts], self._qpos[ts], self._qneg[ts], self.corr[ts], res)  # type: ignore[index]
             if iso.any():
                 # isolated: each holding stand-alone (collateral, long perp, short perp)
                 sig = self.sigma_h[ts][:, None, :]
