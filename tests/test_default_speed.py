@@ -91,13 +91,11 @@ def test_garch_all_isolated_path_is_the_standalone_sum(name):
         want = (c * sig * qp).sum(1) + np.where(p > 0, p * sig * qp, 0).sum(1) + np.where(p < 0, -p * sig * qn, 0).sum(1)
         ok = path.eligible[t]
         np.testing.assert_allclose(path.maintenance[t, ok], want[ok], rtol=1e-12)
-    # and equal to the columns of a mixed book (the branch that also prices the cross requirement); the
-    # all-isolated branch sums the units as (T, A) @ (A, P) products, the mixed one asset by asset: the same
-    # terms in another order, so equal to rounding (4e-16 relative seen) with the same NaN cells
+    # and equal to the columns of a mixed book (the branch that also prices the cross requirement)
     mixed = Book(book.assets, np.vstack([book.collateral, book.collateral[:1]]),
                  np.vstack([book.positions, book.positions[:1]]), np.append(book.cash, 0.0),
                  np.append(book.isolated, False), (*book.account_ids, "cross"))
-    np.testing.assert_allclose(fitted.path(mixed).maintenance[:, :-1], path.maintenance, rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(fitted.path(mixed).maintenance[:, :-1], path.maintenance)
     assert path.maintenance.shape == (T, 25)
 
 

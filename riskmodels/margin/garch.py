@@ -572,8 +572,11 @@ class FittedGarch(FittedMargin):
     def path(self, book: Book, eligible: np.ndarray | None = None) -> MarginPath:
         """Constant-notional margin path; NaN where an account holds an ineligible asset.
 
-        Parametric: chunks of dates at once (one einsum per chunk); FHS: the
-        base loop over dates, vectorised over accounts.
+        Parametric: cross accounts by :func:`~riskmodels.margin._garch_path.cross_path`
+        (``sqrt(v' R v)`` over held assets, all dates in one pass), isolated
+        ones as sums of unit requirements (:func:`~riskmodels.margin.base.combine_units`,
+        the same products with every account isolated or not); FHS: the base
+        loop over dates, vectorised over accounts.
         """
         book = book.align(self.panel.assets)
         if eligible is None:
@@ -581,37 +584,18 @@ class FittedGarch(FittedMargin):
         if self.model.portfolio != "parametric":  # type: ignore[attr-defined]
             return super().path(book, eligible)
         T, P = eligible.shape
-        A = self.panel.n_assets
-        x = book.exposure
-        mm = np.full((T, P), np.nan)
-        chunk = max(1, int(4_000_000 // max(1, P * A)))
+        mm = np.empty((T, P))
         iso = np.asarray(book.isolated, dtype=bool)
-        every_iso = bool(iso.size) and bool(iso.all())  # the engine's netting path: no cross requirement needed
-        if every_iso:
-            # unit requirements sigma_h q per USD (collateral and long: q+, short: q-), then products
+        cross = ~iso
+        if cross.any():  # v' R v over each account's held assets, every date in one numba pass (_garch_path)
+            out = np.empty((T, int(cross.sum())))
+            cross_path(np.ascontiguousarray(book.exposure[cross]), self.sigma_h[:T], self._qpos[:T],
+                       self._qneg[:T], self.corr[:T], out)  # type: ignore[index]
+            mm[:, cross] = out
+        if iso.any():  # each holding stand-alone: units sigma_h q per USD (collateral and long q+, short q-)
             up = self.sigma_h[:T] * self._qpos[:T]
             un = self.sigma_h[:T] * self._qneg[:T]
-            mm = combine_units(book.collateral, book.positions, up, un)
-            mm = np.where(eligible, mm, np.nan)
-            im = self.model.im_multiplier * mm  # type: ignore[attr-defined]
-            return MarginPath(self.model.label, self.panel.dates, book.account_ids, im, mm, eligible)
-        for t0 in range(0, T, chunk):
-            ts = np.arange(t0, min(T, t0 + chunk))
-            res = np.empty((len(ts), P))
-            # v' R v over each account's held assets (numba, _garch_path; the dense (Tc, P, A) product
-            # and einsum took ~0.7 CPU-s a path at 1,000 accounts)
-            cross_path(x, self.sigma_h[ts], self._qpos[ts], self._qneg[ts], self.corr[ts], res)  # type: ignore[index]
-            if iso.any():
-                # isolated: each holding stand-alone (collateral, long perp, short perp)
-                sig = self.sigma_h[ts][:, None, :]
-                c = book.collateral[iso][None]
-                p = book.positions[iso][None]
-                qp = self._qpos[ts][:, None, :]
-                qn = self._qneg[ts][:, None, :]
-                part = np.where(c != 0, c * sig * qp, 0.0)
-                part += np.where(p > 0, p * sig * qp, 0.0) + np.where(p < 0, -p * sig * qn, 0.0)
-                res[:, iso] = part.sum(axis=2)
-            mm[ts] = res
+            mm[:, iso] = combine_units(book.collateral[iso], book.positions[iso], up, un)
         mm = np.where(eligible, mm, np.nan)
         im = self.model.im_multiplier * mm  # type: ignore[attr-defined]
         return MarginPath(self.model.label, self.panel.dates, book.account_ids, im, mm, eligible)

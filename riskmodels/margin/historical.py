@@ -678,9 +678,9 @@ class FittedHistorical(FittedMargin):
             mm = combine_units(book.collateral, book.positions, val[:, :A], val[:, A:])
         else:
             mm = val[:, :P].copy()
-        if iso.any() and not every_iso:
-            up, un = val[:, P : P + A], val[:, P + A :]
-            mm[:, iso] = combine_units(book.collateral[iso], book.positions[iso], up, un)
+            if iso.any():
+                up, un = val[:, P : P + A], val[:, P + A :]
+                mm[:, iso] = combine_units(book.collateral[iso], book.positions[iso], up, un)
         ok = eligible & (asset_bad == 0) & np.isfinite(mm)
         mm = np.where(ok, mm, np.nan)
         return MarginPath(m.label, self.panel.dates, book.account_ids, m.im_multiplier * mm, mm, ok)

@@ -91,6 +91,7 @@ from riskmodels.margin.base import (
     Requirement,
     account_eligibility,
     check_range,
+    combine_units,
     per_asset,
     register,
 )
@@ -557,10 +558,8 @@ class FittedScenarioGrid(FittedMargin):
                 units[ts, 0] = self._maintenance(ts, eye, zero)
                 units[ts, 1] = self._maintenance(ts, zero, eye)
                 units[ts, 2] = self._maintenance(ts, zero, -eye)
-            c, x = book.collateral[iso], book.positions[iso]
-            mm[:, iso] = (
-                units[:, 0] @ c.T + units[:, 1] @ np.maximum(x, 0.0).T + units[:, 2] @ np.maximum(-x, 0.0).T
-            )
+            mm[:, iso] = combine_units(book.collateral[iso], book.positions[iso], units[:, 1], units[:, 2],
+                                       uc=units[:, 0])
         mm = np.where(eligible, mm, np.nan)
         im = self.model.im_multiplier * mm  # type: ignore[attr-defined]
         return MarginPath(self.model.label, self.panel.dates, book.account_ids, im, mm, eligible)
