@@ -1,7 +1,8 @@
-"""``margin_paths.parquet`` written from the arrays equals the ``margin_paths()`` frame as a reader sees it.
+"""``margin_paths.parquet`` written from the arrays equals the reference frame as a reader sees it.
 
-The reference is :meth:`BacktestResult.margin_paths` (itself tested against the
-per-model string frames in ``tests/test_default_speed.py``) written by pandas:
+The reference is ``BacktestResult._margin_paths_frames`` (each model's
+``MarginPath.long_frame`` with string names, concatenated and made
+categorical by pandas; ``margin_paths()`` is now the Arrow table itself) written by pandas:
 ``pd.read_parquet`` of the new bytes must give an equal frame (values, row
 order, dtypes, categories and their order) and ``pyarrow.parquet.read_schema``
 an equal schema, metadata included. Written with pyarrow's default options the
@@ -44,7 +45,7 @@ def _path(rng: np.random.Generator, label: str, T: int, ids: tuple[str, ...], sh
 
 def _pandas_bytes(res: BacktestResult) -> bytes:
     buf = io.BytesIO()
-    res.margin_paths().to_parquet(buf, compression="zstd", index=False)
+    res._margin_paths_frames().to_parquet(buf, compression="zstd", index=False)
     return buf.getvalue()
 
 
@@ -55,8 +56,8 @@ def _check(res: BacktestResult) -> None:
     g, w = pd.read_parquet(io.BytesIO(got)), pd.read_parquet(io.BytesIO(want))
     pd.testing.assert_frame_equal(g, w, check_exact=True, check_categorical=True)
     assert g["account"].cat.codes.dtype == w["account"].cat.codes.dtype
-    # independent of pandas' writer too: the frame itself, as margin_paths() returns it
-    pd.testing.assert_frame_equal(g, res.margin_paths(), check_exact=True, check_categorical=True)
+    # independent of pandas' writer too: the frame built from each path's long_frame (the reference)
+    pd.testing.assert_frame_equal(g, res._margin_paths_frames(), check_exact=True, check_categorical=True)
     table = margin_paths_table(res)
     if table is not None:  # pyarrow's default options: pandas' file, byte for byte
         buf = io.BytesIO()
@@ -105,7 +106,7 @@ def test_frame_fallbacks():
     res = _result([p, other], ids)
     assert margin_paths_table(res) is None
     pd.testing.assert_frame_equal(pd.read_parquet(io.BytesIO(bytes(margin_paths_parquet(res)))),
-                                  res.margin_paths(), check_categorical=True)
+                                  res._margin_paths_frames(), check_categorical=True)
     assert margin_paths_table(_result([_path(rng, "x", 8, ids, 0.0)], ids)) is None
 
 

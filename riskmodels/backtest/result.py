@@ -164,44 +164,17 @@ class BacktestResult:
         Columns date, account, model, initial, maintenance: the rows of
         :meth:`MarginPath.long_frame` of each model, concatenated, with
         ``account`` and ``model`` as categoricals (categories sorted) and the
-        margins in float32. Built from integer codes: the account and model
-        names are never materialised per row (14.7 million rows in the
-        default backtest; building them as strings and factorising took
-        ~4 s of CPU of a ~20 s run).
+        margins in float32. Built from integer codes by
+        :func:`~riskmodels.backtest.paths_parquet.margin_paths_table` (the
+        table ``margin_paths.parquet`` is written from): the account and model
+        names are never materialised per row (18 million rows in the default
+        backtest). Results on other accounts than the book's, or with no
+        priced cell, take :meth:`_margin_paths_frames` (its reference).
         """
-        parts = [np.nonzero(r.path.eligible) for r in self.results.values()]
-        ids = np.asarray([str(a) for a in self.book.account_ids], dtype=object)
-        used = np.zeros(len(ids), dtype=bool)
-        for r, (_, p) in zip(self.results.values(), parts, strict=True):
-            if tuple(r.path.account_ids) != tuple(self.book.account_ids):
-                return self._margin_paths_frames()  # a result on other accounts: the general (slower) way
-            used[p] = True
-        acc_names = ids[used]
-        acc_order = np.argsort(acc_names, kind="stable")
-        acc_code = np.full(len(ids), -1, dtype=np.int64)
-        acc_code[np.flatnonzero(used)[acc_order]] = np.arange(acc_order.size)
-        labels = [r.path.model for r in self.results.values()]
-        model_cats = sorted({lab for lab, (t, _) in zip(labels, parts, strict=True) if t.size})
-        model_code = {lab: i for i, lab in enumerate(model_cats)}
-        n = [t.size for t, _ in parts]
-        res = list(self.results.values())
+        from riskmodels.backtest.paths_parquet import margin_paths_table
 
-        def column(get: Any) -> np.ndarray:
-            return np.concatenate([get(r, t, p) for r, (t, p) in zip(res, parts, strict=True)]) if res else np.empty(0)
-
-        dates = column(lambda r, t, p: np.asarray(r.path.dates)[t])
-        accounts = pd.Categorical.from_codes(column(lambda r, t, p: acc_code[p]),
-                                             categories=pd.Index(list(ids[used][acc_order]), dtype="str"))
-        models = pd.Categorical.from_codes(
-            np.repeat(np.array([model_code.get(lab, -1) for lab in labels], dtype=np.int64), n),
-            categories=pd.Index(model_cats, dtype="str"))
-        return pd.DataFrame({
-            "date": pd.DatetimeIndex(dates) if len(dates) else pd.DatetimeIndex([]),
-            "account": accounts,
-            "model": models,
-            "initial": column(lambda r, t, p: r.path.initial[t, p]).astype(np.float32),
-            "maintenance": column(lambda r, t, p: r.path.maintenance[t, p]).astype(np.float32),
-        })
+        table = margin_paths_table(self)
+        return self._margin_paths_frames() if table is None else table.to_pandas()
 
     def _margin_paths_frames(self) -> pd.DataFrame:
         """:meth:`margin_paths` from each path's :meth:`~riskmodels.margin.base.MarginPath.long_frame` (reference)."""
