@@ -467,13 +467,13 @@ class FittedHistorical(FittedMargin):
         return Requirement(m.im_multiplier * mm, mm)
 
     def _prepared(self, t: int) -> _hs_fused.Prepared:
-        """The fused kernels' layout of ``scenarios(t)`` (transposed, NaN-zeroed, chunk bounds); last two dates kept."""
+        """The fused kernel's layout of ``scenarios(t)`` (transposed, NaN-zeroed); last two dates kept."""
         cache = self.__dict__.setdefault("_prepared_cache", {})
         hit = cache.get(t)
         if hit is not None:
             return hit
-        g, n_window, _weights, flags = self.scenarios(t)
-        out = _hs_fused.prepare(g, n_window, flags)
+        g = self.scenarios(t)[0]
+        out = _hs_fused.prepare(g)
         if len(cache) >= 2:
             cache.pop(next(iter(cache)))
         cache[t] = out
