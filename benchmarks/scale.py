@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from standard import GIB, LoadSampler, TreeRSS, machine  # noqa: E402
+from _harness import GIB, LoadSampler, TreeRSS, machine  # noqa: E402
 
 
 def _config(accounts: int, models: list[str] | None, chunk: int, n_jobs: int, start: str) -> dict[str, Any]:
