@@ -1,4 +1,4 @@
-"""Procyclicality of margin paths and the netting (cross-margining) benefit.
+"""Procyclicality of margin paths (the netting benefit: :mod:`.procyclicality_netting`).
 
 Procyclicality measures (Murphy, Vasios & Vause 2014, Bank of England
 Financial Stability Paper 29; METHODOLOGY.md section 4), for the total margin
@@ -26,9 +26,12 @@ common account does not move the index. Dates on which no account has a margin
 are dropped; horizons count the remaining observations (daily dates assumed).
 A trough of zero gives an infinite ratio.
 
-Netting benefit: ``1 - cross / isolated`` per account and date, where
-``cross`` is the cross-margined requirement and ``isolated`` the sum of the same
-account's isolated per-position requirements; NaN where isolated is 0.
+Modules: this one holds the measures (:func:`procyclicality`,
+:class:`ProcyclicalityReport`, the additive account sums of streamed runs);
+the netting benefit and its summary table are in
+:mod:`riskmodels.backtest.procyclicality_netting`, the stress windows and the
+input checks in :mod:`riskmodels.backtest.procyclicality_inputs`. Every name
+defined here before the split is still importable from this module.
 """
 
 from __future__ import annotations
@@ -41,6 +44,24 @@ import numpy as np
 import pandas as pd
 
 from riskmodels.backtest._testresult import Table
+from riskmodels.backtest.procyclicality_inputs import (
+    STRESS_WINDOWS,
+    ArrayLike,
+    _as_dates,
+    _check_horizons,
+    _check_windows,
+    _panel,
+)
+from riskmodels.backtest.procyclicality_netting import NETTING_CHUNK as NETTING_CHUNK
+from riskmodels.backtest.procyclicality_netting import (
+    NettingSummary,
+    netting_benefit,
+    netting_summary,
+)
+
+# The netting functions, the stress windows and the input checks are re-exported
+# (listed in __all__ or imported `x as x`) so that every name importable from
+# riskmodels.backtest.procyclicality before the split still is.
 
 __all__ = [
     "HORIZONS",
@@ -52,68 +73,8 @@ __all__ = [
     "procyclicality",
 ]
 
-#: Named stress windows (inclusive calendar dates). Bounds chosen to contain the
-#: crash and the following re-margining, and to be longer than 30 days so the
-#: 30-day increase is defined inside each window (CRASH_DAYS.md for the days):
-#: * covid_mar2020: 1 Mar - 15 Apr 2020, the 12-13 Mar crash (BTC 7.9k -> 3.9k) and April rebound;
-#: * may2021: 1 May - 30 Jun 2021, the 19 May crash (BTC ~43k -> ~30k) and the June retest;
-#: * luna_may2022: 1 May - 30 Jun 2022, Terra/LUNA (7-12 May) and the June Celsius/3AC sell-off;
-#: * ftx_nov2022: 1 Nov - 15 Dec 2022, FTX collapse (6-11 Nov, BTC -> 15.8k) and aftermath.
-STRESS_WINDOWS: dict[str, tuple[str, str]] = {
-    "covid_mar2020": ("2020-03-01", "2020-04-15"),
-    "may2021": ("2021-05-01", "2021-06-30"),
-    "luna_may2022": ("2022-05-01", "2022-06-30"),
-    "ftx_nov2022": ("2022-11-01", "2022-12-15"),
-}
-
 #: n-day horizons of the largest-increase measure (MVV 2014: 1 and 30 days; 5 days in between)
 HORIZONS: tuple[int, ...] = (1, 5, 30)
-
-ArrayLike = Any
-
-
-def _as_dates(dates: ArrayLike, T: int) -> pd.DatetimeIndex:
-    idx = pd.DatetimeIndex(pd.to_datetime(np.asarray(dates)))
-    if len(idx) != T:
-        raise ValueError(f"dates has {len(idx)} entries but the margin path has {T} rows")
-    if T > 1 and not idx.is_monotonic_increasing:
-        raise ValueError("dates must be increasing")
-    return idx
-
-
-def _check_windows(windows: Mapping[str, tuple[str, str]] | None) -> dict[str, tuple[pd.Timestamp, pd.Timestamp]]:
-    out: dict[str, tuple[pd.Timestamp, pd.Timestamp]] = {}
-    for name, bounds in (windows or {}).items():
-        try:
-            a, b = (pd.Timestamp(x) for x in bounds)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"windows[{name!r}]={bounds!r}: expected (start, end) dates") from err
-        if b < a:
-            raise ValueError(f"windows[{name!r}]={bounds!r}: end is before start")
-        out[str(name)] = (a, b)
-    return out
-
-
-def _check_horizons(horizons: Sequence[int]) -> tuple[int, ...]:
-    hs = tuple(int(h) for h in horizons)
-    if not hs or any(h < 1 or h != h0 for h, h0 in zip(hs, horizons, strict=True)):
-        raise ValueError(f"horizons={tuple(horizons)!r}: expected positive integers")
-    return hs
-
-
-def _panel(a: ArrayLike, name: str) -> np.ndarray:
-    """Float array, 2-D; float32 panels are kept as they are (blocks are widened when summed)."""
-    if hasattr(a, "to_numpy"):
-        arr = a.to_numpy(dtype=np.float64, na_value=np.nan)
-    else:
-        arr = np.asarray(a)
-        if arr.dtype != np.float32:
-            arr = np.asarray(arr, dtype=np.float64)
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must be (T,) or (T, P), got shape {arr.shape}")
-    return arr
 
 
 class ProcyclicalityReport(Table):
@@ -422,115 +383,3 @@ def _vol(growth: np.ndarray, periods_per_year: float) -> float:
     if lg.size < 2:
         return float("nan")
     return float(np.std(lg, ddof=1) * math.sqrt(periods_per_year))
-
-
-# ---------------------------------------------------------------------------
-# netting benefit
-# ---------------------------------------------------------------------------
-
-
-def netting_benefit(cross: ArrayLike, isolated_sum: ArrayLike) -> np.ndarray:
-    """Cross-margining benefit ``1 - cross / isolated_sum`` per date and account.
-
-    Parameters
-    ----------
-    cross : array_like (T, P)
-        Cross-margined requirement of each account.
-    isolated_sum : array_like (T, P)
-        Sum of the same account's isolated per-position requirements.
-
-    Returns
-    -------
-    ndarray (T, P)
-        0 = no netting, 1 = everything netted away; NaN where ``isolated_sum``
-        is 0 or either input is NaN.
-
-    Notes
-    -----
-    Computed in float64 in blocks of ``NETTING_CHUNK`` rows written into the
-    result (the float32 margins are widened one block at a time): the
-    temporaries stay small and in cache, the values are those of the
-    whole-array expression (``tests/test_procyclicality.py``).
-    """
-    c_in, s_in = np.asarray(cross), np.asarray(isolated_sum)
-    if c_in.shape != s_in.shape:
-        raise ValueError(f"cross and isolated_sum must have the same shape, got {c_in.shape} and {s_in.shape}")
-    if c_in.ndim == 0:
-        c_in, s_in = c_in.reshape(1), s_in.reshape(1)
-    out = np.empty(c_in.shape, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for i in range(0, c_in.shape[0], NETTING_CHUNK):
-            c = c_in[i : i + NETTING_CHUNK].astype(np.float64)
-            s = s_in[i : i + NETTING_CHUNK].astype(np.float64)
-            ok = (s != 0) & ~np.isnan(s) & ~np.isnan(c)
-            np.divide(c, s, out=c)
-            np.subtract(1.0, c, out=c)
-            out[i : i + NETTING_CHUNK] = np.where(ok, c, np.nan)
-    return out.reshape(np.shape(cross))
-
-
-#: rows of :func:`netting_benefit` computed at once (64 rows x 1,000 accounts: 0.5 MB per temporary)
-NETTING_CHUNK = 64
-
-
-class NettingSummary(Table):
-    """Distribution of the netting benefit across accounts, per period.
-
-    Columns: ``period, start, end, n_dates, n_accounts`` and, over the
-    per-account time-average benefit in the period, ``mean, p5, median, p95``;
-    ``worst_day_mean`` is the lowest cross-sectional mean benefit on any date
-    of the period and ``worst_day`` its date (netting that vanishes in a
-    crash shows here).
-    """
-
-
-def netting_summary(
-    benefit: ArrayLike,
-    dates: ArrayLike,
-    windows: Mapping[str, tuple[str, str]] | None = STRESS_WINDOWS,
-    name: str | None = None,
-) -> NettingSummary:
-    """Summarise a (T, P) netting-benefit panel for the full sample and each stress window."""
-    B = _panel(benefit, "benefit")
-    T, _ = B.shape
-    idx = _as_dates(dates, T)
-    wins = _check_windows(windows)
-    periods: list[tuple[str, pd.Timestamp | None, pd.Timestamp | None]] = [("full", None, None)]
-    periods += [(k, a, b) for k, (a, b) in wins.items()]
-    valid = ~np.isnan(B)
-    cnt_day = valid.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        day_mean = np.where(cnt_day > 0, np.where(valid, B, 0.0).sum(axis=1) / np.maximum(cnt_day, 1), np.nan)
-    rows = []
-    for pname, a, b in periods:
-        if a is None:
-            sel = np.ones(T, dtype=bool)
-        else:
-            sel = (idx >= a) & (idx < b + pd.Timedelta(days=1))
-        row: dict[str, Any] = {} if name is None else {"model": str(name)}
-        row.update({"period": pname,
-                    "start": a if a is not None else (idx[0] if T else pd.NaT),
-                    "end": b if b is not None else (idx[-1] if T else pd.NaT),
-                    "n_dates": int(sel.sum())})
-        sub, vsub = B[sel], valid[sel]
-        cnt = vsub.sum(axis=0)
-        has = cnt > 0
-        acc_mean = np.where(vsub, sub, 0.0).sum(axis=0)[has] / cnt[has]
-        row["n_accounts"] = int(has.sum())
-        if acc_mean.size:
-            row["mean"] = float(acc_mean.mean())
-            row["p5"], row["median"], row["p95"] = (float(v) for v in np.quantile(acc_mean, [0.05, 0.5, 0.95]))
-        else:
-            row.update({"mean": np.nan, "p5": np.nan, "median": np.nan, "p95": np.nan})
-        dm = day_mean[sel]
-        if dm.size and not np.isnan(dm).all():
-            k = int(np.nanargmin(dm))
-            row["worst_day_mean"] = float(dm[k])
-            row["worst_day"] = idx[sel][k]
-        else:
-            row["worst_day_mean"], row["worst_day"] = np.nan, pd.NaT
-        rows.append(row)
-    notes = ["benefit = 1 - cross-margined / sum of isolated requirements; distribution across "
-             "accounts of each account's mean benefit in the period."]
-    title = "Netting benefit" + (f": {name}" if name else "")
-    return NettingSummary(pd.DataFrame(rows), title=title, notes=notes)
