@@ -145,7 +145,10 @@ class FittedScenarioGrid(FittedMargin):
         e = coll + pos
         m: ScenarioGrid = self.model  # type: ignore[assignment]
         if m.scan == "joint":
-            loss = np.einsum("na,bas->bns", e, self._ra0[ts], optimize=True)
+            if len(ts) == 1:  # one date (the simulation's call): the GEMM itself, without einsum's path search
+                loss = (e @ self._ra0[ts[0]])[None]
+            else:
+                loss = np.einsum("na,bas->bns", e, self._ra0[ts], optimize=True)
             mm = np.maximum(loss.max(axis=-1), 0.0)
             if self.contingency > 0:
                 gross = np.abs(coll).sum(axis=1) + np.abs(pos).sum(axis=1)
