@@ -192,25 +192,23 @@ def _kernel(X, gT, bad, bad_any, n_window, min_window, alpha, stressed, share_mi
         a_fits = fits
         a_k0 = cap0
         a_k1 = cap1
-        if anybad:
-            rowbad[:] = False
+        if anybad:  # branch-free passes (the bad rows of a late listing are a block, the others scattered)
+            for i in range(rows):
+                rowbad[i] = False
             for j in range(m):
                 if bad_any[nz[j]]:
                     brow = bad[nz[j]]
                     for i in range(rows):
-                        if brow[i]:
-                            rowbad[i] = True
+                        rowbad[i] = rowbad[i] | brow[i]
             a_fin = 0
             a_s = 0
-            a_o = 0
+            n_good = 0
             for i in range(rows):
-                if not rowbad[i]:
-                    if i < n_window:
-                        a_fin += 1
-                    if cls[i]:
-                        a_s += 1
-                    else:
-                        a_o += 1
+                good = np.int64(not rowbad[i])
+                n_good += good
+                a_fin += good * np.int64(i < n_window)
+                a_s += good * np.int64(cls[i])
+            a_o = n_good - a_s
         if a_fin < min_window or a_fin == 0:
             out_var[p] = np.nan
             out_es[p] = np.nan
