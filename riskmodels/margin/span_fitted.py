@@ -145,8 +145,9 @@ class FittedScenarioGrid(FittedMargin):
         e = coll + pos
         m: ScenarioGrid = self.model  # type: ignore[assignment]
         if m.scan == "joint":
-            if len(ts) == 1:  # one date (the simulation's call): the GEMM itself, without einsum's path search
-                loss = (e @ self._ra0[ts[0]])[None]
+            if len(ts) == 1:  # one date (the simulation's call): the GEMM without einsum's path search, in
+                # the transposed form einsum's batched matmul evaluates (bitwise its numbers; tested)
+                loss = (self._ra0[ts[0]].T @ e.T).T[None]
             else:
                 loss = np.einsum("na,bas->bns", e, self._ra0[ts], optimize=True)
             mm = np.maximum(loss.max(axis=-1), 0.0)
