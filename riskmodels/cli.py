@@ -162,6 +162,9 @@ def _margin_paths_future(result: Any) -> Any:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
+    from riskmodels.backtest.pool_start import prestart
+
+    prestart(args)  # the model pool's forkserver imports the engine while this process does (pool_start.py)
     from riskmodels.backtest.engine import build_models, run_backtest
     from riskmodels.backtest.report_tables import (
         comparison_summary,

@@ -35,7 +35,7 @@ from riskmodels.data.panel import PricePanel
 from riskmodels.margin import base as margin_base
 from riskmodels.margin.base import MarginModel, MarginPath, account_eligibility
 from riskmodels.portfolio import Book, generate_book
-from riskmodels.workers import process_pool, spill_folder
+from riskmodels.workers import ENGINE_PRELOAD, process_pool, spill_folder
 
 Progress = Callable[[str, int, int], None]
 
@@ -216,7 +216,7 @@ def _pool_context() -> Any:
     """
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["riskmodels.backtest.engine", "riskmodels.margin"])
+        ctx.set_forkserver_preload(list(ENGINE_PRELOAD))  # no-op if the CLI started the server already
         return ctx
     return multiprocessing.get_context("spawn")
 
