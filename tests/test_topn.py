@@ -63,3 +63,19 @@ def test_summary_metrics_carry_the_top10_shares(result):
     top10 = tab[tab["group"] == "top 10"].set_index("model")
     np.testing.assert_allclose(frame["top10_margin_share"], top10["share_margin"])
     np.testing.assert_allclose(frame["top10_bad_debt_share"], top10["share_bad_debt"])
+
+
+def test_table_rows_equal_top_shares_per_group_exactly(result):
+    # top_concentration sums each model's margin once for all groups: the same floats as top_shares per group
+    from riskmodels.backtest.topn import TOP_GROUPS, margin_per_account, top_shares
+
+    tab = top_concentration(result)
+    for name, r in result.results.items():
+        im = np.asarray(r.path.initial, dtype=np.float64)
+        ref = np.array([sum(im[t, a] for t in range(im.shape[0]) if r.path.eligible[t, a] and np.isfinite(im[t, a]))
+                        for a in range(im.shape[1])])
+        np.testing.assert_allclose(margin_per_account(r), ref, rtol=1e-12)
+        for label, size in TOP_GROUPS:
+            row = tab[(tab["model"] == name) & (tab["group"] == label)].iloc[0]
+            want = top_shares(r, top_accounts(r.gross_notional, size))
+            assert {k: row[k] for k in want} == want
