@@ -79,3 +79,19 @@ def test_table_rows_equal_top_shares_per_group_exactly(result):
             row = tab[(tab["model"] == name) & (tab["group"] == label)].iloc[0]
             want = top_shares(r, top_accounts(r.gross_notional, size))
             assert {k: row[k] for k in want} == want
+
+
+def test_margin_per_account_is_recomputed_when_the_path_arrays_change(result):
+    from dataclasses import replace
+
+    from riskmodels.backtest.topn import margin_per_account
+
+    r = next(iter(result.results.values()))
+    first = margin_per_account(r)
+    assert margin_per_account(r) is first and not first.flags.writeable
+    doubled = replace(r, path=replace(r.path, initial=r.path.initial * 2))
+    np.testing.assert_allclose(margin_per_account(doubled), 2 * first, rtol=1e-6)
+    r2 = replace(r)
+    np.testing.assert_array_equal(margin_per_account(r2), first)  # cached for r2 ...
+    r2.path = replace(r.path, initial=r.path.initial * 3)  # ... until its path's arrays are others
+    np.testing.assert_allclose(margin_per_account(r2), 3 * first, rtol=1e-6)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -69,15 +70,27 @@ def top_shares(r: ModelResult, members: np.ndarray) -> dict[str, float]:
     return shares_of(r.gross_notional, margin_per_account(r), r.simulation.liquidations, members)
 
 
+#: margin_per_account per result: (the initial-margin array, the eligibility array, the sums), reused while
+#: the result still holds those two arrays (the three top-10 metrics and the concentration table ask for it)
+_PER_ACCOUNT: weakref.WeakKeyDictionary[ModelResult, tuple[np.ndarray, np.ndarray, np.ndarray]] = (
+    weakref.WeakKeyDictionary())
+
+
 def margin_per_account(r: ModelResult) -> np.ndarray:
     """``(P,)`` float64: each account's initial margin summed over its priced dates, ``sum_t IM[t, a]``.
 
-    Cells that are not priced or not finite count 0 (the same for every
-    group: :func:`top_concentration` computes it once per model).
+    Cells that are not priced or not finite count 0. Computed once per
+    result (read-only; recomputed if the result's path arrays are replaced).
     """
-    im = r.path.initial
-    ok = r.path.eligible & np.isfinite(im)
-    return np.where(ok, im, 0.0).astype(np.float64).sum(axis=0)  # (P,) summed over dates
+    im, eligible = r.path.initial, r.path.eligible
+    hit = _PER_ACCOUNT.get(r)
+    if hit is not None and hit[0] is im and hit[1] is eligible:
+        return hit[2]
+    ok = eligible & np.isfinite(im)
+    sums = np.where(ok, im, 0.0).astype(np.float64).sum(axis=0)  # (P,) summed over dates
+    sums.flags.writeable = False
+    _PER_ACCOUNT[r] = (im, eligible, sums)
+    return sums
 
 
 def shares_of(g: np.ndarray, per_acct: np.ndarray, liq: np.ndarray, members: np.ndarray) -> dict[str, float]:
