@@ -215,7 +215,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     chunk = streamed_chunk(args, cfg)  # a large book, --chunk-accounts, --workers or --scheduler: streamed
     if chunk:
         return backtest_streamed(args, cfg, panel, choice, bar, chunk, t0, _jsonable, _backtest_command(args))
-    result = run_backtest(cfg, panel, progress=bar)
+    from riskmodels.backtest.pool_start import ImportOnFirstCall
+
+    # the tail's imports (matplotlib, ...) in a thread once the models run (pool_start.py)
+    result = run_backtest(cfg, panel, progress=ImportOnFirstCall(bar))
     from riskmodels.backtest.feedback_report import comparison_table, feedback_pair
 
     fb = feedback_pair(result, progress=bar)  # None unless [liquidation] feedback = true (issue 17)

@@ -82,3 +82,19 @@ def test_spill_files_load_as_the_arrays_written_and_are_deleted(tmp_path, monkey
         if back.size:
             back.flat[0] = back.flat[-1]  # writable, and the write stays private
             np.testing.assert_array_equal(back.flat[1:-1], a.flat[1:-1])
+
+
+def test_import_on_first_call_imports_once_and_forwards_every_call():
+    import sys
+
+    from riskmodels.backtest.pool_start import TAIL_MODULES, ImportOnFirstCall
+
+    calls = []
+    cb = ImportOnFirstCall(lambda *a: calls.append(a), modules=("json", "riskmodels.no_such_module"))
+    cb("a: done", 1, 3)
+    first = cb.thread
+    cb("b: done", 2, 3)
+    assert cb.thread is first and calls == [("a: done", 1, 3), ("b: done", 2, 3)]
+    first.join(10)
+    assert not first.is_alive() and "json" in sys.modules  # a missing module is skipped, not raised
+    assert "matplotlib.figure" in TAIL_MODULES
