@@ -171,6 +171,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         coverage_table,
         netting_table,
         pareto_png,
+        precompute_row,
         procyclicality_table,
     )
     from riskmodels.config import load_config
@@ -218,7 +219,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from riskmodels.backtest.pool_start import ImportOnFirstCall
 
     # the tail's imports (matplotlib, ...) in a thread once the models run (pool_start.py)
-    result = run_backtest(cfg, panel, progress=ImportOnFirstCall(bar))
+    # the rows' netting and procyclicality parts as each row arrives (report_tables.precompute_row)
+    result = run_backtest(cfg, panel, progress=ImportOnFirstCall(bar), on_result=precompute_row)
     from riskmodels.backtest.feedback_report import comparison_table, feedback_pair
 
     fb = feedback_pair(result, progress=bar)  # None unless [liquidation] feedback = true (issue 17)
