@@ -297,9 +297,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             netting.to_frame().to_csv(out / "netting.csv", index=False, float_format="%.10g")
         pro.to_frame().to_csv(out / "procyclicality.csv", float_format="%.10g")
         (out / "margin_paths.parquet").write_bytes(paths_parquet())
-        from riskmodels.csv_fast import write_csv
+        from riskmodels.backtest.report_tables import events_csv_text
 
-        write_csv(result.events(), out / "liquidations.csv", float_format="%.10g")  # pandas' bytes, ~6x faster
+        # pandas' bytes (riskmodels.csv_fast, ~6x faster), the rows' parts formatted as they arrived
+        (out / "liquidations.csv").write_text(events_csv_text(result), encoding="utf-8", newline="")
         fb_files = fb.write(out) if fb is not None else []
         from riskmodels.backtest.topn import top_concentration, write_top_concentration
 

@@ -52,7 +52,7 @@ def test_hooked_run_gives_the_tables_of_the_row_loops(n_jobs):
     assert sorted(c[0] for c in calls) == ["flat", "hs", "thick"]
     assert {c[1:] for c in calls} == {(result.start, result.end)}
     for r in result.results.values():  # the parts are kept for every row ...
-        assert len(report_tables._ROW_TABLES[r]) == 2
+        assert len(report_tables._ROW_TABLES[r]) == 3
     net, pro = _reference_tables(result)
     pd.testing.assert_frame_equal(netting_table(result).to_frame(), net)  # ... and are the same numbers
     pd.testing.assert_frame_equal(procyclicality_table(result).to_frame(), pro)
@@ -68,3 +68,30 @@ def test_kept_parts_follow_replaced_paths():
     pd.testing.assert_frame_equal(procyclicality_table(result).to_frame(), pro)
     pd.testing.assert_frame_equal(netting_table(result).to_frame(), net)
     assert not procyclicality_table(result).to_frame().equals(before)
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_liquidations_csv_from_the_rows_parts_is_pandas_text(n_jobs):
+    from riskmodels.backtest.report_tables import events_csv_text
+
+    result = _run(n_jobs, precompute_row)
+    events = result.events()
+    assert len(events) > 0 and events["model"].nunique() >= 2
+    # a row without events (other dtypes) is in the mix: the table is then formatted whole, the same text
+    want = events.to_csv(index=False, float_format="%.10g")
+    assert events_csv_text(result) == want
+    name = next(iter(result.results))
+    r = result.results[name]
+    sim = replace(r.simulation, events=r.simulation.events[:0])
+    object.__setattr__(r, "simulation", sim)
+    assert events_csv_text(result) == result.events().to_csv(index=False, float_format="%.10g")
+
+
+def test_liquidations_csv_joined_from_parts_when_the_dtypes_agree():
+    from riskmodels.backtest import report_tables as rt
+    from riskmodels.backtest.report_tables import events_csv_text
+
+    result = _run(1, precompute_row)
+    parts = [rt._row_events_csv(r, n, result.panel, result.start, result.end) for n, r in result.results.items()]
+    assert all(b for _, _, b in parts)  # every row has events: the joined path is the one taken
+    assert events_csv_text(result) == result.events().to_csv(index=False, float_format="%.10g")

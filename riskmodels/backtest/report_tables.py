@@ -15,6 +15,7 @@ from riskmodels.backtest.procyclicality import ProcyclicalityReport, netting_sum
 from riskmodels.backtest.result import BacktestResult, ModelResult
 from riskmodels.backtest.stats import CoverageReport, coverage_report, coverage_rows_for_comparison
 from riskmodels.backtest.windows import window_header
+from riskmodels.csv_fast import csv_body, csv_header, csv_text
 from riskmodels.data.panel import PricePanel
 
 #: the per-row parts of the netting and procyclicality tables, kept per row (see :func:`precompute_row`):
@@ -25,9 +26,10 @@ _ROW_TABLES: weakref.WeakKeyDictionary[ModelResult, dict[tuple[str, str, int, in
 
 def _row_value(r: ModelResult, kind: str, name: str, panel: PricePanel, start: int, end: int,
                compute: Callable[[], Any]) -> Any:
-    """``compute()`` once per (row, table, window) while the row keeps its path arrays and the panel its dates."""
+    """``compute()`` once per (row, table, window) while the row keeps its arrays and the panel its dates."""
     iso = r.isolated_path
-    inputs = (panel.dates, r.path.initial, r.path.eligible, None if iso is None else iso.initial)
+    inputs = (panel.dates, r.path.initial, r.path.eligible, None if iso is None else iso.initial, r.simulation,
+              r.simulation.events)
     slot = _ROW_TABLES.setdefault(r, {})
     key = (kind, name, start, end)
     hit = slot.get(key)
@@ -60,8 +62,37 @@ def _row_netting(r: ModelResult, name: str, panel: PricePanel, start: int, end: 
     return _row_value(r, "netting", name, panel, start, end, compute)
 
 
+#: the float format of liquidations.csv (as every CSV the CLI writes)
+EVENTS_FLOAT_FORMAT = "%.10g"
+
+
+def _row_events_csv(r: ModelResult, name: str, panel: PricePanel, start: int, end: int) -> Any:
+    def compute() -> Any:
+        f = r.simulation.events_frame()
+        return list(f.columns), list(f.dtypes), csv_body(f, EVENTS_FLOAT_FORMAT)
+
+    return _row_value(r, "events_csv", name, panel, start, end, compute)
+
+
+def events_csv_text(result: BacktestResult) -> str:
+    """``csv_text(result.events(), "%.10g")``: the text of ``liquidations.csv``, from the rows' kept parts.
+
+    The table is the rows' event frames stacked, and a CSV body is made line
+    by line (:func:`riskmodels.csv_fast.csv_body`): where every row's frame
+    has the stacked table's columns and dtypes, the text is the header and
+    the rows' bodies joined; otherwise (an empty row of other dtypes, a
+    column pandas formats) the stacked table is formatted as a whole.
+    """
+    events = result.events()
+    parts = [_row_events_csv(r, name, result.panel, result.start, result.end) for name, r in result.results.items()]
+    columns, dtypes = list(events.columns), list(events.dtypes)
+    if len(events) and all(c == columns and d == dtypes and b is not None for c, d, b in parts):
+        return csv_header(columns) + "".join(b for _, _, b in parts)
+    return csv_text(events, EVENTS_FLOAT_FORMAT)
+
+
 def precompute_row(name: str, r: ModelResult, panel: PricePanel, start: int, end: int) -> None:
-    """The row's parts of :func:`netting_table` and :func:`procyclicality_table`, computed now and kept.
+    """The row's parts of :func:`netting_table`, :func:`procyclicality_table` and :func:`events_csv_text`, kept.
 
     For :func:`riskmodels.backtest.engine.run_models`' ``on_result``: the
     engine calls it as each row arrives from the pool, so these parts (they
@@ -71,6 +102,7 @@ def precompute_row(name: str, r: ModelResult, panel: PricePanel, start: int, end
     """
     _row_netting(r, name, panel, start, end)
     _row_procyclicality(r, name, panel, start, end)
+    _row_events_csv(r, name, panel, start, end)
 
 
 class _SidePanels(Mapping[str, np.ma.MaskedArray]):
