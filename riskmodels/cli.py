@@ -162,12 +162,16 @@ def _margin_paths_future(result: Any) -> Any:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
+    from riskmodels.backtest.pool_start import prestart
+
+    prestart(args)  # the model pool's forkserver imports the engine while this process does (pool_start.py)
     from riskmodels.backtest.engine import build_models, run_backtest
     from riskmodels.backtest.report_tables import (
         comparison_summary,
         coverage_table,
         netting_table,
         pareto_png,
+        precompute_row,
         procyclicality_table,
     )
     from riskmodels.config import load_config
@@ -212,7 +216,11 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     chunk = streamed_chunk(args, cfg)  # a large book, --chunk-accounts, --workers or --scheduler: streamed
     if chunk:
         return backtest_streamed(args, cfg, panel, choice, bar, chunk, t0, _jsonable, _backtest_command(args))
-    result = run_backtest(cfg, panel, progress=bar)
+    from riskmodels.backtest.pool_start import ImportOnFirstCall
+
+    # the tail's imports (matplotlib, ...) in a thread once the models run (pool_start.py)
+    # the rows' netting and procyclicality parts as each row arrives (report_tables.precompute_row)
+    result = run_backtest(cfg, panel, progress=ImportOnFirstCall(bar), on_result=precompute_row)
     from riskmodels.backtest.feedback_report import comparison_table, feedback_pair
 
     fb = feedback_pair(result, progress=bar)  # None unless [liquidation] feedback = true (issue 17)
@@ -289,9 +297,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             netting.to_frame().to_csv(out / "netting.csv", index=False, float_format="%.10g")
         pro.to_frame().to_csv(out / "procyclicality.csv", float_format="%.10g")
         (out / "margin_paths.parquet").write_bytes(paths_parquet())
-        from riskmodels.csv_fast import write_csv
+        from riskmodels.backtest.report_tables import events_csv_text
 
-        write_csv(result.events(), out / "liquidations.csv", float_format="%.10g")  # pandas' bytes, ~6x faster
+        # pandas' bytes (riskmodels.csv_fast, ~6x faster), the rows' parts formatted as they arrived
+        (out / "liquidations.csv").write_text(events_csv_text(result), encoding="utf-8", newline="")
         fb_files = fb.write(out) if fb is not None else []
         from riskmodels.backtest.topn import top_concentration, write_top_concentration
 

@@ -122,6 +122,30 @@ def die_with_parent(run_pid: int, spill: str | None = None, poll: float = 0.5) -
     threading.Thread(target=watch, name="riskmodels-watchdog", daemon=True).start()
 
 
+#: modules the model pool's forkserver imports once (what each spawned worker would import again)
+ENGINE_PRELOAD = ("riskmodels.backtest.engine", "riskmodels.margin")
+
+
+def start_forkserver(preload: tuple[str, ...] = ENGINE_PRELOAD) -> bool:
+    """Start this process's ``forkserver`` now (it imports ``preload``); False where there is none.
+
+    The server is started by the first pool that uses it; started earlier, its
+    imports (~0.9 s of CPU for the engine) run on another core while this
+    process still imports and loads its own data, and the pool's workers
+    fork from a server that is ready. Starting it twice is a no-op (the
+    preload list counts only before the first start); the server exits with
+    this process.
+    """
+    import multiprocessing
+    import multiprocessing.forkserver
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return False
+    multiprocessing.get_context("forkserver").set_forkserver_preload(list(preload))
+    multiprocessing.forkserver.ensure_running()
+    return True
+
+
 def terminate_pool(pool: Any) -> None:
     """Cancel queued work and terminate the pool's workers now (no waiting for running tasks)."""
     handles = list((getattr(pool, "_processes", None) or {}).values())  # before shutdown forgets them
@@ -173,5 +197,5 @@ def spill_folder() -> Iterator[str]:
         yield d
 
 
-__all__ = ["die_with_parent", "pid_alive", "process_pool", "remove_stale_spills", "spill_folder", "terminate_pool",
-           "tune_allocator"]
+__all__ = ["die_with_parent", "pid_alive", "process_pool", "remove_stale_spills", "spill_folder", "start_forkserver",
+           "terminate_pool", "tune_allocator"]

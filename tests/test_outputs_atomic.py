@@ -220,7 +220,7 @@ def test_sigterm_during_a_parallel_backtest_leaves_no_workers_spill_or_output(tm
                                                                                        index=False)
     cfg = tmp_path / "run.toml"
     cfg.write_text('[data]\nuniverse = ["BTC", "ETH", "SOL"]\nstart = "2020-01-01"\npolicy = "error"\n'
-                   "[book]\naccounts = 400\n[backtest]\nmin_history = 250\nn_jobs = 2\n"
+                   "[book]\naccounts = 3000\n[backtest]\nmin_history = 250\nn_jobs = 2\n"
                    '[[models]]\nname = "historical_var"\nparams = { window = 250 }\n'
                    '[[models]]\nname = "filtered_hs"\nparams = { window = 250 }\n'
                    '[[models]]\nname = "scenario_grid"\n')

@@ -63,3 +63,35 @@ def test_summary_metrics_carry_the_top10_shares(result):
     top10 = tab[tab["group"] == "top 10"].set_index("model")
     np.testing.assert_allclose(frame["top10_margin_share"], top10["share_margin"])
     np.testing.assert_allclose(frame["top10_bad_debt_share"], top10["share_bad_debt"])
+
+
+def test_table_rows_equal_top_shares_per_group_exactly(result):
+    # top_concentration sums each model's margin once for all groups: the same floats as top_shares per group
+    from riskmodels.backtest.topn import TOP_GROUPS, margin_per_account, top_shares
+
+    tab = top_concentration(result)
+    for name, r in result.results.items():
+        im = np.asarray(r.path.initial, dtype=np.float64)
+        ref = np.array([sum(im[t, a] for t in range(im.shape[0]) if r.path.eligible[t, a] and np.isfinite(im[t, a]))
+                        for a in range(im.shape[1])])
+        np.testing.assert_allclose(margin_per_account(r), ref, rtol=1e-12)
+        for label, size in TOP_GROUPS:
+            row = tab[(tab["model"] == name) & (tab["group"] == label)].iloc[0]
+            want = top_shares(r, top_accounts(r.gross_notional, size))
+            assert {k: row[k] for k in want} == want
+
+
+def test_margin_per_account_is_recomputed_when_the_path_arrays_change(result):
+    from dataclasses import replace
+
+    from riskmodels.backtest.topn import margin_per_account
+
+    r = next(iter(result.results.values()))
+    first = margin_per_account(r)
+    assert margin_per_account(r) is first and not first.flags.writeable
+    doubled = replace(r, path=replace(r.path, initial=r.path.initial * 2))
+    np.testing.assert_allclose(margin_per_account(doubled), 2 * first, rtol=1e-6)
+    r2 = replace(r)
+    np.testing.assert_array_equal(margin_per_account(r2), first)  # cached for r2 ...
+    r2.path = replace(r.path, initial=r.path.initial * 3)  # ... until its path's arrays are others
+    np.testing.assert_allclose(margin_per_account(r2), 3 * first, rtol=1e-6)

@@ -37,9 +37,11 @@ from riskmodels.data.panel import PricePanel
 from riskmodels.margin import base as margin_base
 from riskmodels.margin.base import MarginModel, MarginPath, account_eligibility
 from riskmodels.portfolio import Book, generate_book
-from riskmodels.workers import process_pool, spill_folder
+from riskmodels.workers import ENGINE_PRELOAD, process_pool, spill_folder
 
 Progress = Callable[[str, int, int], None]
+#: called with (label, row, panel, start, end) as each model's result is complete, before the next is awaited
+RowHook = Callable[[str, ModelResult, PricePanel, int, int], None]
 
 
 def build_models(cfg: dict[str, Any]) -> list[MarginModel]:
@@ -104,6 +106,7 @@ def run_models(
     netting: bool = True,
     n_jobs: int = 1,
     vol: Any = None,
+    on_result: RowHook | None = None,
 ) -> BacktestResult:
     """Run every model on the same panel, book and window.
 
@@ -129,6 +132,13 @@ def run_models(
     vol
         Implied-vol source of a book with options (default: the EWMA proxy);
         such a book runs :func:`riskmodels.backtest.options_path.run_option_models`.
+    on_result
+        Called as ``on_result(label, row, panel, start, end)`` when a model's
+        result is complete (with the pool: as it arrives, while the other
+        models still run), e.g. :func:`riskmodels.backtest.report_tables.precompute_row`.
+        It must not change the row: the coverage cells of every row are
+        restricted to the common ones only after the last row. Not called for
+        books with options.
     """
     end = panel.n_dates - 1 if end is None else end
     policy = policy or LiquidationPolicy()
@@ -190,6 +200,8 @@ def run_models(
                 if len(parts[label]) == len(splits[label]):
                     chunks = [parts[label].pop(k) for k in range(len(splits[label]))]
                     results[label] = _share(_reissue(_merge(chunks, splits[label], book, shared_loss)), shared_ok)
+                    if on_result is not None:
+                        on_result(label, results[label], panel, start, end)
                     done += 1
                     if progress:
                         progress(f"{label}: done", done, n)
@@ -199,6 +211,8 @@ def run_models(
             if progress:
                 progress(model.label, i, n)
             results[model.label] = _share(_reissue(_run_one(model, *args, shared_loss)), shared_ok)
+            if on_result is not None:
+                on_result(model.label, results[model.label], panel, start, end)
     if progress:
         progress("done", n, n)
     cfg = config or {"backtest": {"mpor": mpor, "min_history": need, "coverage_on": coverage_on}}
@@ -218,7 +232,7 @@ def _pool_context() -> Any:
     """
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["riskmodels.backtest.engine", "riskmodels.margin"])
+        ctx.set_forkserver_preload(list(ENGINE_PRELOAD))  # no-op if the CLI started the server already
         return ctx
     return multiprocessing.get_context("spawn")
 
@@ -436,9 +450,9 @@ def _run_one_unlimited(model: MarginModel, panel: PricePanel, book: Book, *rest:
 
 
 def run_backtest(
-    cfg: dict[str, Any], panel: PricePanel, *, progress: Progress | None = None
+    cfg: dict[str, Any], panel: PricePanel, *, progress: Progress | None = None, on_result: RowHook | None = None
 ) -> BacktestResult:
-    """Run the comparison a config describes on ``panel``."""
+    """Run the comparison a config describes on ``panel`` (``on_result``: see :func:`run_models`)."""
     universe = tuple(cfg["data"]["universe"]) or panel.assets
     missing = [a for a in universe if a not in panel.assets]
     if missing:
@@ -468,4 +482,5 @@ def run_backtest(
         netting=bool(bt.get("netting", True)),
         n_jobs=int(bt.get("n_jobs", 1)),
         vol=vol,
+        on_result=on_result,
     )

@@ -53,9 +53,26 @@ def _spill(result: ModelResult, directory: str) -> ModelResult:
     return result
 
 
+#: spill files are mapped (copy-on-write) instead of read where a mapped file can be deleted
+MAP_SPILLS = os.name == "posix"
+
+
 def _load(x: Any) -> np.ndarray:
+    """The array of a spill file (the file is deleted), or ``x`` itself as an array.
+
+    On POSIX the file is mapped copy-on-write (``mmap_mode="c"``) and
+    unlinked at once: its pages, just written by the worker, are still in the
+    page cache, so the parent maps them instead of copying ~0.5 GB (the
+    default backtest: 1.1 s of CPU in ``np.fromfile``); the mapping outlives
+    the name, and the array is an ordinary writable ``ndarray`` whose written
+    pages become private. Elsewhere (Windows cannot delete a mapped file) it
+    is read into memory.
+    """
     if isinstance(x, _Spilled):
-        arr = np.load(x, allow_pickle=False)
+        if MAP_SPILLS:
+            arr = np.asarray(np.load(x, mmap_mode="c", allow_pickle=False))
+        else:
+            arr = np.load(x, allow_pickle=False)
         os.remove(x)
         return arr
     return np.asarray(x)

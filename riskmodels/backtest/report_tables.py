@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import weakref
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,97 @@ import numpy as np
 from riskmodels.backtest._testresult import ComparisonTable, comparison_table, pareto_chart
 from riskmodels.backtest.coverage import CoverageResult
 from riskmodels.backtest.procyclicality import ProcyclicalityReport, netting_summary, procyclicality
-from riskmodels.backtest.result import BacktestResult
+from riskmodels.backtest.result import BacktestResult, ModelResult
 from riskmodels.backtest.stats import CoverageReport, coverage_report, coverage_rows_for_comparison
 from riskmodels.backtest.windows import window_header
+from riskmodels.csv_fast import csv_body, csv_header, csv_text
+from riskmodels.data.panel import PricePanel
+
+#: the per-row parts of the netting and procyclicality tables, kept per row (see :func:`precompute_row`):
+#: ``{row: {(kind, name, start, end): (inputs, value)}}``, reused while the row holds the same input arrays
+_ROW_TABLES: weakref.WeakKeyDictionary[ModelResult, dict[tuple[str, str, int, int], tuple[tuple[Any, ...], Any]]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _row_value(r: ModelResult, kind: str, name: str, panel: PricePanel, start: int, end: int,
+               compute: Callable[[], Any]) -> Any:
+    """``compute()`` once per (row, table, window) while the row keeps its arrays and the panel its dates."""
+    iso = r.isolated_path
+    inputs = (panel.dates, r.path.initial, r.path.eligible, None if iso is None else iso.initial, r.simulation,
+              r.simulation.events)
+    slot = _ROW_TABLES.setdefault(r, {})
+    key = (kind, name, start, end)
+    hit = slot.get(key)
+    if hit is not None and all(a is b for a, b in zip(hit[0], inputs, strict=True)):
+        return hit[1]
+    value = compute()
+    slot[key] = (inputs, value)
+    return value
+
+
+def _row_procyclicality(r: ModelResult, name: str, panel: PricePanel, start: int, end: int) -> Any:
+    def compute() -> Any:
+        sl = r.path.rows(start, end)
+        im = np.where(r.path.eligible[sl], r.path.initial[sl], np.nan)
+        # only cells where the margin is present count, so the constant gross notional
+        # of each account serves as the (T, P) notional without a copy
+        notional = np.broadcast_to(r.gross_notional[None, :], im.shape)
+        return procyclicality(im, panel.dates[start : end + 1], notional=notional, name=name)
+
+    return _row_value(r, "procyclicality", name, panel, start, end, compute)
+
+
+def _row_netting(r: ModelResult, name: str, panel: PricePanel, start: int, end: int) -> Any:
+    def compute() -> Any:
+        b = r.netting_benefit
+        if b is None:
+            return None
+        return netting_summary(b[r.path.rows(start, end)], panel.dates[start : end + 1], name=name).to_frame()
+
+    return _row_value(r, "netting", name, panel, start, end, compute)
+
+
+#: the float format of liquidations.csv (as every CSV the CLI writes)
+EVENTS_FLOAT_FORMAT = "%.10g"
+
+
+def _row_events_csv(r: ModelResult, name: str, panel: PricePanel, start: int, end: int) -> Any:
+    def compute() -> Any:
+        f = r.simulation.events_frame()
+        return list(f.columns), list(f.dtypes), csv_body(f, EVENTS_FLOAT_FORMAT)
+
+    return _row_value(r, "events_csv", name, panel, start, end, compute)
+
+
+def events_csv_text(result: BacktestResult) -> str:
+    """``csv_text(result.events(), "%.10g")``: the text of ``liquidations.csv``, from the rows' kept parts.
+
+    The table is the rows' event frames stacked, and a CSV body is made line
+    by line (:func:`riskmodels.csv_fast.csv_body`): where every row's frame
+    has the stacked table's columns and dtypes, the text is the header and
+    the rows' bodies joined; otherwise (an empty row of other dtypes, a
+    column pandas formats) the stacked table is formatted as a whole.
+    """
+    events = result.events()
+    parts = [_row_events_csv(r, name, result.panel, result.start, result.end) for name, r in result.results.items()]
+    columns, dtypes = list(events.columns), list(events.dtypes)
+    if len(events) and all(c == columns and d == dtypes and b is not None for c, d, b in parts):
+        return csv_header(columns) + "".join(b for _, _, b in parts)
+    return csv_text(events, EVENTS_FLOAT_FORMAT)
+
+
+def precompute_row(name: str, r: ModelResult, panel: PricePanel, start: int, end: int) -> None:
+    """The row's parts of :func:`netting_table`, :func:`procyclicality_table` and :func:`events_csv_text`, kept.
+
+    For :func:`riskmodels.backtest.engine.run_models`' ``on_result``: the
+    engine calls it as each row arrives from the pool, so these parts (they
+    depend on the row's margin paths alone, not on the other rows) are
+    computed while the other rows still run. The tables then take the kept
+    parts; the numbers are the same calls on the same arrays.
+    """
+    _row_netting(r, name, panel, start, end)
+    _row_procyclicality(r, name, panel, start, end)
+    _row_events_csv(r, name, panel, start, end)
 
 
 class _SidePanels(Mapping[str, np.ma.MaskedArray]):
@@ -67,15 +156,8 @@ def coverage_table(result: BacktestResult, level: float = 0.05) -> CoverageRepor
 
 def procyclicality_table(result: BacktestResult) -> ProcyclicalityReport:
     """Murphy-Vasios-Vause measures of each model's total initial margin, full sample and stress windows."""
-    dates = result.panel.dates[result.start : result.end + 1]
-    reports = {}
-    for name, r in result.results.items():
-        sl = r.path.rows(result.start, result.end)
-        im = np.where(r.path.eligible[sl], r.path.initial[sl], np.nan)
-        # only cells where the margin is present count, so the constant gross notional
-        # of each account serves as the (T, P) notional without a copy
-        notional = np.broadcast_to(r.gross_notional[None, :], im.shape)
-        reports[name] = procyclicality(im, dates, notional=notional, name=name)
+    reports = {name: _row_procyclicality(r, name, result.panel, result.start, result.end)
+               for name, r in result.results.items()}
     rep = ProcyclicalityReport.combine(reports)
     rep.title = "Procyclicality of total initial margin (Murphy, Vasios & Vause 2014)"
     rep.notes = (*tuple(getattr(rep, "notes", ())), window_header(result))
@@ -162,13 +244,8 @@ def pareto_png(table: ComparisonTable, path: str | Path) -> Path:
 
 def netting_table(result: BacktestResult) -> ComparisonTable | None:
     """Cross-margining benefit per model: distribution across accounts, full sample and stress windows."""
-    frames = []
-    dates = result.panel.dates[result.start : result.end + 1]
-    for name, r in result.results.items():
-        b = r.netting_benefit
-        if b is None:
-            continue
-        frames.append(netting_summary(b[r.path.rows(result.start, result.end)], dates, name=name).to_frame())
+    frames = [f for f in (_row_netting(r, name, result.panel, result.start, result.end)
+                          for name, r in result.results.items()) if f is not None]
     if not frames:
         return None
     import pandas as pd

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,7 +38,8 @@ from riskmodels.backtest.metrics import metric
 if TYPE_CHECKING:
     from riskmodels.backtest.result import BacktestResult, ModelResult
 
-__all__ = ["TOP_GROUPS", "top_accounts", "top_concentration", "top_shares", "write_top_concentration"]
+__all__ = ["TOP_GROUPS", "margin_per_account", "top_accounts", "top_concentration", "top_shares",
+           "write_top_concentration"]
 
 #: (label, size): a float < 1 is a fraction of the accounts (rounded up, at least 1), an int a count
 TOP_GROUPS: tuple[tuple[str, float | int], ...] = (("top 1%", 0.01), ("top 10", 10), ("top 30", 30))
@@ -65,10 +67,30 @@ def _share(part: float, total: float) -> float:
 
 def top_shares(r: ModelResult, members: np.ndarray) -> dict[str, float]:
     """Shares of one model's margin, liquidations and bad debt carried by the accounts ``members``."""
-    im = r.path.initial
-    ok = r.path.eligible & np.isfinite(im)
-    per_acct = np.where(ok, im, 0.0).astype(np.float64).sum(axis=0)  # (P,) summed over dates
-    return shares_of(r.gross_notional, per_acct, r.simulation.liquidations, members)
+    return shares_of(r.gross_notional, margin_per_account(r), r.simulation.liquidations, members)
+
+
+#: margin_per_account per result: (the initial-margin array, the eligibility array, the sums), reused while
+#: the result still holds those two arrays (the three top-10 metrics and the concentration table ask for it)
+_PER_ACCOUNT: weakref.WeakKeyDictionary[ModelResult, tuple[np.ndarray, np.ndarray, np.ndarray]] = (
+    weakref.WeakKeyDictionary())
+
+
+def margin_per_account(r: ModelResult) -> np.ndarray:
+    """``(P,)`` float64: each account's initial margin summed over its priced dates, ``sum_t IM[t, a]``.
+
+    Cells that are not priced or not finite count 0. Computed once per
+    result (read-only; recomputed if the result's path arrays are replaced).
+    """
+    im, eligible = r.path.initial, r.path.eligible
+    hit = _PER_ACCOUNT.get(r)
+    if hit is not None and hit[0] is im and hit[1] is eligible:
+        return hit[2]
+    ok = eligible & np.isfinite(im)
+    sums = np.where(ok, im, 0.0).astype(np.float64).sum(axis=0)  # (P,) summed over dates
+    sums.flags.writeable = False
+    _PER_ACCOUNT[r] = (im, eligible, sums)
+    return sums
 
 
 def shares_of(g: np.ndarray, per_acct: np.ndarray, liq: np.ndarray, members: np.ndarray) -> dict[str, float]:
@@ -90,8 +112,11 @@ def top_concentration(result: BacktestResult, groups: Sequence[tuple[str, float 
     """One row per (model, group) with the shares of the module docstring."""
     rows = []
     for name, r in result.results.items():
+        per_acct = margin_per_account(r)  # the (T, P) pass once per model, not once per group
         for label, size in groups:
-            rows.append({"model": name, "group": label, **top_shares(r, top_accounts(r.gross_notional, size))})
+            members = top_accounts(r.gross_notional, size)
+            rows.append({"model": name, "group": label,
+                         **shares_of(r.gross_notional, per_acct, r.simulation.liquidations, members)})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
