@@ -79,16 +79,17 @@ def events_csv_text(result: BacktestResult) -> str:
 
     The table is the rows' event frames stacked, and a CSV body is made line
     by line (:func:`riskmodels.csv_fast.csv_body`): where every row's frame
-    has the stacked table's columns and dtypes, the text is the header and
-    the rows' bodies joined; otherwise (an empty row of other dtypes, a
-    column pandas formats) the stacked table is formatted as a whole.
+    has the same columns and dtypes (so the stacked table has them too) and
+    some row has events, the text is the header and the rows' bodies joined
+    without building the stacked table; otherwise (an empty row of other
+    dtypes, a column pandas formats) the stacked table is formatted as a whole.
     """
-    events = result.events()
     parts = [_row_events_csv(r, name, result.panel, result.start, result.end) for name, r in result.results.items()]
-    columns, dtypes = list(events.columns), list(events.dtypes)
-    if len(events) and all(c == columns and d == dtypes and b is not None for c, d, b in parts):
-        return csv_header(columns) + "".join(b for _, _, b in parts)
-    return csv_text(events, EVENTS_FLOAT_FORMAT)
+    if parts:
+        columns, dtypes, _ = parts[0]
+        if any(b for _, _, b in parts) and all(c == columns and d == dtypes and b is not None for c, d, b in parts):
+            return csv_header(columns) + "".join(b for _, _, b in parts)
+    return csv_text(result.events(), EVENTS_FLOAT_FORMAT)
 
 
 def precompute_row(name: str, r: ModelResult, panel: PricePanel, start: int, end: int) -> None:
