@@ -17,6 +17,7 @@ import numpy as np
 from riskmodels.margin._quantile_rule import (
     SNAP,
     _insert_desc,
+    _masses,
     _tail_count_py,
     _tail_unit,
     _tail_weighted,
@@ -79,13 +80,7 @@ def _tail_one_column(
             else:
                 o_tot += mass[i]
         if s_tot > 0.0:
-            share = s_tot / (s_tot + o_tot)
-            if stress_share > share:
-                share = stress_share
-            if o_tot == 0.0:
-                share = 1.0
-            fs = share * n_fin / s_tot
-            fo = (1.0 - share) * n_fin / o_tot if o_tot > 0.0 else 0.0
+            fs, fo = _masses(n_fin, s_tot, o_tot, stress_share)
             for i in range(m):
                 mass[i] *= fs if is_s[i] else fo
     # Only the largest losses matter: take the K largest (threshold by np.partition),

@@ -21,6 +21,29 @@ SNAP = 1e-9
 
 
 @numba.njit(cache=True)
+def _masses(n_fin: float, s_tot: float, o_tot: float, share_min: float) -> tuple[float, float]:
+    """Per-scenario mass factors ``(f_s, f_o)`` of the stressed and calm scenarios (stressed share >= w).
+
+    With ``S`` the stressed and ``O`` the calm scenario mass (counts, or
+    summed weights) and ``n`` the finite window rows: the stressed share is
+    ``s = max(w, S / (S + O))`` (``1`` without calm scenarios), each stressed
+    scenario weighs ``f_s = s n / S`` and each calm one ``f_o = (1 - s) n / O``
+    so the masses total ``n``; ``(1, 1)`` without stressed scenarios (module
+    docstring of :mod:`riskmodels.margin._stress_tail`).
+    """
+    if s_tot == 0:
+        return 1.0, 1.0
+    share = s_tot / (s_tot + o_tot)
+    if share_min > share:
+        share = share_min
+    if o_tot == 0:
+        share = 1.0
+    fs = share * n_fin / s_tot
+    fo = (1.0 - share) * n_fin / o_tot if o_tot > 0 else 0.0
+    return fs, fo
+
+
+@numba.njit(cache=True)
 def tail_count(n: float, alpha: float) -> float:
     """``n * alpha`` snapped to a whole number when within 1e-9 of one."""
     x = n * alpha

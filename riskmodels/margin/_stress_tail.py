@@ -33,25 +33,12 @@ import numba
 import numpy as np
 
 from riskmodels.margin._quantile import SNAP, _insert_desc, tail_count
+from riskmodels.margin._quantile_rule import _masses as _masses  # the stressed-share masses, shared
 
 #: most losses a class keeps (one date: exactly what the tail walk can need, up to this); beyond, a full sort
 CAP = 32
 #: calm losses the sliding kernel keeps (a calm loss weighs about 1 - w: ~8 of them fill a 5-scenario tail)
 ROLLING_CALM = 16
-
-
-@numba.njit(cache=True)
-def _masses(n_fin: int, s_tot: int, o_tot: int, share_min: float) -> tuple[float, float]:
-    if s_tot == 0:
-        return 1.0, 1.0
-    share = s_tot / (s_tot + o_tot)
-    if share_min > share:
-        share = share_min
-    if o_tot == 0:
-        share = 1.0
-    fs = share * n_fin / s_tot
-    fo = (1.0 - share) * n_fin / o_tot if o_tot > 0 else 0.0
-    return fs, fo
 
 
 @numba.njit(cache=True)
