@@ -55,3 +55,17 @@ def test_unquoted_rows_joined_same_bytes_as_pandas(n: int, data: st.DataObject, 
     quoted = df.copy()
     quoted.loc[n - 1, "s0"] = data.draw(st.sampled_from(["a,b", 'say "x"', "line\nbreak", "cr\r"]))
     assert csv_text(quoted) == quoted.to_csv(index=False, float_format="%.10g")
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 60), data=st.data(), fmt=st.sampled_from(["%.10g", "%.6f", "%+.3e"]))
+def test_mostly_zero_float_columns_same_bytes_as_pandas(n: int, data: st.DataObject, fmt: str):
+    """Columns of mostly +0.0 (one shared string), with -0.0, NaN and other values among them."""
+    mostly_zero = st.one_of(st.just(0.0), st.just(0.0), st.just(0.0), st.just(-0.0), st.just(float("nan")), FLOAT)
+    df = pd.DataFrame({
+        "bad_debt": np.asarray(data.draw(st.lists(mostly_zero, min_size=n, max_size=n)), dtype=np.float64),
+        "f32": np.asarray(data.draw(st.lists(st.one_of(st.just(0.0), st.just(-0.0), st.floats(width=32)), min_size=n,
+                                             max_size=n)), dtype=np.float32),
+        "all_zero": np.zeros(n),
+    })
+    assert csv_text(df, fmt) == df.to_csv(index=False, float_format=fmt)

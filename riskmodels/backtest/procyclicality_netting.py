@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -72,6 +73,39 @@ def netting_benefit(cross: ArrayLike, isolated_sum: ArrayLike) -> np.ndarray:
 NETTING_CHUNK = 64
 
 
+@numba.njit(cache=True)
+def _period_sums(B: np.ndarray, sels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per period ``j`` and account: the sum of the non-NaN benefits on the dates ``sels[j]`` and their count.
+
+    ``sums[j] = where(valid, B, 0)[sels[j]].sum(axis=0)`` as numpy computes it
+    (from 0, adding the dates in order: a reduction over the outer axis is
+    sequential), ``counts[j] = valid[sels[j]].sum(axis=0)``; also the count of
+    non-NaN accounts per date.
+    """
+    T, P = B.shape
+    J = sels.shape[0]
+    sums = np.zeros((J, P))
+    cnts = np.zeros((J, P), dtype=np.int64)
+    cnt_day = np.zeros(T, dtype=np.int64)
+    for t in range(T):
+        n = 0
+        for p in range(P):
+            n += np.int64(B[t, p] == B[t, p])
+        cnt_day[t] = n
+    for j in range(J):
+        s = sums[j]
+        c = cnts[j]
+        for t in range(T):
+            if not sels[j, t]:
+                continue
+            for p in range(P):
+                v = B[t, p]
+                ok = v == v
+                s[p] += v if ok else 0.0
+                c[p] += np.int64(ok)
+    return sums, cnts, cnt_day
+
+
 class NettingSummary(Table):
     """Distribution of the netting benefit across accounts, per period.
 
@@ -96,25 +130,35 @@ def netting_summary(
     wins = _check_windows(windows)
     periods: list[tuple[str, pd.Timestamp | None, pd.Timestamp | None]] = [("full", None, None)]
     periods += [(k, a, b) for k, (a, b) in wins.items()]
-    valid = ~np.isnan(B)
-    cnt_day = valid.sum(axis=1)
+    sels = np.array([np.ones(T, dtype=bool) if a is None else (idx >= a) & (idx < b + pd.Timedelta(days=1))
+                     for _, a, b in periods]).reshape(len(periods), T)
+    # (one account: numpy sums the contiguous column pairwise, so the numpy expressions run)
+    fused = B.dtype == np.float64 and B.flags.c_contiguous and B.shape[1] > 1
+    if fused:  # one pass per period, no (T, P) temporaries: the sums of the numpy expressions below, bitwise
+        sums, cnts, cnt_day = _period_sums(B, sels)
+        day_sum = np.where(np.isnan(B), 0.0, B).sum(axis=1)
+    else:
+        valid = ~np.isnan(B)
+        cnt_day = valid.sum(axis=1)
+        day_sum = np.where(valid, B, 0.0).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        day_mean = np.where(cnt_day > 0, np.where(valid, B, 0.0).sum(axis=1) / np.maximum(cnt_day, 1), np.nan)
+        day_mean = np.where(cnt_day > 0, day_sum / np.maximum(cnt_day, 1), np.nan)
     rows = []
-    for pname, a, b in periods:
-        if a is None:
-            sel = np.ones(T, dtype=bool)
-        else:
-            sel = (idx >= a) & (idx < b + pd.Timedelta(days=1))
+    for j, (pname, a, b) in enumerate(periods):
+        sel = sels[j]
         row: dict[str, Any] = {} if name is None else {"model": str(name)}
         row.update({"period": pname,
                     "start": a if a is not None else (idx[0] if T else pd.NaT),
                     "end": b if b is not None else (idx[-1] if T else pd.NaT),
                     "n_dates": int(sel.sum())})
-        sub, vsub = B[sel], valid[sel]
-        cnt = vsub.sum(axis=0)
+        if fused:
+            tot, cnt = sums[j], cnts[j]
+        else:
+            vsub = valid[sel]
+            cnt = vsub.sum(axis=0)
+            tot = np.where(vsub, B[sel], 0.0).sum(axis=0)
         has = cnt > 0
-        acc_mean = np.where(vsub, sub, 0.0).sum(axis=0)[has] / cnt[has]
+        acc_mean = tot[has] / cnt[has]
         row["n_accounts"] = int(has.sum())
         if acc_mean.size:
             row["mean"] = float(acc_mean.mean())
