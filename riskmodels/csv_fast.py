@@ -32,13 +32,16 @@ def _column(s: pd.Series, float_format: str) -> list[str] | None:
     kind = v.dtype.kind
     if kind == "f":
         fmt = float_format.__mod__
+
+        def cells(a: np.ndarray) -> list[str]:
+            return ["" if math.isnan(x) else fmt(x) for x in a.tolist()]
+
         # +0.0 cells (most of an events table's impact and bad-debt columns) share one formatted string
         zero = (v == 0) & ~np.signbit(v)
         if zero.sum() * 8 < v.size:
-            return ["" if math.isnan(x) else fmt(x) for x in v.tolist()]
+            return cells(v)
         out = np.full(v.size, fmt(0.0), dtype=object)
-        rest = ~zero
-        out[rest] = ["" if math.isnan(x) else fmt(x) for x in v[rest].tolist()]
+        out[~zero] = cells(v[~zero])
         return out.tolist()
     if kind in "iu":
         return [str(x) for x in v.tolist()]
