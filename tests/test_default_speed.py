@@ -212,5 +212,6 @@ def test_verdict_bootstrap_equals_the_loop_and_reuses_its_resamples():
         assert pv == pytest.approx(pr, abs=2.0 / 200)  # equal but for a tie decided by rounding
         again = verdict.exceedance_z(x, n, 0.01, h, n_boot=199, seed=4)  # the kept resamples
         assert again == (z, pv)
-    idx = verdict._boot_index(10, 3, 4, 0)
-    assert not idx.flags.writeable and idx.shape == (4, 10)
+    starts = verdict._boot_starts(10, 3, 4, 0)  # kept: read-only, one start per block of 3 dates
+    assert not starts.flags.writeable and starts.shape == (4, 4)
+    assert verdict._boot_index(10, 3, 4, 0).shape == (4, 10)

@@ -58,11 +58,33 @@ def _check(res: BacktestResult) -> None:
     assert g["account"].cat.codes.dtype == w["account"].cat.codes.dtype
     # independent of pandas' writer too: the frame built from each path's long_frame (the reference)
     pd.testing.assert_frame_equal(g, res._margin_paths_frames(), check_exact=True, check_categorical=True)
+    _check_statistics(got, g)
     table = margin_paths_table(res)
     if table is not None:  # pyarrow's default options: pandas' file, byte for byte
         buf = io.BytesIO()
         pq.write_table(table, buf, compression="zstd")
         assert buf.getvalue() == want
+
+
+def _check_statistics(data: bytes, frame: pd.DataFrame) -> None:
+    """No min / max for ``account`` (every row group spans the accounts); the others' equal the row group's values."""
+    meta = pq.ParquetFile(io.BytesIO(data)).metadata
+    names = [meta.schema.column(j).name for j in range(meta.num_columns)]
+    row = 0
+    for i in range(meta.num_row_groups):
+        rg = meta.row_group(i)
+        part = frame.iloc[row : row + rg.num_rows]
+        row += rg.num_rows
+        for j, name in enumerate(names):
+            st = rg.column(j).statistics
+            if name == "account":
+                assert st is None or not st.has_min_max
+                continue
+            assert st is not None and st.has_min_max, name
+            col = part[name].astype(str) if name == "model" else part[name]
+            if name != "date":
+                assert (st.min, st.max) == (col.min(), col.max()), name
+    assert row == len(frame)
 
 
 def test_shared_mask_models_and_duplicate_label():

@@ -98,3 +98,33 @@ def test_import_on_first_call_imports_once_and_forwards_every_call():
     first.join(10)
     assert not first.is_alive() and "json" in sys.modules  # a missing module is skipped, not raised
     assert "matplotlib.figure" in TAIL_MODULES
+
+
+def test_preimport_calls_warm_of_the_warm_modules_only(monkeypatch):
+    """``preimport(names, warm)``: imports all, calls ``warm()`` of the ``warm`` ones; a failing warm-up is skipped."""
+    import types
+
+    from riskmodels.backtest import pool_start
+
+    called = []
+    mods = {"m_plain": types.SimpleNamespace(warm=lambda: called.append("plain")),
+            "m_warm": types.SimpleNamespace(warm=lambda: called.append("warm")),
+            "m_bad": types.SimpleNamespace(warm=lambda: 1 / 0)}
+    monkeypatch.setattr("importlib.import_module", lambda name: mods[name])
+    pool_start.preimport(("m_plain",), ("m_bad", "m_warm"))
+    assert called == ["warm"]
+    assert pool_start.TAIL_WARM == ("riskmodels.backtest._verdict_kernel",)
+
+
+def test_verdict_warm_up_compiles_only_on_a_cold_cache(monkeypatch):
+    from riskmodels.backtest import _verdict_kernel as vk
+
+    calls = []
+    monkeypatch.setattr(vk, "group_counts", lambda *a: calls.append("group"))
+    monkeypatch.setattr(vk, "boot_tail_counts", lambda *a: calls.append("boot"))
+    monkeypatch.setattr("riskmodels._numba_cache.is_cached", lambda *k: True)
+    vk.warm()
+    assert calls == []
+    monkeypatch.setattr("riskmodels._numba_cache.is_cached", lambda *k: False)
+    vk.warm()
+    assert calls == ["boot", "group"]

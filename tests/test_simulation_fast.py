@@ -117,3 +117,28 @@ def test_dispatch_keeps_feedback_on_the_numpy_loop():
     with pytest.raises(ValueError, match="numpy path"):
         simulate_fast(fitted, _book(5, 3, 1), fb, 10, None, None)
     assert simulate_accounts(fitted, _book(5, 3, 1), fb, start=10).feedback_log is not None
+
+
+def test_parent_warm_up_runs_only_when_the_cache_lacks_a_kernel(monkeypatch: pytest.MonkeyPatch):
+    """``cache_is_warm``: every kernel needs an index entry for this CPU; the engine's warm-up thread follows it."""
+    import threading
+
+    from riskmodels.backtest import _sim_kernels, engine
+
+    magic = _sim_kernels.close_rows.targetctx.codegen().magic_tuple()
+    kinds = {"all": {("sig", magic, "h"): 1}, "other cpu": {("sig", ("x86_64", "z80", ""), "h"): 1}, "empty": {}}
+    started: list[str] = []
+    monkeypatch.setattr(threading.Thread, "start", lambda self: started.append(self.name))
+    for kind, index in kinds.items():
+        for k in (_sim_kernels.delisted_rows, _sim_kernels.record_close):
+            monkeypatch.setattr(type(k._cache._cache_file), "_load_index", lambda self, index=index: index)
+        assert _sim_kernels.cache_is_warm() is (kind == "all"), kind
+        started.clear()
+        engine._warm_simulation_kernels()
+        assert started == ([] if kind == "all" else ["riskmodels-numba-warm"]), kind
+
+    def broken(self):  # numba internals changed: not known to be warm
+        raise AttributeError("no such thing")
+
+    monkeypatch.setattr(type(_sim_kernels.close_rows._cache._cache_file), "_load_index", broken)
+    assert _sim_kernels.cache_is_warm() is False

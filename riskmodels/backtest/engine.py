@@ -288,11 +288,13 @@ def _run_one(
 
 
 def _warm_simulation_kernels() -> None:
-    """Compile the simulation kernels in a daemon thread of this process (loads them when cached)."""
+    """Compile the simulation kernels in a daemon thread of this process, unless numba's cache has them."""
     import threading
 
     from riskmodels.backtest import _sim_kernels
 
+    if _sim_kernels.cache_is_warm():
+        return
     threading.Thread(target=_sim_kernels.warm, name="riskmodels-numba-warm", daemon=True).start()
 
 

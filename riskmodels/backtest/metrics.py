@@ -87,7 +87,8 @@ def _im_ratio(r: ModelResult) -> tuple[float, float]:
         g = r.gross_notional
         cells = r.coverage.valid & (g > 0)[None, :]
         x = r.path.initial[cells] / np.broadcast_to(g, cells.shape)[cells]
-        _IM_RATIO[r] = (float(x.mean()), float(np.percentile(x, 95))) if x.size else (float("nan"), float("nan"))
+        # the mean first: the percentile partitions x in place (x is this function's own copy)
+        _IM_RATIO[r] = (float(x.mean()), float(np.percentile(x, 95, overwrite_input=True))) if x.size else (float("nan"), float("nan"))
     return _IM_RATIO[r]
 
 

@@ -37,6 +37,12 @@ import pandas as pd
 #: columns Parquet dictionary-encodes; the float margins are (almost) all distinct, a dictionary
 #: there is built and then dropped for plain encoding at the first page
 DICTIONARY_COLUMNS = ("date", "account", "model")
+#: columns with min / max statistics per row group. Not ``account``: rows run date by date over
+#: the accounts, so every row group spans (nearly) every account and its statistics would skip
+#: nothing, while Arrow computes them over the dictionary's strings: 0.4 of the 0.5 CPU-s that
+#: column costs in the default backtest's file (18 million rows). ``model`` keeps them (a row
+#: group holds one or two models: a filter on the model skips the others)
+STATISTICS_COLUMNS = ("date", "model", "initial", "maintenance")
 
 
 def _code_dtype(n: int) -> np.dtype:
@@ -139,7 +145,8 @@ def margin_paths_parquet(result: Any, compression: str = "zstd") -> memoryview:
     if table is None:
         result.margin_paths().to_parquet(buf, compression=compression, index=False)
     else:
-        pq.write_table(table, buf, compression=compression, use_dictionary=list(DICTIONARY_COLUMNS))
+        pq.write_table(table, buf, compression=compression, use_dictionary=list(DICTIONARY_COLUMNS),
+                       write_statistics=list(STATISTICS_COLUMNS))
     return buf.getbuffer()
 
 

@@ -91,14 +91,23 @@ TAIL_MODULES = ("matplotlib.figure", "matplotlib.backends.backend_agg", "riskmod
                 "riskmodels.report.console")
 
 
-def preimport(names: tuple[str, ...]) -> None:
-    """Import ``names``; a module that fails is skipped (the import that needs it raises the error)."""
+#: tail modules whose ``warm()`` compiles their numba kernels when the cache lacks them (a no-op when warm)
+TAIL_WARM = ("riskmodels.backtest._verdict_kernel",)
+
+
+def preimport(names: tuple[str, ...], warm: tuple[str, ...] = ()) -> None:
+    """Import ``names``, then call ``warm()`` of the modules ``warm``; a module that fails is skipped.
+
+    (The import or call that needs it in the main thread raises the error.)
+    """
     import importlib
 
-    for name in names:
+    for name in (*names, *warm):
         try:
-            importlib.import_module(name)
-        except Exception:  # the main thread's own import reports it
+            mod = importlib.import_module(name)
+            if name in warm:
+                mod.warm()
+        except Exception:  # the main thread's own import or call reports it
             continue
 
 
@@ -117,7 +126,7 @@ class ImportOnFirstCall:
 
     def __call__(self, what: str, i: int, n: int) -> None:
         if self.thread is None:
-            self.thread = threading.Thread(target=preimport, args=(self.modules,), name="riskmodels-preimport",
-                                           daemon=True)
+            self.thread = threading.Thread(target=preimport, args=(self.modules, TAIL_WARM),
+                                           name="riskmodels-preimport", daemon=True)
             self.thread.start()
         self.progress(what, i, n)

@@ -89,6 +89,7 @@ from riskmodels.backtest.stats_core import (
     independence_lr,
     kupiec_lr,
     kupiec_pof,
+    panel_counts,
     transition_counts,
 )
 from riskmodels.backtest.stats_core import _chi2_crit as _chi2_crit
@@ -241,12 +242,12 @@ class CoverageReport(Table):
     """
 
 
-def _pooled(exc: np.ndarray, ok: np.ndarray, p: float) -> dict[str, Any]:
-    """Pooled and per-account statistics of a (T, P) panel, vectorised over accounts."""
-    x_acc = exc.sum(axis=0)
-    n_acc = ok.sum(axis=0)
+def _pooled(exc: np.ndarray, ok: np.ndarray, p: float, start: int = 0, step: int = 1) -> dict[str, Any]:
+    """Pooled and per-account statistics of the rows ``start::step`` of a (T, P) panel, vectorised over accounts."""
+    c = panel_counts(np.ascontiguousarray(exc, dtype=bool), np.ascontiguousarray(ok, dtype=bool), int(start), int(step))
+    x_acc, n_acc = c[0], c[1]
     X, N = int(x_acc.sum()), int(n_acc.sum())
-    counts = transition_counts(exc, ok)
+    counts = c[2:]
     lr_pof = float(kupiec_lr(X, N, p)) if N else float("nan")
     lr_ind = float(independence_lr(*(int(c.sum()) for c in counts)))
     lr_cc = lr_pof + lr_ind
@@ -345,7 +346,7 @@ def coverage_report(
             }
             p_pof, p_cc = s["p_pof"], s["p_cc"]
             if h_i > 1:
-                sub = [_pooled(exc[k::h_i], ok[k::h_i], p) for k in range(h_i)]
+                sub = [_pooled(exc, ok, p, k, h_i) for k in range(h_i)]
                 for key, col in (("p_pof", "kupiec_p_sub"), ("p_ind", "christoffersen_p_sub"), ("p_cc", "cc_p_sub")):
                     vals = [d[key] for d in sub if not math.isnan(d[key])]
                     row[col] = min(1.0, h_i * min(vals)) if vals else float("nan")

@@ -122,6 +122,31 @@ def _transition_kernel(exc: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out
 
 
+@numba.njit(cache=True)
+def panel_counts(exc: np.ndarray, valid: np.ndarray, start: int, step: int) -> np.ndarray:
+    """``(6, P)`` int64 per account: exceptions, observations, ``n00, n01, n10, n11`` of the rows ``start::step``.
+
+    One pass over the sub-sample without copying it: row 0 is
+    ``(exc & valid)[start::step].sum(0)``, row 1 ``valid[start::step].sum(0)`` and
+    rows 2-5 :func:`transition_counts` of ``exc[start::step], valid[start::step]``
+    (a pair counts when both of its rows are valid). ``exc`` and ``valid`` are
+    ``(T, P)`` bool.
+    """
+    T, P = exc.shape
+    out = np.zeros((6, P), dtype=np.int64)
+    prev = -1
+    for t in range(start, T, step):
+        for p in range(P):
+            if valid[t, p]:
+                e = int(exc[t, p])
+                out[0, p] += e
+                out[1, p] += 1
+                if prev >= 0 and valid[prev, p]:
+                    out[2 + 2 * int(exc[prev, p]) + e, p] += 1
+        prev = t
+    return out
+
+
 def _transition_counts_numpy(exc: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, ...]:
     """:func:`transition_counts` with array operations (any shape; the reference of the kernel)."""
     pair = valid[1:] & valid[:-1]

@@ -21,14 +21,16 @@ beyond lag ``h - 1`` (a martingale difference sequence for h = 1, an MA(h-1)
 for overlapping windows; Hansen & Hodrick 1980). The statistic is the book's
 excess exception count standardised by its long-run variance::
 
-    Z = sum_t d_t / sqrt(V),   V = sum_t d_t^2 + 2 sum_{k=1}^{h-1} sum_t d_t d_{t+k}
+    Z = sum_t d_t / sqrt(V),   V = sum_t e_t^2 + 2 sum_{k=1}^{h-1} sum_t e_t e_{t+k}
 
-(null imposed: ``d_t`` is not demeaned; the uniform-kernel (Hansen-Hodrick)
-variance with the truncation lag ``h - 1`` the null implies, falling back to
-``sum_t d_t^2`` if the lag terms make it negative). ``Z`` is asymptotically
+with ``e_t = d_t - mean(d)`` (the demeaned series: the uniform-kernel
+(Hansen-Hodrick) variance with the truncation lag ``h - 1`` the null implies,
+falling back to ``sum_t e_t^2`` if the lag terms make it negative). ``Z`` is asymptotically
 N(0, 1) as the number of dates grows, for any cross-sectional dependence:
-the dates, not the cells, are the independent units. Two-sided p-value
-``2 (1 - Phi(|Z|))``: too many exceptions is under-margining, too few
+the dates, not the cells, are the independent units. The two-sided p-value
+is from a studentised moving-block bootstrap of the dates
+(:func:`exceedance_z`; ``n_boot = 0`` gives the normal
+``2 (1 - Phi(|Z|))``): too many exceptions is under-margining, too few
 over-margining (a capital cost; EMIR RTS 153/2013 art. 49(1) asks CCPs to
 assess both whether coverage is achieved and the model's performance).
 
@@ -56,6 +58,8 @@ from typing import Any
 
 import numpy as np
 from scipy import stats
+
+from riskmodels.backtest._verdict_kernel import boot_tail_counts, group_counts
 
 SIDES = ("combined", "long", "short")
 
@@ -105,27 +109,20 @@ class CoverageVerdict:
                 "tests": {k: v.to_dict() for k, v in self.tests.items()}}
 
 
-def daily_counts(exceptions: np.ndarray, valid: np.ndarray, masks: np.ndarray, chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
+def daily_counts(exceptions: np.ndarray, valid: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(X, N)``: exceptions and observed cells per date and account group, ``(T, G)`` int64 each.
 
-    ``masks`` is ``(P, G)`` bool (one column per group of accounts); rows of
-    the panels are summed in chunks (no ``(T, P)`` float copy).
+    ``masks`` is ``(P, G)`` bool (one column per group of accounts); one
+    compiled pass over the panels (:func:`~riskmodels.backtest._verdict_kernel.group_counts`).
     """
     exc = np.asarray(exceptions, dtype=bool)
     ok = np.asarray(valid, dtype=bool)
     if exc.shape != ok.shape or exc.ndim != 2:
         raise ValueError(f"exceptions and valid must be the same (dates, accounts) shape, got {exc.shape} and {ok.shape}")
-    m = np.asarray(masks, dtype=np.float32)
-    T = exc.shape[0]
-    X = np.zeros((T, m.shape[1]), dtype=np.int64)
-    N = np.zeros((T, m.shape[1]), dtype=np.int64)
-    for i in range(0, T, chunk):
-        sl = slice(i, i + chunk)
-        e = exc[sl] & ok[sl]
-        # float32 sums of 0/1 are exact up to 2**24 accounts
-        X[sl] = np.rint(e.astype(np.float32) @ m).astype(np.int64)
-        N[sl] = np.rint(ok[sl].astype(np.float32) @ m).astype(np.int64)
-    return X, N
+    m = np.asarray(masks, dtype=bool)
+    if m.ndim != 2 or m.shape[0] != exc.shape[1]:
+        raise ValueError(f"masks must be (accounts, groups) = ({exc.shape[1]}, G), got {m.shape}")
+    return group_counts(np.ascontiguousarray(exc), np.ascontiguousarray(ok), np.ascontiguousarray(m))
 
 
 def _hh_var(d: np.ndarray, h: int) -> np.ndarray:
@@ -149,18 +146,24 @@ def block_length(n: int, h: int) -> int:
 
 
 @functools.lru_cache(maxsize=3)
-def _boot_index(T: int, b: int, n_boot: int, seed: int) -> np.ndarray:
-    """``(n_boot, T)`` date indices of the moving-block resamples: blocks of ``b`` dates from seeded starts.
+def _boot_starts(T: int, b: int, n_boot: int, seed: int) -> np.ndarray:
+    """``(n_boot, ceil(T / b))`` first dates of the moving blocks of ``b`` dates of each resample (seeded).
 
-    The same for every side and model with the same number of dates (the
-    seed is fixed), so kept for the next call (read-only; 20 MB at 999 x 2,608).
+    Resample ``r`` is the blocks ``[starts[r, j], starts[r, j] + b)`` concatenated and cut at ``T``
+    dates. The same for every side and model with the same number of dates
+    (the seed is fixed), so kept for the next call (read-only).
     """
     k = -(-T // b)
     rng = np.random.default_rng(seed)
     starts = rng.integers(0, T - b + 1, size=(n_boot, k))
-    idx = np.ascontiguousarray((starts[:, :, None] + np.arange(b)[None, None, :]).reshape(n_boot, -1)[:, :T])
-    idx.flags.writeable = False
-    return idx
+    starts.flags.writeable = False
+    return starts
+
+
+def _boot_index(T: int, b: int, n_boot: int, seed: int) -> np.ndarray:
+    """``(n_boot, T)`` date indices of the resamples of :func:`_boot_starts` (the array form, for tests)."""
+    starts = _boot_starts(T, b, n_boot, seed)
+    return (starts[:, :, None] + np.arange(b)[None, None, :]).reshape(n_boot, -1)[:, :T]
 
 
 def exceedance_z(
@@ -195,15 +198,11 @@ def exceedance_z(
     z = s / math.sqrt(v)
     if n_boot <= 0:
         return z, float(2.0 * stats.norm.sf(abs(z)))
-    idx = _boot_index(T, min(block_length(T, h), T), int(n_boot), int(seed))
-    ds = d[idx]  # (n_boot, T)
-    ss = ds.sum(axis=1)
-    vs = _hh_var(ds - ds.mean(axis=1, keepdims=True), h)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        zs = (ss - s) / np.sqrt(vs)
-    zs = zs[np.isfinite(zs)]
-    upper = (1.0 + float(np.sum(zs >= z))) / (1.0 + zs.size)
-    lower = (1.0 + float(np.sum(zs <= z))) / (1.0 + zs.size)
+    b = min(block_length(T, h), T)
+    starts = _boot_starts(T, b, int(n_boot), int(seed))
+    finite, ge, le = boot_tail_counts(np.ascontiguousarray(d), starts, b, int(h), s, z)
+    upper = (1.0 + ge) / (1.0 + finite)
+    lower = (1.0 + le) / (1.0 + finite)
     return z, min(1.0, 2.0 * min(upper, lower))
 
 
