@@ -96,13 +96,18 @@ def tune_allocator() -> bool:
 def die_with_parent(run_pid: int, spill: str | None = None, poll: float = 0.5) -> None:
     """Worker initializer: end this process (removing ``spill``) when the run ``run_pid`` ends.
 
-    Also :func:`tune_allocator` (the worker's allocator keeps freed memory).
+    Also :func:`tune_allocator` (the worker's allocator keeps freed memory) and
+    :func:`riskmodels._numba_cache.install_compile_lock` (a kernel another
+    worker is compiling is loaded from the cache, not built again).
 
     ``run_pid`` is the process that made the pool; with a forkserver the
     worker's parent is the server, which itself exits when the run does.
     """
     parent = os.getppid()
     tune_allocator()
+    from riskmodels._numba_cache import install_compile_lock
+
+    install_compile_lock()  # cold numba cache: one build per kernel across the workers
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)

@@ -128,3 +128,30 @@ def test_verdict_warm_up_compiles_only_on_a_cold_cache(monkeypatch):
     monkeypatch.setattr("riskmodels._numba_cache.is_cached", lambda *k: False)
     vk.warm()
     assert calls == ["boot", "group"]
+
+
+def test_verdict_warm_up_builds_the_signature_the_verdict_calls(monkeypatch):
+    """warm() must compile what exceedance_z calls (read-only starts): else the run's tail compiles it again."""
+    from riskmodels.backtest import _verdict_kernel as vk
+    from riskmodels.backtest.verdict import exceedance_z
+
+    rng = np.random.default_rng(3)
+    monkeypatch.setattr("riskmodels._numba_cache.is_cached", lambda *k: False)  # warm() builds (or loads) here
+    vk.warm()
+    before = list(vk.boot_tail_counts.signatures)
+    assert before
+    n = np.full(300, 50.0)
+    exceedance_z(rng.binomial(50, 0.02, 300).astype(float), n, 0.02, 2, n_boot=20)
+    assert vk.boot_tail_counts.signatures == before
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (None, True),  # the default comparison has GARCH-t and EWMA rows
+    ('[[models]]\nname = "fixed_haircut"\n[[models]]\nname = "scenario_grid"\n', False),
+    ('[[models]]\nname = "fixed_haircut"\n[[models]]\nname = "apc_buffer"\n'
+     'params = { inner = { name = "garch" }, buffer = 0.25 }\n', True),  # a wrapper's inner model counts
+    ('[[models]]\nname = "ewma"\n', True),
+    ("not toml [", False),
+])
+def test_the_server_preloads_arch_only_for_models_that_fit_with_it(tmp_path, text, expected):
+    assert pool_start.uses_arch(_args(tmp_path, text) if text is not None else _args()) is expected

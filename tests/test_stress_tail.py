@@ -147,3 +147,36 @@ def test_full_sort_fallback_when_a_class_needs_more_than_its_buffer() -> None:
     assert 200 > 4 * CAP
     for p in range(5):
         np.testing.assert_allclose([var[p], es[p]], reference(x[:, p], 400, 0.5, 400, stressed, 0.25), rtol=1e-12)
+
+
+def test_parallel_and_serial_rolling_kernels_agree_and_one_thread_picks_serial(monkeypatch) -> None:
+    """Each account's rolling tail is computed alone: the parfor and the serial loop give the same bits.
+
+    With one numba thread (the engine's workers) the serial kernel is used, so a
+    cold cache never builds the parallel one.
+    """
+    import numba
+
+    from riskmodels.margin import _stress_tail as stl
+
+    rng = np.random.default_rng(11)
+    P, T = 70, 200
+    x = np.ascontiguousarray(rng.standard_t(4, (P, T)))
+    stressed = np.zeros(T, dtype=bool)
+    stressed[40:60] = True
+    outs = []
+    for kernel in (stl._rolling_serial, stl._rolling_parallel):
+        v, e = np.empty((P, T)), np.empty((P, T))
+        kernel(x, 100, 50, 0.01, stressed, 0.25, v, e)
+        outs.append((v, e))
+    np.testing.assert_array_equal(outs[0][0], outs[1][0])
+    np.testing.assert_array_equal(outs[0][1], outs[1][1])
+    used = []
+    for name in ("_rolling_serial", "_rolling_parallel"):
+        real = getattr(stl, name)
+        monkeypatch.setattr(stl, name, lambda *a, _n=name, _k=real: (used.append(_n), _k(*a))[1])
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 1)
+    stl.rolling_stress_tail(x, 100, 0.99, 50, stressed, 0.25)
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    stl.rolling_stress_tail(x, 100, 0.99, 50, stressed, 0.25)
+    assert used == ["_rolling_serial", "_rolling_parallel"]

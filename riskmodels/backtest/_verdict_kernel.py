@@ -43,7 +43,8 @@ def boot_tail_counts(d: np.ndarray, starts: np.ndarray, b: int, h: int, s: float
         for j in range(k):
             a = starts[r, j]
             n = min(b, T - t)
-            x[t : t + n] = d[a : a + n]
+            for i in range(n):  # an element loop: a slice assignment compiles numba's shape-error formatting (~2 s cold)
+                x[t + i] = d[a + i]
             t += n
         tot = 0.0
         for i in range(T):
@@ -104,6 +105,8 @@ def warm() -> None:
     if is_cached(boot_tail_counts, group_counts, panel_counts):
         return
     b = np.zeros((2, 2), dtype=np.bool_)
-    boot_tail_counts(np.array([1.0, -1.0]), np.zeros((1, 1), dtype=np.int64), 2, 2, 0.0, 0.0)
+    starts = np.zeros((1, 1), dtype=np.int64)
+    starts.setflags(write=False)  # the signature of the real call: verdict's cached starts are read-only
+    boot_tail_counts(np.array([1.0, -1.0]), starts, 2, 2, 0.0, 0.0)
     group_counts(b, b, b)
     panel_counts(b, b, 0, 1)

@@ -291,8 +291,10 @@ def _warm_simulation_kernels() -> None:
     """Compile the simulation kernels in a daemon thread of this process, unless numba's cache has them."""
     import threading
 
+    from riskmodels._numba_cache import install_compile_lock
     from riskmodels.backtest import _sim_kernels
 
+    install_compile_lock()  # a kernel the workers also need is then built once, here or there
     if _sim_kernels.cache_is_warm():
         return
     threading.Thread(target=_sim_kernels.warm, name="riskmodels-numba-warm", daemon=True).start()

@@ -271,7 +271,8 @@ def rolling_stress_tail(
     out_var = np.empty((P, T))
     out_es = np.empty((P, T))
     mw = window if min_window is None else int(min_window)
-    kernel = _rolling_parallel if P >= 64 else _rolling_serial
+    # one numba thread (the engine's workers): the serial kernel (the same numbers; a cold cache skips the parfor build)
+    kernel = _rolling_parallel if P >= 64 and numba.get_num_threads() > 1 else _rolling_serial
     kernel(losses, int(window), mw, 1.0 - float(confidence), np.asarray(stressed, dtype=np.bool_), float(stress_share),
            out_var, out_es)
     return out_var, out_es
