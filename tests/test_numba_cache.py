@@ -97,3 +97,19 @@ def test_installed_lock_keeps_results_and_is_installed_once():
     p = np.array([[0.0, 0.5], [0.0, 1.0]])
     # max_loss: the sum of collateral plus position if no asset is short, else unbounded (mm_rule.max_loss)
     assert mm_rule._max_loss(c, p).tolist() == [3.5, np.inf]
+
+
+def test_frozen_views_give_one_kernel_signature_for_writable_and_read_only_inputs():
+    from riskmodels.backtest import mm_rule
+
+    c = np.array([[1.0, 2.0], [1.0, -3.0]])
+    p = np.array([[0.0, 0.5], [0.0, 1.0]])
+    ro_c, ro_p = c.copy(), p.copy()
+    ro_c.setflags(write=False)
+    ro_p.setflags(write=False)
+    mm_rule.max_loss(c, p)
+    seen = set(mm_rule._max_loss.signatures)
+    assert mm_rule.max_loss(ro_c, ro_p).tolist() == mm_rule.max_loss(c, p).tolist() == [3.5, np.inf]
+    assert set(mm_rule._max_loss.signatures) == seen  # the read-only call reused the writable call's build
+    v = _numba_cache.frozen(c)
+    assert not v.flags.writeable and c.flags.writeable and np.shares_memory(v, c)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from riskmodels._numba_cache import frozen
+
 
 @numba.njit(cache=True)
 def equity_row(cash: np.ndarray, pos_cost: np.ndarray, q_net: np.ndarray, p: int, px: np.ndarray) -> float:
@@ -306,7 +308,8 @@ def warm() -> None:
     a = np.ones(A)
     delisted_rows(no, np.zeros((P, A), dtype=np.bool_), np.ones(A, dtype=np.bool_))
     intraday_rows(no, z, z, z, v, v, a, a, a, a, a, True, v)
-    rows, new, _, pp = close_rows(no, np.zeros(P, dtype=np.int64), no, 0, z, z, a, z, z)
+    zf = frozen(z)  # the book's collateral and positions: read-only views (simulation_fast)
+    rows, new, _, pp = close_rows(no, np.zeros(P, dtype=np.int64), no, 0, z, z, a, zf, zf)
     close_hits(rows, new, v, v, z, a, v)
-    open_accounts(rows, a, np.zeros((P, A), dtype=np.bool_), z, z, v, 0.5, z, z, z, z, v, v, no.copy())
+    open_accounts(rows, a, np.zeros((P, A), dtype=np.bool_), zf, zf, v, 0.5, z, z, z, z, v, v, no.copy())
     record_close(rows, pp, v, no, v, v, z, a, v, np.zeros(P, np.float32), np.zeros(P, np.float32), no.copy())

@@ -32,6 +32,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from riskmodels._numba_cache import frozen
 from riskmodels.instruments.options import OptionState
 from riskmodels.margin.base import FittedMargin, MarginModel, MarginPath, Requirement
 from riskmodels.portfolio import Book
@@ -85,7 +86,7 @@ def max_loss(collateral: np.ndarray, positions: np.ndarray) -> np.ndarray:
     p = np.atleast_2d(np.asarray(positions, dtype=np.float64))
     if c.shape != p.shape:
         c, p = np.broadcast_arrays(c, p)
-    return _max_loss(c, p)
+    return _max_loss(frozen(c), frozen(p))  # one signature for read-only and writable inputs
 
 
 @numba.njit(cache=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from riskmodels._numba_cache import frozen
 from riskmodels.backtest import _sim_kernels as K
 from riskmodels.backtest.closeout import CloseOut
 from riskmodels.backtest.simulation_types import (
@@ -55,8 +56,9 @@ def simulate_fast(
     C, H, L = panel.close, panel.high, panel.low
     live = panel.live if asset_ok is None else asset_ok
     ok = account_eligibility(live, book)  # (T, P)
-    coll_t = np.ascontiguousarray(book.collateral, dtype=np.float64)
-    pos_t = np.ascontiguousarray(book.positions, dtype=np.float64)
+    # read-only views: one kernel signature whether the book's arrays arrived writable or not (_numba_cache.frozen)
+    coll_t = frozen(np.ascontiguousarray(book.collateral, dtype=np.float64))
+    pos_t = frozen(np.ascontiguousarray(book.positions, dtype=np.float64))
     held = np.ascontiguousarray(book.held())
     iso = book.isolated
     closeout = CloseOut.from_policy(policy, panel)

@@ -28,6 +28,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from riskmodels._numba_cache import frozen
 from riskmodels.data.panel import PricePanel
 from riskmodels.instruments.options import OptionState
 from riskmodels.margin._haircut_kernel import haircut_charges, pack_tiers
@@ -227,7 +228,7 @@ class FittedHaircut(FittedMargin):
             nets = np.ascontiguousarray(netting, dtype=np.bool_)
         else:
             nets = np.full(collateral.shape[0], bool(netting))
-        im, mm = haircut_charges(collateral, positions, nets, self.h, self.h_mm,
+        im, mm = haircut_charges(frozen(collateral), frozen(positions), nets, self.h, self.h_mm,
                                  self.imf, self.mmf, float(self.model.hedge_rate),  # type: ignore[attr-defined]
                                  self._coll_tab, self._coll_of, self._pos_tab, self._pos_of)
         return Requirement(im, mm)
