@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from riskmodels.backtest._testresult import (
     TestResult,
@@ -52,6 +51,8 @@ def traffic_light_bounds(n_obs: int, p: float, green: float = 0.95, yellow: floa
 
 @functools.lru_cache(maxsize=256)
 def _tl_bounds(n_obs: int, p: float, green: float, yellow: float) -> tuple[int, int]:
+    from scipy import stats  # imported here: at module level it was ~0.3 s of the CLI's start-up
+
     p = _check_prob("p", p)
     green = _check_prob("green", green)
     yellow = _check_prob("yellow", yellow)
@@ -87,6 +88,8 @@ def traffic_light(
     0 in green and 1 in red. ``basel_table=False`` forces the generalised
     increase even for 250 days at 99% (``True`` requires that case).
     """
+    from scipy import stats  # imported here: at module level it was ~0.3 s of the CLI's start-up
+
     p = _check_prob("p", p)
     level = _check_prob("level", level)
     n = int(n_obs)
@@ -137,10 +140,14 @@ def traffic_light(
 
 @functools.lru_cache(maxsize=256)
 def _binom_crit(n: int, p: float) -> tuple[tuple[float, float], ...]:
+    from scipy import stats  # imported here: at module level it was ~0.3 s of the CLI's start-up
+
     return tuple((a, float(stats.binom.isf(a, n, p))) for a in LEVELS)
 
 
 def _zones(x: np.ndarray, n: np.ndarray, p: float) -> np.ndarray:
+    from scipy import stats  # imported here: at module level it was ~0.3 s of the CLI's start-up
+
     cdf = stats.binom.cdf(x, n, p)
     z = np.where(cdf <= 0.95, "green", np.where(cdf <= 0.9999, "yellow", "red")).astype(object)
     z[np.asarray(n) <= 0] = "n/a"
