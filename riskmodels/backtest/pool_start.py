@@ -13,7 +13,8 @@ it was not started here, and a server started for nothing is an idle
 process that exits with the run.
 
 :class:`ImportOnFirstCall` wraps the run's progress callback: its first call
-(once the models run) imports the modules only the tables and files after
+(once the models run), or :meth:`ImportOnFirstCall.start` (the CLI, when it
+started the server), imports the modules only the tables and files after
 the models need (:data:`TAIL_MODULES`) in a daemon thread, while this process
 waits for the pool.
 """
