@@ -111,7 +111,7 @@ def realised_loss(panel: PricePanel, book: Book, h: int, rows: slice | None = No
     held = x != 0
     finite = np.isfinite(fwd)
     pnl = np.where(finite, fwd, 0.0) @ x.T  # (T, P)
-    missing = (~finite).astype(np.int64) @ held.T.astype(np.int64)
+    missing = (~finite).astype(np.float64) @ held.T.astype(np.float64)  # exact counts (BLAS; no integer matmul)
     pnl[missing > 0] = np.nan
     return -pnl
 
