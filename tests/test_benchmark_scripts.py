@@ -25,3 +25,22 @@ def test_benchmark_script_help(script: str) -> None:
                        timeout=120, cwd=BENCH.parent)
     assert r.returncode == 0, f"{script}: {r.stderr[-2000:]}"
     assert "usage" in r.stdout.lower()
+
+
+def test_default_run_compares_outputs_byte_for_byte_except_the_volatile_files(tmp_path: Path) -> None:
+    sys.path.insert(0, str(BENCH))
+    try:
+        import default_run
+    finally:
+        sys.path.remove(str(BENCH))
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    for d, extra in ((a, "x"), (b, "y")):
+        (d / "same.csv").write_text("1,2\n")
+        (d / "report.html").write_text(extra)  # carries the commit and timings: not compared
+        (d / "manifest.json").write_text(extra)
+    (a / "summary.csv").write_text("0.1\n")
+    (b / "summary.csv").write_text("0.10000000000000001\n")  # the same number, other bytes: a difference
+    (a / "only_a.csv").write_text("")
+    assert default_run.differing(a, b) == ["only_a.csv", "summary.csv"]
