@@ -153,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         diffs: list[list[str]] = []
         for name, tree in trees.items():  # fills numba's cache for each tree (its own __pycache__)
             run_once(tree, work / f"warmup-{name}", None)
+            shutil.rmtree(work / f"warmup-{name}")
         for kind, n in (("warm", args.repeat), ("cold", args.cold)):
             for i in range(n):
                 outs = {}
@@ -160,12 +161,16 @@ def main(argv: list[str] | None = None) -> int:
                     cache = Path(tempfile.mkdtemp(prefix="nb-", dir=work)) if kind == "cold" else None
                     outs[name] = work / f"{kind}-{name}-{i}"
                     r = run_once(tree, outs[name], cache)
+                    if cache is not None:
+                        shutil.rmtree(cache)
                     r["load"] = round(os.getloadavg()[0], 2)
                     runs[name][kind].append(r)
                     print(f"{kind} {name}: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU, load {r['load']}",
                           flush=True)
                 if "base" in outs:
                     diffs.append(differing(outs["base"], outs["new"]))
+                for out in outs.values():  # each run starts from the same disk state (no earlier outputs)
+                    shutil.rmtree(out)
         doc["runs"] = runs
         doc["help_s"] = {name: help_seconds(tree) for name, tree in trees.items()}
         doc["median"] = {name: {kind: {"wall_s": _median(r, "wall_s"), "cpu_s": _median(r, "cpu_s")}
