@@ -2,8 +2,11 @@
 
 A process that only warms kernels for others (the engine's parent, the
 tail's import thread) loads them for nothing when the cache is warm; with
-this test it does so only when they would otherwise compile in the workers
-or in the run's serial tail.
+:func:`is_cached` it does so only when they would otherwise compile in the
+workers or in the run's serial tail. On a cold cache
+:func:`install_compile_lock` makes the processes of a run build each kernel
+once, and :func:`frozen` keeps a kernel to one signature for read-only and
+writable inputs (each signature is a build of its own).
 """
 
 from __future__ import annotations

@@ -40,6 +40,16 @@ def _table(doc: dict[str, Any], key: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _configs(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The default config and the ``--config`` file as parsed TOML, or None if either does not read or parse."""
+    try:
+        base = tomllib.loads(files("riskmodels").joinpath("configs/default.toml").read_text(encoding="utf-8"))
+        user = tomllib.loads(Path(args.config).read_text(encoding="utf-8")) if getattr(args, "config", None) else {}
+    except (OSError, ValueError):
+        return None
+    return base, user
+
+
 def will_use_pool(args: argparse.Namespace) -> bool:
     """True if ``riskmodels backtest`` with ``args`` is predicted to run its models in a process pool.
 
@@ -56,11 +66,10 @@ def will_use_pool(args: argparse.Namespace) -> bool:
         return False
     if any(getattr(args, k, None) for k in ("chunk_accounts", "workers", "scheduler")):
         return False
-    try:
-        base = tomllib.loads(files("riskmodels").joinpath("configs/default.toml").read_text(encoding="utf-8"))
-        user = tomllib.loads(Path(args.config).read_text(encoding="utf-8")) if getattr(args, "config", None) else {}
-    except (OSError, ValueError):
+    docs = _configs(args)
+    if docs is None:
         return False
+    base, user = docs
     if _table(user, "market").get("kind", "margin") != "margin" or "options" in user:
         return False
     bt = {**_table(base, "backtest"), **_table(user, "backtest")}
@@ -93,11 +102,10 @@ def _names(node: Any) -> set[str]:
 
 def uses_arch(args: argparse.Namespace) -> bool:
     """True if a model of the merged config (default, then ``--config``) is named in :data:`ARCH_MODELS`."""
-    try:
-        base = tomllib.loads(files("riskmodels").joinpath("configs/default.toml").read_text(encoding="utf-8"))
-        user = tomllib.loads(Path(args.config).read_text(encoding="utf-8")) if getattr(args, "config", None) else {}
-    except (OSError, ValueError):
+    docs = _configs(args)
+    if docs is None:
         return False
+    base, user = docs
     return bool(_names(user.get("models", base.get("models", []))) & ARCH_MODELS)
 
 

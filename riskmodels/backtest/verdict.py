@@ -180,8 +180,6 @@ def exceedance_z(
     when the sample has no crash day, Hall 1992 on the bootstrap-t's
     second-order accuracy). Dates with ``n_t = 0`` are dropped.
     """
-    from scipy import stats  # imported here: at module level it was ~0.3 s of the CLI's start-up
-
     if not 0 < p < 1:
         raise ValueError(f"p={p!r} must be in (0, 1)")
     if int(h) != h or h < 1:
@@ -198,6 +196,8 @@ def exceedance_z(
         return 0.0, 1.0
     z = s / math.sqrt(v)
     if n_boot <= 0:
+        from scipy import stats  # here: at module level it was ~0.3 s of the CLI's start-up
+
         return z, float(2.0 * stats.norm.sf(abs(z)))
     b = min(block_length(T, h), T)
     starts = _boot_starts(T, b, int(n_boot), int(seed))
