@@ -115,6 +115,41 @@ def test_percentile_second_pass_when_the_band_misses(setup, monkeypatch):
     assert (a.to_numpy() == b.to_numpy()).all()
 
 
+def test_pilot_parts_cover_the_pilot_and_respect_the_smallest_part(monkeypatch):
+    monkeypatch.setattr(stream, "PILOT_ACCOUNTS", 1000)
+    monkeypatch.setattr(stream, "PILOT_PART", 250)
+    assert stream.pilot_ranges(4000, 1) == [(0, 1000)]
+    assert stream.pilot_ranges(4000, 2) == [(0, 500), (500, 1000)]
+    assert stream.pilot_ranges(4000, 8) == [(0, 250), (250, 500), (500, 750), (750, 1000)]  # parts >= 250
+    assert stream.pilot_ranges(300, 2) == [(0, 300)]  # 150-account parts would be under the floor
+    assert stream.pilot_ranges(600, 2) == [(0, 300), (300, 600)]
+
+
+def test_pilot_split_between_workers_gives_the_whole_pilots_bands(setup, monkeypatch):
+    """The bands of the pilot priced in parts equal those of one call on the whole pilot block."""
+    panel, book, kw, _ = setup
+    monkeypatch.setattr(stream, "PILOT_ACCOUNTS", 120)
+    monkeypatch.setattr(stream, "PILOT_PART", 30)
+    seen = []
+    real = stream._bands_from_pilot
+
+    def spy(pilot):
+        seen.append(real(pilot))
+        return seen[-1]
+
+    monkeypatch.setattr(stream, "_bands_from_pilot", spy)
+    monkeypatch.setattr(stream, "pilot_ranges", lambda P, w: [(0, 31), (31, 77), (77, 120)])  # uneven parts
+    _stream(setup, chunk_accounts=100)
+    models = _models()
+    fitted, _, _ = stream.fit_models(models, panel, kw["policy"])
+    end = panel.n_dates - 1
+    ctx = stream.StreamContext(panel, book.align(panel.assets), [m.label for m in models], fitted,
+                               panel.eligible(max(kw["min_history"], *(m.min_history for m in models))),
+                               kw["mpor"], "initial", kw["policy"], kw["start"], end)
+    whole = stream._empty(ctx.labels, end - kw["start"] + 1).add(stream.chunk_aggregate(ctx, 0, 120, None, True))
+    assert seen == [real(whole)]
+
+
 def test_one_chunk_and_many_chunks_agree_bit_for_bit(setup):
     one = _stream(setup, chunk_accounts=10_000).metrics_frame()
     many = _stream(setup, chunk_accounts=23).metrics_frame()
@@ -217,3 +252,45 @@ def test_order_bins_are_monotone(values):
     b = sa.order_bins(x)
     assert (np.diff(b) >= 0).all()
     assert ((b >= 0) & (b < sa.N_BINS)).all()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.floats(-1e3, 1e3, allow_nan=False, width=64) | st.sampled_from([0.0, 0.05, 0.05, 0.1]),
+                min_size=1, max_size=400),
+       st.floats(0.0, 100.0), st.floats(0.0, 100.0))
+def test_pilot_band_from_the_histogram_holds_numpy_percentiles_band(values, q0, q1):
+    """The bins of ``numpy.percentile(x, [q_lo, q_hi])`` (the values' band) lie inside the histogram's band."""
+    x = np.asarray(values, dtype=np.float64)
+    q_lo, q_hi = min(q0, q1), max(q0, q1)
+    bins = sa.order_bins(x)
+    hist = np.bincount(bins, minlength=sa.N_BINS)
+    lo, hi = stream.band_from_hist(hist, q_lo, q_hi)
+    want_lo, want_hi = sa.order_bins(np.percentile(x, [q_lo, q_hi]))
+    assert lo <= want_lo and want_hi <= hi
+    # and no wider than the order statistics' own bins
+    s = np.sort(x)
+    assert lo == sa.order_bins(s[[int(np.floor((x.size - 1) * q_lo / 100))]])[0]
+
+
+def test_dask_client_started_during_the_fit_is_closed_when_the_fit_fails(setup, monkeypatch):
+    closed = []
+
+    class Fake:
+        def __init__(self, name):
+            self.name = name
+
+        def run(self, fn):
+            pass
+
+        def close(self):
+            closed.append(self.name)
+
+    monkeypatch.setattr(stream, "_connect_dask", lambda workers, scheduler: (Fake("client"), Fake("cluster")))
+
+    def broken(*_a, **_k):
+        raise RuntimeError("fit failed")
+
+    monkeypatch.setattr(stream, "fit_models", broken)
+    with pytest.raises(RuntimeError, match="fit failed"):
+        _stream(setup, chunk_accounts=100, workers=2)
+    assert closed == ["client", "cluster"]

@@ -38,6 +38,7 @@ import itertools
 import multiprocessing
 import os
 import pickle
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -68,6 +69,8 @@ DEFAULT_CHUNK = 5_000
 STREAM_ABOVE = 20_000
 #: accounts of the pilot block that sets each model's percentile band
 PILOT_ACCOUNTS = 1_000
+#: fewest accounts of one pilot part (the pilot is split between the workers in parts of at least this many)
+PILOT_PART = 250
 #: half-width of the band of kept ratios, in percentile points of the pilot (plus its sampling error)
 BAND_HALF_WIDTH = 2.0
 
@@ -116,8 +119,9 @@ def chunk_aggregate(ctx: StreamContext, a0: int, a1: int, bands: dict[str, tuple
     """Run accounts ``a0..a1-1`` through every fitted model and reduce them (see the module docstring).
 
     ``bands``: per model the bins of IM / notional whose values are kept
-    (None: keep every value, the pilot). ``paths_only``: margin paths and
-    coverage only (the pilot and the percentile's second pass).
+    (None: the pilot, which keeps only the histogram of the bins).
+    ``paths_only``: margin paths and coverage only (the pilot and the
+    percentile's second pass).
     """
     with threadpool_limits(1, user_api="blas"), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -182,8 +186,11 @@ def _chunk(ctx: StreamContext, a0: int, a1: int, bands: dict[str, tuple[int, int
     for label, (im, valid, exc) in kept.items():
         agg = aggs[label]
         x = im[cells] / gb[cells]
-        band = (0, sa.N_BINS - 1) if bands is None else bands[label]
         b = sa.order_bins(x)
+        if bands is None:  # the pilot: the histogram of its bins is all the bands need
+            agg.hist_sparse = _sparse_bincount(b)
+            continue
+        band = bands[label]
         agg.band = band
         agg.band_values = [x[(b >= band[0]) & (b <= band[1])]]
         if paths_only:
@@ -241,26 +248,83 @@ class _Runner:
         return self._submit(a0, a1, bands, paths_only)
 
 
+def _connect_dask(workers: int | None, scheduler: str | None) -> tuple[Any, Any]:
+    """``(client, cluster)``: a client of the scheduler at ``scheduler`` (cluster None), or of a new LocalCluster."""
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            return Client(scheduler, timeout="20s"), None
+        except (OSError, TimeoutError) as exc:
+            raise UserError(f"--scheduler {scheduler}: no Dask scheduler answers there ({exc}); start one with "
+                            "`dask scheduler` and workers with `dask worker ADDRESS`, or use --workers N "
+                            "for a local cluster") from None
+    cluster = LocalCluster(n_workers=int(workers or 2), threads_per_worker=1, processes=True, dashboard_address=None)
+    return Client(cluster), cluster
+
+
+def _preload_worker() -> None:
+    """Import what unpickling the fitted states and running a chunk needs (in a Dask worker)."""
+    import importlib
+
+    from riskmodels.workers import ENGINE_PRELOAD
+
+    for name in (*ENGINE_PRELOAD, __name__):
+        importlib.import_module(name)
+
+
+class DaskStart:
+    """The Dask client (and LocalCluster) started in a thread, so its start-up overlaps the models' fits.
+
+    A LocalCluster takes ~1 s to start its worker processes and each worker
+    ~1.5 s to import the engine and the models (:func:`_preload_worker`,
+    run here on every worker once it is up; those imports run in the worker
+    processes); fitting the default models takes ~4 s in this one. :meth:`get` waits for the client and re-raises what starting it
+    raised (an unreachable scheduler's :class:`~riskmodels.errors.UserError`);
+    :meth:`close` ends it when the run stops before using it.
+    """
+
+    def __init__(self, workers: int | None, scheduler: str | None) -> None:
+        self._out: tuple[Any, Any] | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(workers, scheduler), name="riskmodels-dask-start",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self, workers: int | None, scheduler: str | None) -> None:
+        try:
+            self._out = _connect_dask(workers, scheduler)
+            # the workers import the engine and the models now, not when the fitted states arrive
+            self._out[0].run(_preload_worker)
+        except BaseException as exc:  # re-raised by get() in the caller's thread
+            self._error = exc
+
+    def get(self) -> tuple[Any, Any]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._out is not None
+        return self._out
+
+    def close(self) -> None:
+        self._thread.join()
+        if self._out is not None:
+            client, cluster = self._out
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
 @contextlib.contextmanager
 def runner(ctx: StreamContext, n_jobs: int = 1, workers: int | None = None, scheduler: str | None = None,
-           note: Callable[[str], None] | None = None) -> Iterator[_Runner]:
-    """Where the chunks run: serial (``n_jobs`` 1), local processes, or Dask (``workers`` / ``scheduler``)."""
+           note: Callable[[str], None] | None = None, started: DaskStart | None = None) -> Iterator[_Runner]:
+    """Where the chunks run: serial (``n_jobs`` 1), local processes, or Dask (``workers`` / ``scheduler``).
+
+    ``started``: the Dask client already being started (:class:`DaskStart`).
+    """
     say = note or (lambda _m: None)
     if scheduler or workers:
-        from dask.distributed import Client, LocalCluster
-
-        cluster = None
-        if scheduler:
-            try:
-                client = Client(scheduler, timeout="20s")
-            except (OSError, TimeoutError) as exc:
-                raise UserError(f"--scheduler {scheduler}: no Dask scheduler answers there ({exc}); start one with "
-                                "`dask scheduler` and workers with `dask worker ADDRESS`, or use --workers N "
-                                "for a local cluster") from None
-        else:
-            cluster = LocalCluster(n_workers=int(workers or 2), threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
-            client = Client(cluster)
+        client, cluster = started.get() if started is not None else _connect_dask(workers, scheduler)
         try:
             n = len(client.scheduler_info().get("workers", {}))
             say(f"dask {'scheduler ' + scheduler if scheduler else 'LocalCluster'}: {n} worker(s)")
@@ -321,24 +385,56 @@ def _ordered(run: _Runner, ranges: list[tuple[int, int]], bands: Any, paths_only
             progress(f"{what} {ranges[i][1]:,}/{ranges[-1][1]:,} accounts", i + 1, len(ranges))
 
 
+def pilot_ranges(n_accounts: int, workers: int) -> list[tuple[int, int]]:
+    """The pilot's accounts ``0..min(P, PILOT_ACCOUNTS)-1`` in up to ``workers`` parts of >= :data:`PILOT_PART`.
+
+    The bands read the pilot's values as a set (a percentile), so the parts
+    give the bands of the whole pilot; splitting it lets every worker price
+    a part instead of all but one idling while one process prices it.
+    """
+    n = min(int(n_accounts), PILOT_ACCOUNTS)
+    k = max(1, min(int(workers), n // PILOT_PART))
+    edges = np.linspace(0, n, k + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in itertools.pairwise(edges)]
+
+
 def _empty(labels: list[str], T: int) -> sa.ChunkAggregate:
     return sa.ChunkAggregate(0, 0, {k: sa.ModelAggregate() for k in labels}, np.zeros(T, dtype=np.int64),
                              np.zeros(T), 0, 0)
 
 
 def _bands_from_pilot(pilot: sa.ChunkAggregate) -> dict[str, tuple[int, int]]:
-    """Per model the bins between the pilot's percentiles 95 -/+ (BAND_HALF_WIDTH + 3 standard errors)."""
+    """Per model the bins from the pilot's percentile ``95 - w`` to its ``95 + w``, ``w = BAND_HALF_WIDTH + 3 se``.
+
+    Read from the pilot's histogram of bins (:func:`band_from_hist`), so the
+    pilot's parts send back ``N_BINS`` counts instead of their ratios.
+    """
     bands = {}
     for label, m in pilot.models.items():
-        x = np.concatenate(m.band_values) if m.band_values else np.zeros(0)
-        if x.size == 0:
+        n = 0 if m.hist is None else int(m.hist.sum())
+        if n == 0:
             bands[label] = (0, sa.N_BINS - 1)
             continue
-        se = 100.0 * np.sqrt(0.05 * 0.95 / x.size)
+        se = 100.0 * np.sqrt(0.05 * 0.95 / n)
         w = BAND_HALF_WIDTH + 3.0 * se
-        lo, hi = np.percentile(x, [max(0.0, sa.P95 - w), min(100.0, sa.P95 + w)])
-        bands[label] = (int(sa.order_bins(np.array([lo]))[0]), int(sa.order_bins(np.array([hi]))[0]))
+        bands[label] = band_from_hist(m.hist, max(0.0, sa.P95 - w), min(100.0, sa.P95 + w))  # type: ignore[arg-type]
     return bands
+
+
+def band_from_hist(hist: np.ndarray, q_lo: float, q_hi: float) -> tuple[int, int]:
+    """The bins from the lower order statistic of percentile ``q_lo`` to the upper one of ``q_hi``.
+
+    ``numpy.percentile`` (linear) of ``n`` values at ``q`` lies between the
+    order statistics ``floor((n-1) q / 100)`` and the next
+    (:func:`~riskmodels.backtest.stream_aggregate.percentile_ranks`), so
+    the band contains the bins of ``numpy.percentile(x, [q_lo, q_hi])``
+    (tested): the same band as the values would give, or a bin wider.
+    """
+    n = int(hist.sum())
+    cum = np.cumsum(hist)
+    r_lo = sa.percentile_ranks(n, q_lo)[0]
+    r_hi = sa.percentile_ranks(n, q_hi)[1]
+    return int(np.searchsorted(cum, r_lo + 1)), int(np.searchsorted(cum, r_hi + 1))
 
 
 def stream_models(
@@ -383,8 +479,14 @@ def stream_models(
     book = book.align(panel.assets)
     need = max([min_history, *(m.min_history for m in models)])
     asset_ok = panel.eligible(need)
+    started = DaskStart(workers, scheduler) if (workers or scheduler) else None  # starts while the models fit
     t0 = time.perf_counter()
-    fitted, fit_s, fit_warnings = fit_models(models, panel, policy)
+    try:
+        fitted, fit_s, fit_warnings = fit_models(models, panel, policy)
+    except BaseException:
+        if started is not None:
+            started.close()
+        raise
     fit_wall = time.perf_counter() - t0
     ctx = StreamContext(panel, book, labels, fitted, asset_ok, int(mpor), coverage_on, policy, int(start), int(end))
     P = book.n_accounts
@@ -392,8 +494,11 @@ def stream_models(
     ranges = [(a, b) for a, b in itertools.pairwise(edges)]
     T = end - start + 1
     t1 = time.perf_counter()
-    with runner(ctx, n_jobs=n_jobs, workers=workers, scheduler=scheduler, note=note) as run:
-        pilot = chunk_aggregate(ctx, 0, min(P, PILOT_ACCOUNTS), None, paths_only=True)
+    with runner(ctx, n_jobs=n_jobs, workers=workers, scheduler=scheduler, note=note, started=started) as run:
+        # the pilot's parts run on the workers (not in this process while they wait): the same values
+        pilot = _empty(labels, T)
+        for part in _ordered(run, pilot_ranges(P, run.workers), None, True, None, "pilot"):
+            pilot.add(part)
         bands = _bands_from_pilot(pilot)
         del pilot
         total = _empty(labels, T)

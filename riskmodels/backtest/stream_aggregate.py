@@ -23,8 +23,9 @@ independent of how many processes or cluster workers ran them:
 * the 95th percentile of IM / notional over the coverage cells, which is no
   sum: exact by :func:`exact_percentile` from a histogram of every value's
   bit pattern (:func:`order_bins`, 2^20 bins, counts add) and the values of a
-  band of bins around it kept by each chunk; the band is set from a pilot
-  block of accounts, and if the percentile falls outside it the run makes a
+  band of bins around it kept by each chunk; the band is set from the
+  histogram of a pilot block of accounts (priced in parts by the workers),
+  and if the percentile falls outside it the run makes a
   second, path-only pass keeping the bins the histogram names.
 """
 
