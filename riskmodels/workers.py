@@ -93,6 +93,22 @@ def tune_allocator() -> bool:
     return ok
 
 
+#: True in a worker of one of riskmodels' pools (set by :func:`die_with_parent`, their initializer)
+_IN_POOL_WORKER = False
+
+
+def in_pool_worker() -> bool:
+    """True in a worker of riskmodels' process pools or a daemonic worker (a Dask worker process).
+
+    Such a process already has the core its pool gave it: code that would
+    start its own pool by default (the GARCH per-asset fits with ``n_jobs``
+    None) runs serially there instead of nesting a pool in a pool.
+    """
+    import multiprocessing
+
+    return _IN_POOL_WORKER or multiprocessing.current_process().daemon
+
+
 def die_with_parent(run_pid: int, spill: str | None = None, poll: float = 0.5) -> None:
     """Worker initializer: end this process (removing ``spill``) when the run ``run_pid`` ends.
 
@@ -103,6 +119,8 @@ def die_with_parent(run_pid: int, spill: str | None = None, poll: float = 0.5) -
     ``run_pid`` is the process that made the pool; with a forkserver the
     worker's parent is the server, which itself exits when the run does.
     """
+    global _IN_POOL_WORKER
+    _IN_POOL_WORKER = True
     parent = os.getppid()
     tune_allocator()
     from riskmodels._numba_cache import install_compile_lock
@@ -202,5 +220,5 @@ def spill_folder() -> Iterator[str]:
         yield d
 
 
-__all__ = ["die_with_parent", "pid_alive", "process_pool", "remove_stale_spills", "spill_folder", "start_forkserver",
+__all__ = ["die_with_parent", "in_pool_worker", "pid_alive", "process_pool", "remove_stale_spills", "spill_folder", "start_forkserver",
            "terminate_pool", "tune_allocator"]

@@ -169,8 +169,9 @@ class GarchMargin(MarginModel):
     seed : int
         Seed of the EGARCH simulation (default 0).
     n_jobs : int or None
-        Processes for the per-asset fits; None = all cores, 1 = serial.
-        Results do not depend on it.
+        Processes for the per-asset fits; None = all cores (serial inside a
+        worker of the backtest's, a sweep's or a Dask pool, whose cores are
+        taken), 1 = serial. Results do not depend on it.
     max_param_age : int
         After a failed fit the asset keeps its previous accepted parameters
         only while they are at most this many rows (days for a daily panel)

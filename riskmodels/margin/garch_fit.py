@@ -276,16 +276,29 @@ def _run_packed(args: tuple[str, np.ndarray, FitSpec, str]) -> AssetResult:
     return run_asset(*args)
 
 
+def default_jobs() -> int:
+    """Processes of ``n_jobs=None``: every core, or 1 in a pool's worker (no pool inside a pool).
+
+    The backtest runs one model per core (``[backtest] n_jobs``), a sweep one
+    point per core, a Dask cluster one chunk per worker: there the cores are
+    taken, and a nested pool of the per-asset fits only adds its start-up and
+    a third process on two cores (:func:`riskmodels.workers.in_pool_worker`).
+    """
+    from riskmodels.workers import in_pool_worker
+
+    return 1 if in_pool_worker() else (os.cpu_count() or 1)
+
+
 def run_all(
     assets: tuple[str, ...], r_pct: np.ndarray, spec: FitSpec, n_jobs: int | None, driver: str = "fast"
 ) -> list[AssetResult]:
-    """Run :func:`run_asset` for every column, in ``n_jobs`` processes (1: serial).
+    """Run :func:`run_asset` for every column, in ``n_jobs`` processes (1: serial; None: :func:`default_jobs`).
 
     Each asset's result depends only on its own returns and seed, so the
     output is identical for any ``n_jobs``. Assets are submitted longest
     history first (they have the most refits) so the pool stays balanced.
     """
-    jobs = (os.cpu_count() or 1) if n_jobs is None else int(n_jobs)
+    jobs = default_jobs() if n_jobs is None else int(n_jobs)
     tasks = [(a, np.ascontiguousarray(r_pct[:, j]), spec, driver) for j, a in enumerate(assets)]
     if jobs <= 1 or len(tasks) <= 1:
         return [_run_packed(t) for t in tasks]
