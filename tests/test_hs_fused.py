@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from conftest import random_walk_panel
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -133,6 +134,9 @@ def test_unit_tail_equals_matrix_path_and_sorted_losses(seed, n_window, n_extra,
     min_window = max(20, n_window - 5)
     prep = _hs_fused.prepare(g)
     var, es = _hs_fused.unit_tail(X, prep, n_window, conf, min_window, stressed)
+    # the class-ordered layout (calm rows first) gives the same numbers: a row's loss does not depend on its place
+    var2, es2 = _hs_fused.unit_tail(X, _hs_fused.prepare(g, stressed), n_window, conf, min_window, stressed)
+    assert np.array_equal(var, var2, equal_nan=True) and np.array_equal(es, es2, equal_nan=True)
     loss = _matrix_losses(g, X)
     rv, re = tail_columns(loss, n_window, conf, min_window, None, stressed, None)
     _close(var, rv)
@@ -171,9 +175,26 @@ def test_prepare_is_the_nan_zeroed_transpose(seed, rows, A) -> None:
     g, _X, _stressed = _inputs(seed, rows, A, 3, True, True, False, 0.5)
     prep = _hs_fused.prepare(g)
     ref = _hs_fused.prepare_reference(g)
-    for name, a, b in zip(prep._fields, prep, ref, strict=True):  # the numba pass builds the numpy layout
+    for name in ("gT", "bad", "bad_any"):  # the numba pass builds the numpy layout
+        a, b = getattr(prep, name), getattr(ref, name)
         assert a.shape == b.shape and np.array_equal(a, b), name
+    assert prep.order is None and prep.n_calm == -1
     assert np.array_equal(prep.gT, np.where(np.isfinite(g), g, 0.0).T)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), rows=st.integers(1, 200), A=st.integers(1, 6), share=st.floats(0.0, 1.0))
+def test_class_order_puts_the_calm_rows_first_each_class_in_scenario_order(seed, rows, A, share) -> None:
+    g, _X, _ = _inputs(seed, rows, A, 3, True, True, False, 0.5)
+    stressed = np.random.default_rng(seed).random(rows) < share
+    prep = _hs_fused.prepare(g, stressed)
+    calm, hot = np.flatnonzero(~stressed), np.flatnonzero(stressed)
+    assert prep.n_calm == calm.size and np.array_equal(prep.order, np.concatenate([calm, hot]))
+    ref = _hs_fused.prepare_reference(g)
+    assert np.array_equal(prep.gT, ref.gT[:, prep.order]) and np.array_equal(prep.bad, ref.bad[:, prep.order])
+    assert np.array_equal(prep.bad_any, ref.bad_any)
+    with pytest.raises(ValueError, match="already in class order"):
+        _hs_fused.by_class(prep, stressed)
 
 
 @settings(max_examples=80, deadline=None)

@@ -25,6 +25,14 @@ gives the same numbers without the matrix, one account at a time:
   dependent branches, which cost more than the arithmetic, run on ~``k``
   rows instead of all of them. With fewer than ``k`` blocks holding the class
   ``th0 = -inf`` and every row is read.
+* **Class order for the stressed share.** With two classes (calm and
+  stressed scenarios) the columns are laid out calm rows first, then the
+  stressed ones (:func:`by_class`, cached per date with the layout), and
+  each class's contiguous range gets its own strided blocks: no per-row
+  class test in the block maxima or the rescans (the two-class kernel took
+  1.23 ms per 1,000 accounts and date with the classes interleaved, 1.03
+  after; the unit one 0.68 -> 0.65 with the view that lets the block
+  maxima vectorise; 2026-12-03, default book and history).
 * The kept losses are exactly the ``k`` largest of the class (ties have equal
   values), so VaR and ES, which read only them, equal the matrix path's.
 
@@ -63,26 +71,54 @@ class Prepared(NamedTuple):
     """One date's scenario matrix in the layout of the fused kernel.
 
     ``gT`` ``(A, rows)`` NaN-zeroed transposed returns; ``bad`` ``(A, rows)``
-    True where the return is not finite; ``bad_any`` ``(A,)``.
+    True where the return is not finite; ``bad_any`` ``(A,)``. In class
+    order (:func:`by_class`, what :func:`stress_tail` reads) the columns are
+    the calm scenario rows, then the stressed ones: ``order`` ``(rows,)``
+    holds each column's scenario row and ``n_calm`` the count of calm ones;
+    in scenario order ``order`` is None and ``n_calm`` -1.
     """
 
     gT: np.ndarray
     bad: np.ndarray
     bad_any: np.ndarray
+    order: np.ndarray | None = None
+    n_calm: int = -1
 
 
-def prepare(g: np.ndarray) -> Prepared:
+def prepare(g: np.ndarray, stressed: np.ndarray | None = None) -> Prepared:
     """Transposed, NaN-zeroed scenario matrix of one date (cached per date by the caller).
 
     ``g`` is the ``(rows, A)`` scenario simple returns (one numba pass;
     :func:`prepare_reference` is the numpy statement of the same layout).
+    With ``stressed`` ``(rows,)`` the columns are put in class order
+    (:func:`by_class`), the layout of :func:`stress_tail`.
     """
     g = np.ascontiguousarray(g, dtype=np.float64)
     rows, A = g.shape
     gT = np.empty((A, rows))
     bad = np.empty((A, rows), dtype=np.bool_)
     _prepare_kernel(g, gT, bad)
-    return Prepared(gT, bad, bad.any(axis=1))
+    prep = Prepared(gT, bad, bad.any(axis=1))
+    return prep if stressed is None else by_class(prep, stressed)
+
+
+def by_class(prep: Prepared, stressed: np.ndarray) -> Prepared:
+    """``prep`` with its columns in class order: the calm scenario rows, then the stressed ones (each in order).
+
+    The two-class kernel then deals each class's contiguous range into its
+    own strided blocks, with no per-row class test; a row's loss and the
+    multiset of each class's losses are those of the scenario order, so VaR
+    and ES are the same numbers (tested against the matrix path).
+    """
+    if prep.order is not None:
+        raise ValueError("by_class: the Prepared is already in class order")
+    st = np.asarray(stressed, dtype=np.bool_)
+    if st.shape != (prep.gT.shape[1],):
+        raise ValueError(f"by_class: {st.shape[0]} stressed flags for {prep.gT.shape[1]} scenario rows")
+    calm = np.flatnonzero(~st)
+    order = np.concatenate([calm, np.flatnonzero(st)])
+    return Prepared(np.ascontiguousarray(prep.gT[:, order]), np.ascontiguousarray(prep.bad[:, order]),
+                    prep.bad_any, order, int(calm.size))
 
 
 @numba.njit(cache=True)
@@ -125,33 +161,41 @@ def _column_losses(gT: np.ndarray, bad: np.ndarray, nz: np.ndarray, xv: np.ndarr
 
 
 @numba.njit(cache=True, fastmath={"contract"})
-def _kernel(X, gT, bad, bad_any, n_window, min_window, alpha, stressed, share_min, two_class, asset_ok,
-            out_var, out_es):  # type: ignore[no-untyped-def]
+def _kernel(X, gT, bad, bad_any, order, n_calm, n_window, min_window, alpha, stressed, share_min, two_class,
+            asset_ok, out_var, out_es):  # type: ignore[no-untyped-def]
     """Both tails: ``two_class`` False = unit masses (one top-``k`` buffer over all rows), True = stress share.
 
-    Everything per row is inlined (a numba call with array arguments costs
-    reference counting, more than pricing a row).
+    The rows of ``gT`` / ``bad`` are in class order (:func:`by_class`): the
+    ``n_calm`` calm rows, then the stressed ones; ``order[i]`` is row ``i``'s
+    place in the scenario set (``< n_window``: a window row). With unit
+    masses every row is one class (``n_calm = rows``). Each class is its own
+    contiguous range, dealt into its own strided blocks: no per-row class
+    test. Everything per row is inlined (a numba call with array arguments
+    costs reference counting, more than pricing a row).
     """
     N, A = X.shape
     rows = gT.shape[1]
-    nb = max(1, (rows + BLOCK - 1) // BLOCK)
+    nb_all = max(1, (rows + BLOCK - 1) // BLOCK)
     nz = np.empty(A, dtype=np.int64)
     xv = np.empty(A)
     col = np.empty(rows)
+    colo = np.empty(rows)  # col in scenario order, for the matrix path's column kernel
     kmax = max(1, math.ceil(tail_count(n_window, alpha) - SNAP))
     kbuf = max(CAP, kmax)
     # buffers: class 1 = stressed (two-class only), class 0 = calm, or every row with unit masses
     bufv = np.empty((2, kbuf))
     bufi = np.empty((2, kbuf), dtype=np.int64)
     mb = np.empty(kbuf)
-    lmin = np.empty((2, nb))  # per class and strided block: the least col (= the largest loss -col)
-    cls = np.zeros(rows, dtype=np.bool_)
-    s_tot = 0
+    lmin = np.empty(nb_all)  # per strided block of the class in hand: the least col (= the largest loss -col)
+    lo_q = np.zeros(2, dtype=np.int64)
+    hi_q = np.zeros(2, dtype=np.int64)
     if two_class:
-        for i in range(rows):
-            if stressed[i]:
-                cls[i] = True
-                s_tot += 1
+        hi_q[0] = n_calm
+        lo_q[1] = n_calm
+        hi_q[1] = rows
+    else:
+        hi_q[0] = rows
+    s_tot = rows - n_calm if two_class else 0
     o_tot = rows - s_tot
     n_fin = n_window  # with every held return finite
     n_tail = tail_count(n_fin, alpha)
@@ -206,8 +250,8 @@ def _kernel(X, gT, bad, bad_any, n_window, min_window, alpha, stressed, share_mi
             for i in range(rows):
                 good = np.int64(not rowbad[i])
                 n_good += good
-                a_fin += good * np.int64(i < n_window)
-                a_s += good * np.int64(cls[i])
+                a_fin += good * np.int64(order[i] < n_window)
+                a_s += good * np.int64(two_class and i >= n_calm)
             a_o = n_good - a_s
         if a_fin < min_window or a_fin == 0:
             out_var[p] = np.nan
@@ -225,7 +269,9 @@ def _kernel(X, gT, bad, bad_any, n_window, min_window, alpha, stressed, share_mi
                 a_fits = a_k0 <= CAP and a_k1 <= CAP
         if not a_fits:  # a class needs more than CAP losses: the matrix path's column kernel
             _column_losses(gT, bad, nz, xv, m, col)
-            out_var[p], out_es[p] = _column(col, n_window, min_window, alpha, stressed, share_min,
+            for i in range(rows):
+                colo[order[i]] = col[i]
+            out_var[p], out_es[p] = _column(colo, n_window, min_window, alpha, stressed, share_min,
                                             bufv[1], bufi[1], bufv[0], bufi[0])
             continue
         cap[0] = a_k0
@@ -242,50 +288,42 @@ def _kernel(X, gT, bad, bad_any, n_window, min_window, alpha, stressed, share_mi
             for i in range(rows):
                 if rowbad[i]:
                     col[i] = np.inf
-        # strided block minima of col per class: element-wise over contiguous slices
-        for b in range(nb):
-            lmin[0, b] = np.inf
-            lmin[1, b] = np.inf
-        for s in range(BLOCK):
-            o = s * nb
-            e = min(nb, rows - o)
-            if two_class:
-                for b in range(e):
-                    v = col[o + b]
-                    st = cls[o + b]
-                    v1 = v if st else np.inf
-                    v0 = np.inf if st else v
-                    lmin[1, b] = v1 if v1 < lmin[1, b] else lmin[1, b]
-                    lmin[0, b] = v0 if v0 < lmin[0, b] else lmin[0, b]
-            else:
-                for b in range(e):
-                    v = col[o + b]
-                    lmin[0, b] = v if v < lmin[0, b] else lmin[0, b]
         for q in range(2 if two_class else 1):
             k = cap[q]
             nkept[q] = 0
-            if k == 0:
+            lo = lo_q[q]
+            hi_r = hi_q[q]
+            n_q = hi_r - lo
+            if k == 0 or n_q == 0:
                 continue
-            # th0: the k-th largest block maximum of the class (-inf with fewer than k blocks holding it)
+            nb = max(1, (n_q + BLOCK - 1) // BLOCK)
+            # strided block minima of col over the class's range: element-wise over contiguous slices
+            for b in range(nb):
+                lmin[b] = np.inf
+            for s in range(BLOCK):
+                o = lo + s * nb
+                e = min(nb, hi_r - o)
+                seg = col[o : o + e]  # a view: the loop vectorises on it (not on col[o + b]; measured 1.4x)
+                for b in range(e):
+                    lmin[b] = min(seg[b], lmin[b])
+            # th0: the k-th largest block maximum of the class (-inf with fewer than k blocks)
             for j in range(k):
                 mb[j] = -np.inf
             for b in range(nb):
-                v = -lmin[q, b]
-                if v > mb[k - 1]:
+                v = -lmin[b]
+                if v > mb[k - 1]:  # branch-free bubble through the k kept (max / min selects, no jumps)
                     for j in range(k):
                         w = mb[j]
-                        if v > w:
-                            mb[j] = v
-                            v = w
+                        hi = v if v > w else w
+                        v = w if v > w else v
+                        mb[j] = hi
             th0 = mb[k - 1]
             cnt = 0
             th = -np.inf
             for b in range(nb):
-                if -lmin[q, b] < th0:
+                if -lmin[b] < th0:
                     continue
-                for i in range(b, rows, nb):
-                    if cls[i] != (q == 1):
-                        continue
+                for i in range(lo + b, hi_r, nb):
                     if anybad and rowbad[i]:
                         continue
                     v = -col[i]
@@ -312,7 +350,9 @@ def _kernel(X, gT, bad, bad_any, n_window, min_window, alpha, stressed, share_mi
                                  a_tail)
         if not ok:  # a class ran short of kept losses: the matrix path's column kernel (full sort)
             _column_losses(gT, bad, nz, xv, m, col)
-            var, es = _column(col, n_window, min_window, alpha, stressed, share_min, bufv[1], bufi[1], bufv[0],
+            for i in range(rows):
+                colo[order[i]] = col[i]
+            var, es = _column(colo, n_window, min_window, alpha, stressed, share_min, bufv[1], bufi[1], bufv[0],
                               bufi[0])
         out_var[p] = var
         out_es[p] = es
@@ -321,12 +361,18 @@ def _kernel(X, gT, bad, bad_any, n_window, min_window, alpha, stressed, share_mi
 def _run(X: np.ndarray, prep: Prepared, n_window: int, confidence: float, min_window: int, stressed: np.ndarray,
          share: float, two_class: bool, asset_ok: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     X = np.ascontiguousarray(X, dtype=np.float64)
+    stressed = np.asarray(stressed, dtype=np.bool_)
+    if two_class and prep.order is None:
+        prep = by_class(prep, stressed)
+    rows = prep.gT.shape[1]
+    order = np.arange(rows, dtype=np.int64) if prep.order is None else prep.order
+    n_calm = rows if prep.order is None else prep.n_calm
     N = X.shape[0]
     out_var = np.empty(N)
     out_es = np.empty(N)
     ok = np.ones(X.shape[1], dtype=np.bool_) if asset_ok is None else np.asarray(asset_ok, dtype=np.bool_)
-    _kernel(X, prep.gT, prep.bad, prep.bad_any, int(n_window), int(min_window), 1.0 - float(confidence),
-            np.asarray(stressed, dtype=np.bool_), float(share), bool(two_class), ok, out_var, out_es)
+    _kernel(X, prep.gT, prep.bad, prep.bad_any, order, int(n_calm), int(n_window), int(min_window),
+            1.0 - float(confidence), stressed, float(share), bool(two_class), ok, out_var, out_es)
     return out_var, out_es
 
 

@@ -223,8 +223,9 @@ class FittedHistorical(FittedMargin):
         hit = cache.get(t)
         if hit is not None:
             return hit
-        g = self.scenarios(t)[0]
-        out = _hs_fused.prepare(g)
+        g, _n, _w, flags = self.scenarios(t)
+        # a stressed share reads the class-ordered layout (calm rows, then stressed: _hs_fused.by_class)
+        out = _hs_fused.prepare(g, flags if self.model.stress_weight is not None else None)  # type: ignore[attr-defined]
         if len(cache) >= 2:
             cache.pop(next(iter(cache)))
         cache[t] = out
