@@ -87,7 +87,10 @@ def run_once(tree: Path | None, out: Path, cache: Path | None) -> dict[str, floa
     if perf:
         cmd = [perf, "stat", "-e", "task-clock", "-x", ",", "-o", perf_out, *cmd]
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # cwd outside every checkout: ``python -m`` puts the working directory first on sys.path, ahead of
+    # PYTHONPATH, so run from a repository root the "base" tree would import that root's riskmodels
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         cwd=out.parent)
     stop = threading.Event()
     box: dict[str, float] = {}
     sampler = None
@@ -115,7 +118,7 @@ def help_seconds(tree: Path | None, n: int = 5) -> float:
     for _ in range(n):
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "riskmodels.cli", "--help"], env=env, stdout=subprocess.DEVNULL,
-                       check=True)
+                       check=True, cwd=tempfile.gettempdir())  # not a checkout (see run_once)
         times.append(time.perf_counter() - t0)
     return round(statistics.median(times), 3)
 

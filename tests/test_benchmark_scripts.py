@@ -44,3 +44,32 @@ def test_default_run_compares_outputs_byte_for_byte_except_the_volatile_files(tm
     (b / "summary.csv").write_text("0.10000000000000001\n")  # the same number, other bytes: a difference
     (a / "only_a.csv").write_text("")
     assert default_run.differing(a, b) == ["only_a.csv", "summary.csv"]
+
+
+def test_default_run_launches_outside_every_checkout(tmp_path: Path, monkeypatch) -> None:
+    """``python -m`` puts its working directory ahead of PYTHONPATH: run from a repository root, a
+    ``--base`` tree would import the root's riskmodels (found 2026-12-03: base and new timed alike)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import default_run
+    finally:
+        sys.path.remove(str(BENCH))
+    seen = {}
+
+    class FakePopen:
+        pid, returncode = 0, 0
+
+        def __init__(self, cmd, **kw):
+            seen.update(kw, cmd=cmd)
+
+        def communicate(self):
+            return "", ""
+
+    monkeypatch.setattr(default_run.subprocess, "Popen", FakePopen)
+    monkeypatch.setattr(default_run.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(default_run, "_tree_cpu", lambda pid, stop: 0.0)
+    monkeypatch.chdir(BENCH.parent)  # invoked from the repository root, as the README shows
+    base = tmp_path / "base"
+    default_run.run_once(base, tmp_path / "work" / "out", None)
+    assert seen["env"]["PYTHONPATH"] == str(base)
+    assert Path(seen["cwd"]) == tmp_path / "work" and Path(seen["cwd"]).resolve() != BENCH.parent.resolve()
