@@ -16,7 +16,7 @@ from conftest import random_walk_panel
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from riskmodels.backtest import stream
+from riskmodels.backtest import stream, stream_runners
 from riskmodels.backtest import stream_aggregate as sa
 from riskmodels.backtest.engine import run_models
 from riskmodels.backtest.report_tables import (
@@ -285,7 +285,7 @@ def test_dask_client_started_during_the_fit_is_closed_when_the_fit_fails(setup, 
         def close(self):
             closed.append(self.name)
 
-    monkeypatch.setattr(stream, "_connect_dask", lambda workers, scheduler: (Fake("client"), Fake("cluster")))
+    monkeypatch.setattr(stream_runners, "_connect_dask", lambda workers, scheduler: (Fake("client"), Fake("cluster")))
 
     def broken(*_a, **_k):
         raise RuntimeError("fit failed")

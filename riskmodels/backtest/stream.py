@@ -33,32 +33,25 @@ Dask's nanny closes a worker whose parent is gone).
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import multiprocessing
-import os
-import pickle
-import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from riskmodels.backtest import stream_aggregate as sa
-from riskmodels.backtest.coverage import realised_loss
-from riskmodels.backtest.engine import _window_path, backtest_window, build_book, build_models
-from riskmodels.backtest.mm_rule import apply_rule
-from riskmodels.backtest.simulation import LiquidationPolicy, simulate_accounts
-from riskmodels.backtest.verdict import daily_counts, side_masks
+from riskmodels.backtest.engine import backtest_window, build_book, build_models
+from riskmodels.backtest.simulation import LiquidationPolicy
+from riskmodels.backtest.stream_chunk import StreamContext as StreamContext
+from riskmodels.backtest.stream_chunk import chunk_aggregate as chunk_aggregate
+from riskmodels.backtest.stream_chunk import fit_models as fit_models
+from riskmodels.backtest.stream_runners import DaskStart, ordered, runner
 from riskmodels.config import liquidation_policy
 from riskmodels.data.panel import PricePanel
 from riskmodels.errors import UserError
-from riskmodels.margin.base import MarginModel, account_eligibility
+from riskmodels.margin.base import MarginModel
 from riskmodels.portfolio import Book
 
 Progress = Callable[[str, int, int], None]
@@ -75,22 +68,6 @@ PILOT_PART = 250
 BAND_HALF_WIDTH = 2.0
 
 
-@dataclass
-class StreamContext:
-    """What every chunk needs, shared once with each worker."""
-
-    panel: PricePanel
-    book: Book
-    labels: list[str]
-    fitted: list[Any]
-    asset_ok: np.ndarray
-    mpor: int
-    coverage_on: str
-    policy: LiquidationPolicy
-    start: int
-    end: int
-
-
 def chunk_size(cfg_value: int, n_accounts: int, forced: bool = False) -> int:
     """Accounts per chunk: the configured size, or automatic (0): :data:`DEFAULT_CHUNK` above :data:`STREAM_ABOVE`.
 
@@ -100,289 +77,6 @@ def chunk_size(cfg_value: int, n_accounts: int, forced: bool = False) -> int:
     if cfg_value:
         return int(cfg_value)
     return DEFAULT_CHUNK if (forced or n_accounts > STREAM_ABOVE) else 0
-
-
-def fit_models(models: list[MarginModel], panel: PricePanel, policy: LiquidationPolicy) -> tuple[list[Any], dict[str, float], list[tuple[type[Warning], str]]]:
-    """Fit every model once (BLAS on one thread, as the engine does); fit seconds and warnings."""
-    fitted, secs = [], {}
-    with threadpool_limits(1, user_api="blas"), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        for m in models:
-            t0 = time.perf_counter()
-            fitted.append(apply_rule(m.fit(panel), policy.maintenance_ratio))
-            secs[m.label] = time.perf_counter() - t0
-    return fitted, secs, [(w.category, str(w.message)) for w in caught]
-
-
-def chunk_aggregate(ctx: StreamContext, a0: int, a1: int, bands: dict[str, tuple[int, int]] | None,
-                    paths_only: bool = False) -> sa.ChunkAggregate:
-    """Run accounts ``a0..a1-1`` through every fitted model and reduce them (see the module docstring).
-
-    ``bands``: per model the bins of IM / notional whose values are kept
-    (None: the pilot, which keeps only the histogram of the bins).
-    ``paths_only``: margin paths and coverage only (the pilot and the
-    percentile's second pass).
-    """
-    with threadpool_limits(1, user_api="blas"), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        out = _chunk(ctx, a0, a1, bands, paths_only)
-    seen = list(dict.fromkeys((w.category, str(w.message)) for w in caught))
-    for m in out.models.values():
-        m.warnings = seen
-    return out
-
-
-def _chunk(ctx: StreamContext, a0: int, a1: int, bands: dict[str, tuple[int, int]] | None,
-           paths_only: bool) -> sa.ChunkAggregate:
-    panel, start, end = ctx.panel, ctx.start, ctx.end
-    sub = ctx.book.subset(np.arange(a0, a1))
-    in_window = np.zeros(panel.n_dates, dtype=bool)
-    in_window[start : end + 1] = True
-    eligible = account_eligibility(ctx.asset_ok, sub) & in_window[:, None]
-    loss = realised_loss(panel, sub, ctx.mpor, slice(start, end + 1))
-    gross = sub.gross_notional
-    side = np.sign(sub.net_notional).astype(np.int8)
-    aggs: dict[str, sa.ModelAggregate] = {}
-    kept: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    ok0 = None
-    for label, fitted in zip(ctx.labels, ctx.fitted, strict=True):
-        agg = sa.ModelAggregate()
-        t0 = time.perf_counter()
-        path, cov = _window_path(fitted, panel, sub, eligible, start, end, ctx.mpor, ctx.coverage_on, loss)
-        agg.timings["path"] = time.perf_counter() - t0
-        im = path.initial
-        if ok0 is None:
-            ok0 = path.eligible
-        if not paths_only:
-            t0 = time.perf_counter()
-            from riskmodels.backtest.result import _priced_sums
-
-            agg.im_sum, agg.g_sum = _priced_sums(im, path.eligible, gross)
-            agg.procyc = sa.procyclicality_sums(im, path.eligible, gross)
-            agg.present = ~np.isnan(np.where(path.eligible, im, np.nan)).all(axis=1)  # procyclicality's "keep"
-            ok = path.eligible & np.isfinite(im)
-            agg.per_account_margin = [np.where(ok, im, 0.0).astype(np.float64).sum(axis=0)]
-            agg.timings["reduce"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            sim = simulate_accounts(fitted, sub, ctx.policy, start=start, end=end, asset_ok=ctx.asset_ok)
-            agg.timings["simulation"] = time.perf_counter() - t0
-            ev = sim.events.copy()
-            ev["account"] += a0
-            agg.events = [ev]
-            agg.opened = int(np.unique(sim.openings["account"]).size)
-            agg.liquidated = int(np.unique(sim.liquidations["account"]).size)
-            agg.account_days = sim.account_days
-            agg.notional_total = np.asarray(sim.notional_total, dtype=np.float64).copy()
-            del sim
-        kept[label] = (im, cov.valid, cov.exceptions)
-        aggs[label] = agg
-        del path, cov
-    assert ok0 is not None
-    common = np.logical_and.reduce([v for _, v, _ in kept.values()])
-    union = np.logical_or.reduce([v for _, v, _ in kept.values()])
-    held = sub.held().astype(np.float64)
-    cells = common & (gross > 0)[None, :]
-    gb = np.broadcast_to(gross, cells.shape)
-    for label, (im, valid, exc) in kept.items():
-        agg = aggs[label]
-        x = im[cells] / gb[cells]
-        b = sa.order_bins(x)
-        if bands is None:  # the pilot: the histogram of its bins is all the bands need
-            agg.hist_sparse = _sparse_bincount(b)
-            continue
-        band = bands[label]
-        agg.band = band
-        agg.band_values = [x[(b >= band[0]) & (b <= band[1])]]
-        if paths_only:
-            continue
-        agg.ratio_sum, agg.ratio_n = float(x.sum()), int(x.size)
-        agg.hist_sparse = _sparse_bincount(b)
-        X, N = daily_counts(exc & common, common, side_masks(side))
-        agg.X, agg.N = X, N
-        mine = union & ~valid
-        agg.unpriced_cells = int(mine.sum())
-        agg.dropped_from_row = int((valid & ~common).sum())
-        agg.unpriced_by_asset = mine.sum(axis=0).astype(np.float64) @ held
-        agg.unpriced_rows = mine.any(axis=1)
-    ok_gross = ok0.astype(np.float64) @ gross
-    return sa.ChunkAggregate(a0, a1 - a0, aggs, ok0.sum(axis=1).astype(np.int64), ok_gross,
-                             int(ok0.any(axis=0).sum()), int(common.sum()))
-
-
-def _sparse_bincount(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    c = np.bincount(b, minlength=sa.N_BINS)
-    idx = np.flatnonzero(c)
-    return idx, c[idx]
-
-
-# ----------------------------------------------------------------------------- where chunks run
-_CTX: StreamContext | None = None
-
-
-def _init_local(run_pid: int, ctx_file: str) -> None:
-    from riskmodels.workers import die_with_parent
-
-    die_with_parent(run_pid)
-    global _CTX
-    with open(ctx_file, "rb") as fh:
-        _CTX = pickle.load(fh)
-
-
-def _local_task(a0: int, a1: int, bands: dict[str, tuple[int, int]] | None, paths_only: bool) -> sa.ChunkAggregate:
-    assert _CTX is not None
-    return chunk_aggregate(_CTX, a0, a1, bands, paths_only)
-
-
-def _dask_task(ctx: StreamContext, a0: int, a1: int, bands: dict[str, tuple[int, int]] | None,
-               paths_only: bool) -> sa.ChunkAggregate:
-    return chunk_aggregate(ctx, a0, a1, bands, paths_only)
-
-
-class _Runner:
-    """Submit chunks to this process, a local pool or a Dask cluster; ``submit`` returns a Future."""
-
-    def __init__(self, ctx: StreamContext, submit: Callable[..., Future], describe: str, workers: int) -> None:
-        self.ctx, self._submit, self.describe, self.workers = ctx, submit, describe, workers
-
-    def submit(self, a0: int, a1: int, bands: dict[str, tuple[int, int]] | None, paths_only: bool) -> Future:
-        return self._submit(a0, a1, bands, paths_only)
-
-
-def _connect_dask(workers: int | None, scheduler: str | None) -> tuple[Any, Any]:
-    """``(client, cluster)``: a client of the scheduler at ``scheduler`` (cluster None), or of a new LocalCluster."""
-    from dask.distributed import Client, LocalCluster
-
-    if scheduler:
-        try:
-            return Client(scheduler, timeout="20s"), None
-        except (OSError, TimeoutError) as exc:
-            raise UserError(f"--scheduler {scheduler}: no Dask scheduler answers there ({exc}); start one with "
-                            "`dask scheduler` and workers with `dask worker ADDRESS`, or use --workers N "
-                            "for a local cluster") from None
-    cluster = LocalCluster(n_workers=int(workers or 2), threads_per_worker=1, processes=True, dashboard_address=None)
-    return Client(cluster), cluster
-
-
-def _preload_worker() -> None:
-    """Import what unpickling the fitted states and running a chunk needs (in a Dask worker)."""
-    import importlib
-
-    from riskmodels.workers import ENGINE_PRELOAD
-
-    for name in (*ENGINE_PRELOAD, __name__):
-        importlib.import_module(name)
-
-
-class DaskStart:
-    """The Dask client (and LocalCluster) started in a thread, so its start-up overlaps the models' fits.
-
-    A LocalCluster takes ~1 s to start its worker processes and each worker
-    ~1.5 s to import the engine and the models (:func:`_preload_worker`,
-    run here on every worker once it is up; those imports run in the worker
-    processes); fitting the default models takes ~4 s in this one. :meth:`get` waits for the client and re-raises what starting it
-    raised (an unreachable scheduler's :class:`~riskmodels.errors.UserError`);
-    :meth:`close` ends it when the run stops before using it.
-    """
-
-    def __init__(self, workers: int | None, scheduler: str | None) -> None:
-        self._out: tuple[Any, Any] | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(workers, scheduler), name="riskmodels-dask-start",
-                                        daemon=True)
-        self._thread.start()
-
-    def _run(self, workers: int | None, scheduler: str | None) -> None:
-        try:
-            self._out = _connect_dask(workers, scheduler)
-            # the workers import the engine and the models now, not when the fitted states arrive
-            self._out[0].run(_preload_worker)
-        except BaseException as exc:  # re-raised by get() in the caller's thread
-            self._error = exc
-
-    def get(self) -> tuple[Any, Any]:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        assert self._out is not None
-        return self._out
-
-    def close(self) -> None:
-        self._thread.join()
-        if self._out is not None:
-            client, cluster = self._out
-            client.close()
-            if cluster is not None:
-                cluster.close()
-
-
-@contextlib.contextmanager
-def runner(ctx: StreamContext, n_jobs: int = 1, workers: int | None = None, scheduler: str | None = None,
-           note: Callable[[str], None] | None = None, started: DaskStart | None = None) -> Iterator[_Runner]:
-    """Where the chunks run: serial (``n_jobs`` 1), local processes, or Dask (``workers`` / ``scheduler``).
-
-    ``started``: the Dask client already being started (:class:`DaskStart`).
-    """
-    say = note or (lambda _m: None)
-    if scheduler or workers:
-        client, cluster = started.get() if started is not None else _connect_dask(workers, scheduler)
-        try:
-            n = len(client.scheduler_info().get("workers", {}))
-            say(f"dask {'scheduler ' + scheduler if scheduler else 'LocalCluster'}: {n} worker(s)")
-            shared = client.scatter(ctx, broadcast=True)  # the fitted states travel once per worker
-
-            def dsubmit(a0: int, a1: int, bands: Any, paths_only: bool) -> Future:
-                return client.submit(_dask_task, shared, a0, a1, bands, paths_only, pure=False)
-
-            yield _Runner(ctx, dsubmit, f"dask ({n} workers)", n)
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
-        return
-    if n_jobs <= 1 or multiprocessing.current_process().daemon:
-        def ssubmit(a0: int, a1: int, bands: Any, paths_only: bool) -> Future:
-            fut: Future = Future()
-            try:
-                fut.set_result(chunk_aggregate(ctx, a0, a1, bands, paths_only))
-            except BaseException as exc:
-                fut.set_exception(exc)
-            return fut
-
-        yield _Runner(ctx, ssubmit, "serial", 1)
-        return
-    from riskmodels.workers import spill_folder, terminate_pool
-
-    with spill_folder() as spill:
-        ctx_file = os.path.join(spill, "context.pkl")
-        with open(ctx_file, "wb") as fh:
-            pickle.dump(ctx, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        mp = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(max_workers=int(n_jobs), mp_context=mp, initializer=_init_local,
-                                   initargs=(os.getpid(), ctx_file))
-        say(f"local process pool: {n_jobs} worker(s)")
-        try:
-            yield _Runner(ctx, lambda a0, a1, b, po: pool.submit(_local_task, a0, a1, b, po),
-                          f"processes ({n_jobs})", int(n_jobs))
-        except BaseException:
-            terminate_pool(pool)
-            raise
-        else:
-            pool.shutdown(wait=True)
-
-
-def _ordered(run: _Runner, ranges: list[tuple[int, int]], bands: Any, paths_only: bool,
-             progress: Progress | None, what: str) -> Iterator[sa.ChunkAggregate]:
-    """The chunks' aggregates in account order, at most ``2 x workers`` chunks in flight (bounded memory)."""
-    inflight = max(2, 2 * run.workers)
-    futs: dict[int, Future] = {}
-    nxt = 0
-    for i in range(len(ranges)):
-        while nxt < len(ranges) and nxt < i + inflight:
-            futs[nxt] = run.submit(*ranges[nxt], bands, paths_only)
-            nxt += 1
-        yield futs.pop(i).result()
-        if progress:
-            progress(f"{what} {ranges[i][1]:,}/{ranges[-1][1]:,} accounts", i + 1, len(ranges))
 
 
 def pilot_ranges(n_accounts: int, workers: int) -> list[tuple[int, int]]:
@@ -497,12 +191,12 @@ def stream_models(
     with runner(ctx, n_jobs=n_jobs, workers=workers, scheduler=scheduler, note=note, started=started) as run:
         # the pilot's parts run on the workers (not in this process while they wait): the same values
         pilot = _empty(labels, T)
-        for part in _ordered(run, pilot_ranges(P, run.workers), None, True, None, "pilot"):
+        for part in ordered(run, pilot_ranges(P, run.workers), None, True, None, "pilot"):
             pilot.add(part)
         bands = _bands_from_pilot(pilot)
         del pilot
         total = _empty(labels, T)
-        for part in _ordered(run, ranges, bands, False, progress, "chunk"):
+        for part in ordered(run, ranges, bands, False, progress, "chunk"):
             total.add(part)
         p95 = {}
         missed = []
@@ -516,7 +210,7 @@ def stream_models(
         if missed:  # second pass, paths only, keeping the bins that hold the order statistics
             second = {k: (sa.needed_bins(total.models[k].hist) if k in missed else (1, 0)) for k in labels}  # type: ignore[arg-type]
             vals: dict[str, list[np.ndarray]] = {k: [] for k in missed}
-            for part in _ordered(run, ranges, second, True, progress, "percentile pass"):
+            for part in ordered(run, ranges, second, True, progress, "percentile pass"):
                 for k in missed:
                     vals[k].extend(part.models[k].band_values)
             for k in missed:
