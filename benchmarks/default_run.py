@@ -75,6 +75,7 @@ def run_once(tree: Path | None, out: Path, cache: Path | None) -> dict[str, floa
     """One default backtest into ``out``: ``{"wall_s", "cpu_s"}`` (``tree``: a checkout put first on the path)."""
     import threading
 
+    out = out.resolve()  # the run starts in out.parent: a relative --out would resolve from there
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     if tree is not None:
         env["PYTHONPATH"] = str(tree)

@@ -294,3 +294,25 @@ def test_dask_client_started_during_the_fit_is_closed_when_the_fit_fails(setup, 
     with pytest.raises(RuntimeError, match="fit failed"):
         _stream(setup, chunk_accounts=100, workers=2)
     assert closed == ["client", "cluster"]
+
+
+def test_dask_start_closes_the_cluster_when_the_workers_cannot_preload(monkeypatch):
+    closed = []
+
+    class Fake:
+        def __init__(self, name):
+            self.name = name
+
+        def run(self, fn):
+            raise ImportError("no riskmodels on the worker")
+
+        def close(self):
+            closed.append(self.name)
+
+    monkeypatch.setattr(stream_runners, "_connect_dask", lambda workers, scheduler: (Fake("client"), Fake("cluster")))
+    start = stream_runners.DaskStart(2, None)
+    with pytest.raises(ImportError, match="no riskmodels"):
+        start.get()
+    assert closed == ["client", "cluster"]
+    start.close()  # nothing left to close
+    assert closed == ["client", "cluster"]

@@ -100,11 +100,19 @@ class DaskStart:
 
     def _run(self, workers: int | None, scheduler: str | None) -> None:
         try:
-            self._out = _connect_dask(workers, scheduler)
-            # the workers import the engine and the models now, not when the fitted states arrive
-            self._out[0].run(_preload_worker)
+            out = _connect_dask(workers, scheduler)
         except BaseException as exc:  # re-raised by get() in the caller's thread
             self._error = exc
+            return
+        try:  # the workers import the engine and the models now, not when the fitted states arrive
+            out[0].run(_preload_worker)
+        except BaseException as exc:  # a worker that cannot import riskmodels: nothing of the cluster stays
+            out[0].close()
+            if out[1] is not None:
+                out[1].close()
+            self._error = exc
+            return
+        self._out = out
 
     def get(self) -> tuple[Any, Any]:
         self._thread.join()

@@ -365,6 +365,9 @@ def _run(X: np.ndarray, prep: Prepared, n_window: int, confidence: float, min_wi
     if two_class and prep.order is None:
         prep = by_class(prep, stressed)
     rows = prep.gT.shape[1]
+    if stressed.shape != (rows,) or (prep.order is not None and int((~stressed).sum()) != prep.n_calm):
+        raise ValueError(f"{stressed.shape[0]} stressed flags ({int(stressed.sum())} stressed) do not match the "
+                         f"prepared layout ({rows} rows, {prep.n_calm} calm)")
     order = np.arange(rows, dtype=np.int64) if prep.order is None else prep.order
     n_calm = rows if prep.order is None else prep.n_calm
     N = X.shape[0]
