@@ -124,11 +124,7 @@ def band_from_hist(hist: np.ndarray, q_lo: float, q_hi: float) -> tuple[int, int
     the band contains the bins of ``numpy.percentile(x, [q_lo, q_hi])``
     (tested): the same band as the values would give, or a bin wider.
     """
-    n = int(hist.sum())
-    cum = np.cumsum(hist)
-    r_lo = sa.percentile_ranks(n, q_lo)[0]
-    r_hi = sa.percentile_ranks(n, q_hi)[1]
-    return int(np.searchsorted(cum, r_lo + 1)), int(np.searchsorted(cum, r_hi + 1))
+    return sa.needed_bins(hist, q_lo)[0], sa.needed_bins(hist, q_hi)[1]
 
 
 def stream_models(
