@@ -279,7 +279,7 @@ def test_dask_client_started_during_the_fit_is_closed_when_the_fit_fails(setup, 
         def __init__(self, name):
             self.name = name
 
-        def run(self, fn):
+        def run(self, fn, *args):
             pass
 
         def close(self):
@@ -303,7 +303,7 @@ def test_dask_start_closes_the_cluster_when_the_workers_cannot_preload(monkeypat
         def __init__(self, name):
             self.name = name
 
-        def run(self, fn):
+        def run(self, fn, *args):
             raise ImportError("no riskmodels on the worker")
 
         def close(self):
@@ -316,3 +316,27 @@ def test_dask_start_closes_the_cluster_when_the_workers_cannot_preload(monkeypat
     assert closed == ["client", "cluster"]
     start.close()  # nothing left to close
     assert closed == ["client", "cluster"]
+
+
+@pytest.mark.parametrize("scheduler", [None, "tcp://127.0.0.1:1"])
+def test_dask_workers_keep_freed_memory_only_in_our_own_local_cluster(monkeypatch, scheduler):
+    """A LocalCluster's workers end with the run: their allocator is tuned; a user's scheduler's workers are not."""
+    calls = []
+
+    class Fake:
+        def run(self, fn, *args):
+            calls.append((fn, args))
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(stream_runners, "_connect_dask",
+                        lambda workers, sched: (Fake(), None if sched else Fake()))
+    start = stream_runners.DaskStart(None if scheduler else 2, scheduler)
+    start.get()
+    start.close()
+    assert calls == [(stream_runners._preload_worker, (scheduler is None,))]
+    tuned = []
+    monkeypatch.setattr("riskmodels.workers.tune_allocator", lambda: tuned.append(True) or True)
+    stream_runners._preload_worker(scheduler is None)
+    assert tuned == ([True] if scheduler is None else [])

@@ -97,6 +97,7 @@ class FittedScenarioGrid(FittedMargin):
             ext_cols.append(j)
         if not np.array_equal(ra, self.ra_spot, equal_nan=True):
             raise NotImplementedError("spot and perp revalue differently: the non-linear scan is not implemented")
+        self.ra_spot = ra  # the same values: one array, so a pickled fitted state carries it once
         #: (T, A, S) weighted loss per USD of exposure
         self.ra = ra
         self.asset_ok = live & np.isfinite(ra).all(axis=-1)
