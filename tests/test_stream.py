@@ -335,8 +335,70 @@ def test_dask_workers_keep_freed_memory_only_in_our_own_local_cluster(monkeypatc
     start = stream_runners.DaskStart(None if scheduler else 2, scheduler)
     start.get()
     start.close()
-    assert calls == [(stream_runners._preload_worker, (scheduler is None,))]
+    assert calls == [(stream_runners._preload_worker, (scheduler is None, ()))]
     tuned = []
     monkeypatch.setattr("riskmodels.workers.tune_allocator", lambda: tuned.append(True) or True)
     stream_runners._preload_worker(scheduler is None)
     assert tuned == ([True] if scheduler is None else [])
+
+
+def test_per_asset_fits_on_an_executor_give_the_serial_fit_and_run_last(setup):
+    """A cluster's executor for the GARCH / EWMA per-asset fits: same fitted states, model order kept, fitted last."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from riskmodels.backtest.stream_chunk import fit_models, fits_per_asset
+
+    panel, _book, kw, _ = setup
+    models = [*_models(), get("garch", label="GARCH", refit_every=60, min_history=200)]
+    assert [fits_per_asset(m) for m in models] == [False, False, False, False, True, True]
+    serial, _s, w_serial = fit_models(models, panel, kw["policy"])
+    calls = []
+    order = []
+    real_fit = type(models[0]).fit
+
+    class Spy(type(models[0])):  # the first haircut, fitted first either way
+        def fit(self, p):
+            order.append(self.label)
+            return real_fit(self, p)
+
+    models[0].__class__ = Spy
+    with ThreadPoolExecutor(2) as ex:
+        def provider():
+            calls.append(len(order))
+            return ex
+        shared, secs, w_shared = fit_models(models, panel, kw["policy"], provider)
+    assert calls == [1, 1]  # asked only for the per-asset models, after the cheap fits
+    assert list(secs) == [m.label for m in models]
+    assert w_shared == w_serial
+    for a, b in zip(serial, shared, strict=True):
+        assert type(a) is type(b)
+    for i in (4, 5):
+        pd.testing.assert_frame_equal(pd.DataFrame(serial[i].inner.fit_log), pd.DataFrame(shared[i].inner.fit_log))
+        t = panel.n_dates - 1
+        x = np.ones((1, panel.n_assets))
+        assert np.array_equal(serial[i].requirement(t, x, 0 * x).maintenance,
+                              shared[i].requirement(t, x, 0 * x).maintenance, equal_nan=True)
+
+
+def test_one_worker_cluster_keeps_the_fits_in_the_client(monkeypatch):
+    class Fake:
+        def __init__(self, n):
+            self.n = n
+
+        def run(self, fn, *args):
+            pass
+
+        def scheduler_info(self):
+            return {"workers": {str(i): {} for i in range(self.n)}}
+
+        def get_executor(self, pure=False):
+            return "executor"
+
+        def close(self):
+            pass
+
+    for n, want in ((1, None), (2, "executor")):
+        monkeypatch.setattr(stream_runners, "_connect_dask", lambda workers, sched, n=n: (Fake(n), Fake(n)))
+        start = stream_runners.DaskStart(n, None)
+        assert start.asset_executor() == want
+        start.close()

@@ -47,6 +47,7 @@ from riskmodels.backtest.simulation import LiquidationPolicy
 from riskmodels.backtest.stream_chunk import StreamContext as StreamContext
 from riskmodels.backtest.stream_chunk import chunk_aggregate as chunk_aggregate
 from riskmodels.backtest.stream_chunk import fit_models as fit_models
+from riskmodels.backtest.stream_chunk import fits_per_asset
 from riskmodels.backtest.stream_runners import DaskStart, ordered, runner
 from riskmodels.config import liquidation_policy
 from riskmodels.data.panel import PricePanel
@@ -169,10 +170,14 @@ def stream_models(
     book = book.align(panel.assets)
     need = max([min_history, *(m.min_history for m in models)])
     asset_ok = panel.eligible(need)
-    started = DaskStart(workers, scheduler) if (workers or scheduler) else None  # starts while the models fit
+    per_asset = any(fits_per_asset(m) for m in models)  # GARCH / EWMA: their per-asset fits can use the cluster
+    # the cluster starts while the other models fit
+    started = DaskStart(workers, scheduler, ("arch.univariate",) if per_asset else ()) if (workers or scheduler) else None
     t0 = time.perf_counter()
     try:
-        fitted, fit_s, fit_warnings = fit_models(models, panel, policy)
+        # on a cluster of >= 2 workers the per-asset GARCH / EWMA fits run there, after the other fits
+        fitted, fit_s, fit_warnings = fit_models(models, panel, policy,
+                                                 None if started is None else started.asset_executor)
     except BaseException:
         if started is not None:
             started.close()

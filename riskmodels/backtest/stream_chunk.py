@@ -6,8 +6,11 @@ every worker executes (:func:`chunk_aggregate`) and the context it shares.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
+from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +24,7 @@ from riskmodels.backtest.mm_rule import apply_rule
 from riskmodels.backtest.simulation import LiquidationPolicy, simulate_accounts
 from riskmodels.backtest.verdict import daily_counts, side_masks
 from riskmodels.data.panel import PricePanel
+from riskmodels.margin import garch_fit
 from riskmodels.margin.base import MarginModel, account_eligibility
 from riskmodels.portfolio import Book
 
@@ -40,16 +44,46 @@ class StreamContext:
     start: int
     end: int
 
-def fit_models(models: list[MarginModel], panel: PricePanel, policy: LiquidationPolicy) -> tuple[list[Any], dict[str, float], list[tuple[type[Warning], str]]]:
-    """Fit every model once (BLAS on one thread, as the engine does); fit seconds and warnings."""
-    fitted, secs = [], {}
-    with threadpool_limits(1, user_api="blas"), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        for m in models:
-            t0 = time.perf_counter()
-            fitted.append(apply_rule(m.fit(panel), policy.maintenance_ratio))
-            secs[m.label] = time.perf_counter() - t0
-    return fitted, secs, [(w.category, str(w.message)) for w in caught]
+def fits_per_asset(model: Any) -> bool:
+    """True if fitting ``model`` runs per-asset fits (GARCH, EWMA; also inside a wrapper's ``inner``/``floor``)."""
+    from riskmodels.margin.garch import GarchMargin
+
+    todo, seen = [model], 0
+    while todo and seen < 16:
+        m = todo.pop()
+        seen += 1
+        if isinstance(m, GarchMargin):
+            return True
+        todo.extend(x for x in (getattr(m, "inner", None), getattr(m, "floor", None)) if isinstance(x, MarginModel))
+    return False
+
+
+def fit_models(models: list[MarginModel], panel: PricePanel, policy: LiquidationPolicy,
+               asset_executor: Callable[[], Executor | None] | None = None,
+               ) -> tuple[list[Any], dict[str, float], list[tuple[type[Warning], str]]]:
+    """Fit every model once (BLAS on one thread, as the engine does); fit seconds and warnings.
+
+    ``asset_executor``: where the per-asset GARCH / EWMA fits may run
+    (:func:`riskmodels.margin.garch_fit.asset_executor`; a Dask cluster of
+    two or more workers). Those models are then fitted last, so the cheap
+    fits here overlap the cluster's start. Fitted states, seconds and
+    warnings are returned in the models' order whatever the fitting order.
+    """
+    order = sorted(range(len(models)), key=lambda i: asset_executor is not None and fits_per_asset(models[i]))
+    fitted: list[Any] = [None] * len(models)
+    secs: dict[str, float] = {}
+    caught: dict[int, list[tuple[type[Warning], str]]] = {}
+    here = contextlib.nullcontext() if asset_executor is None else garch_fit.asset_executor(asset_executor)
+    with threadpool_limits(1, user_api="blas"), here:
+        for i in order:
+            m = models[i]
+            with warnings.catch_warnings(record=True) as got:
+                warnings.simplefilter("always")
+                t0 = time.perf_counter()
+                fitted[i] = apply_rule(m.fit(panel), policy.maintenance_ratio)
+                secs[m.label] = time.perf_counter() - t0
+            caught[i] = [(w.category, str(w.message)) for w in got]
+    return fitted, {m.label: secs[m.label] for m in models}, [w for i in range(len(models)) for w in caught[i]]
 
 
 def chunk_aggregate(ctx: StreamContext, a0: int, a1: int, bands: dict[str, tuple[int, int]] | None,

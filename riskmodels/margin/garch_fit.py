@@ -77,8 +77,12 @@ importable from here too.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any
@@ -289,23 +293,56 @@ def default_jobs() -> int:
     return 1 if in_pool_worker() else (os.cpu_count() or 1)
 
 
+#: where the per-asset fits may run instead of ``n_jobs`` local processes (:func:`asset_executor`)
+_ASSET_EXECUTOR: contextvars.ContextVar[Callable[[], Executor | None] | None] = contextvars.ContextVar(
+    "riskmodels_garch_asset_executor", default=None
+)
+
+
+@contextlib.contextmanager
+def asset_executor(provider: Callable[[], Executor | None]) -> Iterator[None]:
+    """Run the per-asset fits of :func:`run_all` on ``provider()``'s executor inside this block.
+
+    ``provider`` is called only when a fit has more than one asset to run; it
+    may block (a Dask cluster still starting) and may return None (then the
+    model's own ``n_jobs`` applies). A streamed run on a Dask cluster of two
+    or more workers fits the GARCH and EWMA assets on the workers while they
+    would otherwise wait for the fitted states (:mod:`riskmodels.backtest.stream`).
+    Each asset's result depends only on its own returns and seed, so where it
+    runs does not change it.
+    """
+    token = _ASSET_EXECUTOR.set(provider)
+    try:
+        yield
+    finally:
+        _ASSET_EXECUTOR.reset(token)
+
+
 def run_all(
     assets: tuple[str, ...], r_pct: np.ndarray, spec: FitSpec, n_jobs: int | None, driver: str = "fast"
 ) -> list[AssetResult]:
     """Run :func:`run_asset` for every column, in ``n_jobs`` processes (1: serial; None: :func:`default_jobs`).
 
     Each asset's result depends only on its own returns and seed, so the
-    output is identical for any ``n_jobs``. Assets are submitted longest
-    history first (they have the most refits) so the pool stays balanced.
+    output is identical for any ``n_jobs`` (or executor: :func:`asset_executor`).
+    Assets are submitted longest history first (they have the most refits) so
+    the workers stay balanced.
     """
-    jobs = default_jobs() if n_jobs is None else int(n_jobs)
     tasks = [(a, np.ascontiguousarray(r_pct[:, j]), spec, driver) for j, a in enumerate(assets)]
-    if jobs <= 1 or len(tasks) <= 1:
-        return [_run_packed(t) for t in tasks]
     n_live = np.isfinite(r_pct).sum(axis=0)
     order = sorted(range(len(tasks)), key=lambda j: -int(n_live[j]))
-    method = "fork" if "fork" in _start_methods() else "spawn"
     out: list[AssetResult | None] = [None] * len(tasks)
+    provider = _ASSET_EXECUTOR.get()
+    shared = provider() if provider is not None and len(tasks) > 1 else None
+    if shared is not None:
+        futs = [shared.submit(_run_packed, tasks[j]) for j in order]
+        for j, fut in zip(order, futs, strict=True):
+            out[j] = fut.result()
+        return [r for r in out if r is not None]
+    jobs = default_jobs() if n_jobs is None else int(n_jobs)
+    if jobs <= 1 or len(tasks) <= 1:
+        return [_run_packed(t) for t in tasks]
+    method = "fork" if "fork" in _start_methods() else "spawn"
     from riskmodels.workers import process_pool
 
     with process_pool(min(jobs, len(tasks)), get_context(method)) as ex:  # workers die with this process
