@@ -160,6 +160,60 @@ def _column_losses(gT: np.ndarray, bad: np.ndarray, nz: np.ndarray, xv: np.ndarr
                 col[i] = np.nan
 
 
+@numba.njit(cache=True, fastmath={"contract"}, inline="always")
+def accumulate(gT: np.ndarray, nz: np.ndarray, xv: np.ndarray, m: int, col: np.ndarray, start: int = 0) -> None:
+    """``col[i] = sum_j xv[j] gT[nz[j], i]`` (``i >= start``) from 0 in asset order, four assets per pass.
+
+    Each element gets the same operations in the same order as one pass per
+    asset (``col[i] = col[i] + x_j g_j,i`` for ``j = 0..m-1``), so the sums
+    are bitwise those of the one-asset passes (and of the GEMM's element,
+    module docstring); a pass over up to four assets reads and writes ``col``
+    once instead of once per asset (the loss pass is bound by those loads and
+    stores). The loops run over views from index 0: with ``range(start, n)``
+    numba keeps the negative-index check and LLVM does not vectorise
+    (1.42 against 0.41 us for 1,500 rows and four assets).
+    """
+    c = col[start:]
+    n = c.shape[0]
+    j = 0
+    while j < m:
+        left = m - j
+        if left >= 4:
+            x0, x1, x2, x3 = xv[j], xv[j + 1], xv[j + 2], xv[j + 3]
+            r0, r1 = gT[nz[j], start:], gT[nz[j + 1], start:]
+            r2, r3 = gT[nz[j + 2], start:], gT[nz[j + 3], start:]
+            if j == 0:
+                for i in range(n):
+                    c[i] = (((0.0 + x0 * r0[i]) + x1 * r1[i]) + x2 * r2[i]) + x3 * r3[i]
+            else:
+                for i in range(n):
+                    c[i] = (((c[i] + x0 * r0[i]) + x1 * r1[i]) + x2 * r2[i]) + x3 * r3[i]
+            j += 4
+        elif left >= 2:
+            x0, x1 = xv[j], xv[j + 1]
+            r0, r1 = gT[nz[j], start:], gT[nz[j + 1], start:]
+            if j == 0:
+                for i in range(n):
+                    c[i] = (0.0 + x0 * r0[i]) + x1 * r1[i]
+            else:
+                for i in range(n):
+                    c[i] = (c[i] + x0 * r0[i]) + x1 * r1[i]
+            j += 2
+        else:
+            x0 = xv[j]
+            r0 = gT[nz[j], start:]
+            if j == 0:
+                for i in range(n):
+                    c[i] = 0.0 + x0 * r0[i]
+            else:
+                for i in range(n):
+                    c[i] = c[i] + x0 * r0[i]
+            j += 1
+    if m == 0:
+        for i in range(n):
+            c[i] = 0.0
+
+
 @numba.njit(cache=True, fastmath={"contract"})
 def _kernel(X, gT, bad, bad_any, order, n_calm, n_window, min_window, alpha, stressed, share_min, two_class,
             asset_ok, out_var, out_es):  # type: ignore[no-untyped-def]
@@ -276,14 +330,8 @@ def _kernel(X, gT, bad, bad_any, order, n_calm, n_window, min_window, alpha, str
             continue
         cap[0] = a_k0
         cap[1] = a_k1
-        # every row's col = sum_j x_j g_j (loss -col), one contiguous pass per held asset
-        for i in range(rows):
-            col[i] = 0.0
-        for j in range(m):
-            x = xv[j]
-            row = gT[nz[j]]
-            for i in range(rows):
-                col[i] = col[i] + x * row[i]
+        # every row's col = sum_j x_j g_j (loss -col), contiguous passes over up to four held assets
+        accumulate(gT, nz, xv, m, col)
         if anybad:  # dropped rows: never a block's extreme (and skipped below)
             for i in range(rows):
                 if rowbad[i]:

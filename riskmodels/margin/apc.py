@@ -155,7 +155,21 @@ class _FittedFloor(FittedMargin):
         self.homogeneous = inner.homogeneous and floor.homogeneous  # type: ignore[misc]
 
     def requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:
+        """``max(base, floor)`` per account; the floor priced only where it can bind when its model allows.
+
+        With an HS VaR floor (unit masses) and the same IM multiple as the
+        base, ``floor > base`` is decided without pricing the floor's calm
+        rows (:meth:`~riskmodels.margin.historical_fitted.FittedHistorical.maintenance_above`):
+        where the floor does not bind the result is the base, as
+        :func:`~riskmodels.margin.apc_rules.floor_rule` gives (tested against
+        the full floor).
+        """
         b = self.inner.requirement(t, collateral, positions)
+        k = self.model.im_multiplier  # type: ignore[attr-defined]
+        above = getattr(self.floor, "maintenance_above", None)
+        fm = None if above is None or k is None else above(t, collateral, positions, b.maintenance)
+        if fm is not None:  # NaN where the floor does not bind: the base stands
+            return Requirement(floor_rule(b.initial, k * fm), floor_rule(b.maintenance, fm))
         f = self.floor.requirement(t, collateral, positions)
         return Requirement(floor_rule(b.initial, f.initial), floor_rule(b.maintenance, f.maintenance))
 

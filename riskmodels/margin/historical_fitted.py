@@ -42,7 +42,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from riskmodels.data.panel import PricePanel
-from riskmodels.margin import _hs_fused
+from riskmodels.margin import _hs_above, _hs_fused
 from riskmodels.margin._ewma_vol import ewma_volatility
 from riskmodels.margin._quantile import rolling_tail, tail_columns
 from riskmodels.margin._stress_tail import rolling_stress_tail, stress_tail_columns
@@ -230,6 +230,37 @@ class FittedHistorical(FittedMargin):
             cache.pop(next(iter(cache)))
         cache[t] = out
         return out
+
+    def maintenance_above(self, t: int, collateral: np.ndarray, positions: np.ndarray,
+                          threshold: np.ndarray) -> np.ndarray | None:
+        """Maintenance where it exceeds ``threshold`` ``(N,)``, NaN where it does not (or is NaN); None if not supported.
+
+        For a floor ``max(b, f)`` only ``f > b`` matters: plain HS VaR with
+        unit masses and no stressed extras prices only the blocks of rows
+        whose bound can exceed ``b`` (:mod:`riskmodels.margin._hs_above`; the
+        same losses as :meth:`requirement`, so where it returns a value it is
+        :meth:`requirement`'s maintenance bit for bit). None for other
+        configurations (ES, BRW, FHS, stressed share or extras, non-finite
+        exposures, overridden requirements): the caller prices them in full.
+        """
+        m: HistoricalVaR = self.model  # type: ignore[assignment]
+        if (type(self).requirement is not FittedHistorical.requirement or m.method != "hs" or m.measure != "var"
+                or m.stress_weight is not None):
+            return None
+        X = np.atleast_2d(np.asarray(collateral, dtype=np.float64)) + np.atleast_2d(
+            np.asarray(positions, dtype=np.float64)
+        )
+        t = int(t)
+        g, n_window, weights, flags = self.scenarios(t)
+        if weights is not None or g.shape[0] != n_window or flags.any() or not np.isfinite(X).all():
+            return None
+        prep = self._prepared(t)
+        th = np.ascontiguousarray(np.broadcast_to(np.asarray(threshold, dtype=np.float64), (X.shape[0],)))
+        out = np.empty(X.shape[0])
+        _hs_above.var_above(np.ascontiguousarray(X), prep.gT, prep.bad, prep.bad_any, int(n_window), int(m.min_window),
+                            1.0 - float(m.confidence), np.ascontiguousarray(self.asset_ok[t], dtype=np.bool_),
+                            th, out)
+        return out  # above a finite threshold, so above 0: the measure's floor at 0 does not apply
 
     def _finish(self, t: int, X: np.ndarray, var: np.ndarray, es: np.ndarray) -> Requirement:
         m: HistoricalVaR = self.model  # type: ignore[assignment]

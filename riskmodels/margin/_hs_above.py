@@ -1,0 +1,160 @@
+"""HS VaR only where it exceeds a threshold: the 10-year floor of :class:`~riskmodels.margin.apc.LookbackFloor`.
+
+The floored margin is ``max(b, f)`` (``f`` the long-look-back VaR, ``b`` the
+inner model's margin). ``f`` matters only where ``f > b``, and the
+``k``-th largest loss ``f`` exceeds ``b`` exactly when at least ``k``
+scenario losses do. So per account the kernel prices every row (one
+contiguous pass per held asset, the fused multiply-adds of
+:func:`riskmodels.margin._hs_fused.unit_tail`: bitwise the same losses),
+counts the losses above ``th = b`` in one branch-free pass and, only when
+there are ``k`` or more, takes the strided block maxima as that kernel does
+and reads again the blocks whose maximum exceeds ``th``, keeping the losses
+above ``th`` in a top-``k`` buffer:
+
+* with ``k`` or more losses above ``th`` the ``k``-th largest of them is the
+  VaR (every other loss is ``<= th``): :func:`~riskmodels.margin._hs_fused.unit_tail`'s value;
+* else the result is NaN, which :func:`~riskmodels.margin.apc_rules.floor_rule`
+  reads as "the floor does not bind": ``max(b, f) = b`` either way.
+
+What this saves over the full kernel is its threshold step: the ``k``-th
+largest of the block maxima costs ``k`` per block, and a 10-year window at
+99% has ``k = 37`` and ~230 blocks, more than pricing its rows; here the
+threshold is given. Unit masses and VaR only (the default floor); the caller
+checks that, anything else takes the full kernel. Rows where a held asset has
+no return drop out of the account's scenario set (its finite-row count sets
+``k``), as in the full kernel.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from riskmodels.margin._hs_fused import accumulate
+from riskmodels.margin._quantile_rule import SNAP, tail_count
+
+#: most rows of a strided block (as :data:`riskmodels.margin._hs_fused.BLOCK`)
+BLOCK = 16
+
+
+@numba.njit(cache=True, fastmath={"contract"})
+def var_above(X, gT, bad, bad_any, n_window, min_window, alpha, asset_ok, th, out):  # type: ignore[no-untyped-def]
+    """``out[p]``: the unit-mass VaR of account ``p`` if it exceeds ``th[p]``, else NaN (module docstring)."""
+    N, A = X.shape
+    rows = gT.shape[1]
+    nb = max(1, (rows + BLOCK - 1) // BLOCK)
+    nz = np.empty(A, dtype=np.int64)
+    xv = np.empty(A)
+    col = np.empty(rows)
+    rowbad = np.zeros(rows, dtype=np.bool_)
+    lmin = np.empty(nb)
+    kmax = max(1, math.ceil(tail_count(n_window, alpha) - SNAP))
+    buf = np.empty(kmax)
+    # per asset: the count of leading missing returns if they are all its missing ones (a listing), else -1
+    prefix = np.zeros(A, dtype=np.int64)
+    for a in range(A):
+        if bad_any[a]:
+            r = 0
+            while r < rows and bad[a, r]:
+                r += 1
+            for i in range(r, rows):
+                if bad[a, i]:
+                    r = -1
+                    break
+            prefix[a] = r
+    for p in range(N):
+        out[p] = np.nan
+        t = th[p]
+        if not np.isfinite(t):
+            continue  # NaN base: the floored margin is NaN whatever the floor
+        m = 0
+        inelig = False
+        anybad = False
+        for a in range(A):
+            x = X[p, a]
+            if x != 0.0:
+                nz[m] = a
+                xv[m] = x
+                m += 1
+                if not asset_ok[a]:
+                    inelig = True
+                if bad_any[a]:
+                    anybad = True
+        if inelig:
+            continue  # the floor is NaN: the base stands
+        n_fin = n_window
+        start = 0
+        if anybad:  # the missing returns of a listing are a prefix: skip it (else row by row)
+            for j in range(m):
+                r = prefix[nz[j]]
+                if r < 0:
+                    start = -1
+                    break
+                start = max(start, r)
+            if start >= 0:
+                n_fin = rows - start
+                anybad = False
+            else:
+                start = 0
+        if anybad:
+            for i in range(rows):
+                rowbad[i] = False
+            for j in range(m):
+                if bad_any[nz[j]]:
+                    brow = bad[nz[j]]
+                    for i in range(rows):
+                        rowbad[i] = rowbad[i] | brow[i]
+            n_fin = 0
+            for i in range(rows):
+                n_fin += np.int64(not rowbad[i])
+        if n_fin < min_window or n_fin == 0:
+            continue
+        k = max(1, math.ceil(tail_count(n_fin, alpha) - SNAP))
+        accumulate(gT, nz, xv, m, col, start)
+        for i in range(start):
+            col[i] = np.inf  # dropped: never above the threshold
+        if anybad:
+            for i in range(rows):
+                if rowbad[i]:
+                    col[i] = np.inf
+        # the losses above t, counted branch-free: fewer than k and the floor does not bind (most accounts)
+        above = 0
+        for i in range(rows):
+            above += np.int64(col[i] < -t)
+        if above < k:
+            continue
+        for b in range(nb):
+            lmin[b] = np.inf
+        for s in range(BLOCK):
+            o = s * nb
+            e = min(nb, rows - o)
+            if e <= 0:
+                break
+            seg = col[o : o + e]
+            for b in range(e):
+                lmin[b] = min(seg[b], lmin[b])
+        cnt = 0
+        kth = -np.inf
+        for b in range(nb):
+            if -lmin[b] <= t:
+                continue
+            for i in range(b, rows, nb):
+                v = -col[i]
+                if v <= t:  # also the dropped rows (-inf)
+                    continue
+                if cnt < k or v > kth:
+                    if cnt == k:
+                        jj = k - 1
+                    else:
+                        jj = cnt
+                        cnt += 1
+                    while jj > 0 and buf[jj - 1] < v:
+                        buf[jj] = buf[jj - 1]
+                        jj -= 1
+                    buf[jj] = v
+                    if cnt == k:
+                        kth = buf[k - 1]
+        if cnt >= k:
+            out[p] = buf[k - 1]
