@@ -402,3 +402,31 @@ def test_one_worker_cluster_keeps_the_fits_in_the_client(monkeypatch):
         start = stream_runners.DaskStart(n, None)
         assert start.asset_executor() == want
         start.close()
+
+
+def test_fit_warnings_are_the_fitting_threads_only(setup):
+    """A warning of another thread (the Dask start-up) during the fits is shown, not attached to the models."""
+    import threading
+    import warnings
+
+    from riskmodels.backtest.stream_chunk import fit_models, thread_warnings
+
+    panel, _book, kw, _ = setup
+    go = threading.Event()
+
+    def other():
+        go.wait(5)
+        warnings.warn("from the dask start-up thread", UserWarning, stacklevel=1)
+
+    with warnings.catch_warnings(record=True) as outer:  # the handler before the block: what a run would show
+        warnings.simplefilter("always")
+        with thread_warnings() as got:
+            th = threading.Thread(target=other)
+            th.start()
+            warnings.warn("from the fit", RuntimeWarning, stacklevel=1)
+            go.set()
+            th.join()
+    assert got == [(RuntimeWarning, "from the fit")]
+    assert [str(w.message) for w in outer] == ["from the dask start-up thread"]
+    _f, _s, w = fit_models(_models(), panel, kw["policy"])
+    assert all(isinstance(c, type) and issubclass(c, Warning) and isinstance(m, str) for c, m in w)

@@ -7,9 +7,10 @@ every worker executes (:func:`chunk_aggregate`) and the context it shares.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,32 @@ class StreamContext:
     start: int
     end: int
 
+@contextlib.contextmanager
+def thread_warnings() -> Iterator[list[tuple[type[Warning], str]]]:
+    """Record the warnings the calling thread raises (``"always"``); other threads' go to the previous handler.
+
+    ``warnings.catch_warnings(record=True)`` is process-wide: while the
+    models fit, the thread that starts the Dask cluster (:class:`~riskmodels.backtest.stream_runners.DaskStart`)
+    may warn too, and its warnings were attached to every model's. They are
+    shown as they would be without this block instead.
+    """
+    me = threading.get_ident()
+    got: list[tuple[type[Warning], str]] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        prev = warnings.showwarning  # restored by catch_warnings on exit
+
+        def show(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                 line: str | None = None) -> None:
+            if threading.get_ident() == me:
+                got.append((category, str(message)))
+            else:
+                prev(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield got
+
+
 def fits_per_asset(model: Any) -> bool:
     """True if fitting ``model`` runs per-asset fits (GARCH, EWMA; also inside a wrapper's ``inner``/``floor``)."""
     from riskmodels.margin.garch import GarchMargin
@@ -77,12 +104,11 @@ def fit_models(models: list[MarginModel], panel: PricePanel, policy: Liquidation
     with threadpool_limits(1, user_api="blas"), here:
         for i in order:
             m = models[i]
-            with warnings.catch_warnings(record=True) as got:
-                warnings.simplefilter("always")
+            with thread_warnings() as got:
                 t0 = time.perf_counter()
                 fitted[i] = apply_rule(m.fit(panel), policy.maintenance_ratio)
                 secs[m.label] = time.perf_counter() - t0
-            caught[i] = [(w.category, str(w.message)) for w in got]
+            caught[i] = got
     return fitted, {m.label: secs[m.label] for m in models}, [w for i in range(len(models)) for w in caught[i]]
 
 
