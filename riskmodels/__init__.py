@@ -6,6 +6,11 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+# numba caches a kernel by its own file only: drop the cache when any kernel source changed (_cache_stamp.py)
+from riskmodels import _cache_stamp
+
+_cache_stamp.refresh()
+
 __all__ = ["Book", "PricePanel", "__version__", "generate_book"]
 
 # imported on first use (PEP 562): ``import riskmodels`` (and ``riskmodels --help``)
