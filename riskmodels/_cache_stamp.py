@@ -16,6 +16,11 @@ beside the cache; when they differ it deletes riskmodels' cache files
 (``*.nbi`` / ``*.nbc``) and records the new digest, so every kernel is built
 (or loaded) from the sources it is run with. Any failure (a read-only tree,
 a cache elsewhere) leaves the cache as it is.
+
+Known limit: a process that imported the sources before they changed (a
+notebook kernel, a worker of a long-lived cluster) and compiles a kernel
+afterwards writes its old code under the new digest; restart such processes
+after updating the sources.
 """
 
 from __future__ import annotations
@@ -30,13 +35,19 @@ STAMP = "riskmodels-sources.stamp"
 
 
 def cache_dir(source_dir: Path, numba_cache_dir: str | None) -> Path:
-    """Where numba caches the kernels of ``source_dir``: its ``__pycache__``, or under ``NUMBA_CACHE_DIR``.
+    """Where numba caches the kernels of ``source_dir``: its ``__pycache__``, or a folder of ``NUMBA_CACHE_DIR``.
 
-    (numba's ``_InTreeCacheLocator`` and ``_UserProvidedCacheLocator``: the
-    latter mirrors the absolute source path below the configured folder.)
+    numba's ``InTreeCacheLocator``, and its ``UserProvidedCacheLocator``:
+    ``<NUMBA_CACHE_DIR>/<folder name>_<sha1 of the folder's absolute path>``
+    (numba 0.68; a numba that lays it out otherwise only means nothing is
+    deleted there). A tree numba cannot write (its ``UserWideCacheLocator``
+    then caches under the user's home) is an installed release, whose files
+    all change together.
     """
     if numba_cache_dir:
-        return Path(numba_cache_dir) / str(source_dir.resolve()).lstrip(os.sep)
+        folder = os.path.abspath(str(source_dir))
+        tag = hashlib.sha1(folder.encode()).hexdigest()  # numba's layout, not security
+        return Path(numba_cache_dir) / f"{os.path.basename(folder)}_{tag}"
     return source_dir / "__pycache__"
 
 
@@ -66,7 +77,7 @@ def refresh(root: Path | None = None, numba_cache_dir: str | None = None) -> boo
     numba's configured cache folder (default: ``$NUMBA_CACHE_DIR``).
     """
     try:
-        root = Path(__file__).resolve().parent if root is None else Path(root)
+        root = Path(__file__).parent if root is None else Path(root)
         where = os.environ.get("NUMBA_CACHE_DIR") if numba_cache_dir is None else numba_cache_dir
         top = cache_dir(root, where)
         stamp = top / STAMP
@@ -82,20 +93,30 @@ def refresh(root: Path | None = None, numba_cache_dir: str | None = None) -> boo
             _write(top, f"{every} {digest}")
             return False
         folders = {cache_dir(p.parent, where) for p in root.rglob("*.py")}
+        left = 0
         for folder in folders:
             if folder.is_dir():
                 for f in folder.iterdir():
                     if f.suffix in (".nbi", ".nbc"):
-                        with contextlib.suppress(OSError):
+                        try:
                             f.unlink()
+                        except FileNotFoundError:  # another process deleted it first
+                            pass
+                        except OSError:
+                            left += 1
+        if left:  # a file that stays (in use, not ours to delete) must not look fresh: check again next time
+            return True
         _write(top, f"{every} {digest}")
         return True
-    except OSError:
+    except Exception:  # importing riskmodels must never fail here: the cache is left as it is
         return False
 
 
 def _write(top: Path, text: str) -> None:
+    import tempfile
+
     top.mkdir(parents=True, exist_ok=True)
-    tmp = top / f"{STAMP}.{os.getpid()}.tmp"
-    tmp.write_text(text)
+    fd, tmp = tempfile.mkstemp(prefix=f"{STAMP}.", suffix=".tmp", dir=top)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
     os.replace(tmp, top / STAMP)  # atomic: a concurrent process reads the old digest or the new one

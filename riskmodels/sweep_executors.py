@@ -77,12 +77,13 @@ def make_executor(backend: str = "processes", workers: int | None = None, schedu
         n = workers or 2
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
-        from riskmodels.workers import tune_allocator
-
-        # its workers end with the sweep: keep freed memory for reuse (stream_runners._preload_worker)
-        client.run(tune_allocator)
         say(f"dask LocalCluster: {n} worker process(es), 1 thread each")
     try:
+        if cluster is not None:
+            from riskmodels.workers import tune_allocator
+
+            # its workers end with the sweep: keep freed memory for reuse (stream_runners._preload_worker)
+            client.run(tune_allocator)
         ex = client.get_executor(pure=False)
         try:
             yield ex

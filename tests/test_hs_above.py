@@ -12,6 +12,7 @@ rows); and the wrapper's requirement against ``max(base, full floor)``.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from conftest import random_walk_panel
 from hypothesis import given, settings
@@ -70,24 +71,24 @@ def test_var_above_refuses_ineligible_assets_and_short_windows() -> None:
     assert np.isnan(_above(X, g, 120, 0.99, 121, th)).all()  # fewer finite rows than min_window everywhere
 
 
+@numba.njit(fastmath={"contract"})
+def _one_by_one(gT, nz, xv, m, col, start):  # type: ignore[no-untyped-def]  # the kernel's loop before the four-asset passes
+    for i in range(start, col.shape[0]):
+        col[i] = 0.0
+    for j in range(m):
+        for i in range(start, col.shape[0]):
+            col[i] = col[i] + xv[j] * gT[nz[j], i]
+
+
+@numba.njit(fastmath={"contract"})
+def _grouped(gT, nz, xv, m, col, start):  # type: ignore[no-untyped-def]
+    _hs_fused.accumulate(gT, nz, xv, m, col, start)
+
+
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), rows=st.integers(1, 300), m=st.integers(0, 9), start=st.integers(0, 40))
 def test_four_asset_loss_pass_is_bitwise_the_one_asset_passes(seed, rows, m, start) -> None:
     """``accumulate`` sums the same fused multiply-adds in the same order as one pass per asset."""
-    import numba
-
-    @numba.njit(fastmath={"contract"})
-    def one_by_one(gT, nz, xv, m, col, start):  # the kernel's loop before the four-asset passes
-        for i in range(start, col.shape[0]):
-            col[i] = 0.0
-        for j in range(m):
-            for i in range(start, col.shape[0]):
-                col[i] = col[i] + xv[j] * gT[nz[j], i]
-
-    @numba.njit(fastmath={"contract"})
-    def grouped(gT, nz, xv, m, col, start):
-        _hs_fused.accumulate(gT, nz, xv, m, col, start)
-
     rng = np.random.default_rng(seed)
     A = 10
     gT = rng.standard_t(3, (A, rows)) * 0.03
@@ -95,8 +96,8 @@ def test_four_asset_loss_pass_is_bitwise_the_one_asset_passes(seed, rows, m, sta
     xv = rng.normal(0, 5e4, A)
     a, b = np.full(rows, 7.0), np.full(rows, 7.0)
     s = min(start, rows)
-    one_by_one(gT, nz, xv, m, a, s)
-    grouped(gT, nz, xv, m, b, s)
+    _one_by_one(gT, nz, xv, m, a, s)
+    _grouped(gT, nz, xv, m, b, s)
     assert np.array_equal(a, b)
     assert (a[:s] == 7.0).all()
 
@@ -113,7 +114,22 @@ def test_lookback_floor_requirement_is_max_of_base_and_full_floor() -> None:
         got = fitted.requirement(t, coll, pos)
         b = fitted.inner.requirement(t, coll, pos)
         f = fitted.floor.requirement(t, coll, pos)
+        assert fitted.floor.maintenance_above(t, coll, pos, b.maintenance) is not None  # the threshold path ran
         np.testing.assert_array_equal(got.maintenance, floor_rule(b.maintenance, f.maintenance))
         np.testing.assert_array_equal(got.initial, floor_rule(b.initial, f.initial))
         binding += int(np.sum(f.maintenance > b.maintenance))
     assert binding > 0  # the floor binds somewhere, so both branches are exercised
+
+
+def test_negative_thresholds_and_other_floors_take_the_full_path() -> None:
+    """The maintenance is max(VaR, 0): below 0 a floor can bind at 0, so a negative threshold is priced in full."""
+    panel = random_walk_panel(T=400, A=3, seed=4, vol=0.04)
+    x = np.array([[1e4, 0.0, -5e3], [0.0, 2e4, 0.0]])
+    z = np.zeros_like(x)
+    hs = HistoricalVaR(confidence=0.99, horizon=2, window=120, min_window=60).fit(panel)
+    assert hs.maintenance_above(399, x, z, np.array([0.0, 1.0])) is not None
+    assert hs.maintenance_above(399, x, z, np.array([-1.0, 1.0])) is None
+    assert hs.maintenance_above(399, x, z, np.array([-np.inf, 1.0])) is None
+    for other in (HistoricalVaR(confidence=0.99, window=120, min_window=60, measure="es"),
+                  HistoricalVaR(confidence=0.99, window=120, min_window=60, method="fhs")):
+        assert other.fit(panel).maintenance_above(399, x, z, np.array([0.0, 1.0])) is None

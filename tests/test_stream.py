@@ -342,32 +342,35 @@ def test_dask_workers_keep_freed_memory_only_in_our_own_local_cluster(monkeypatc
     assert tuned == ([True] if scheduler is None else [])
 
 
-def test_per_asset_fits_on_an_executor_give_the_serial_fit_and_run_last(setup):
+def test_per_asset_fits_on_an_executor_give_the_serial_fit_and_run_last(setup, monkeypatch):
     """A cluster's executor for the GARCH / EWMA per-asset fits: same fitted states, model order kept, fitted last."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from riskmodels.backtest import stream_chunk
     from riskmodels.backtest.stream_chunk import fit_models, fits_per_asset
 
     panel, _book, kw, _ = setup
     models = [*_models(), get("garch", label="GARCH", refit_every=60, min_history=200)]
     assert [fits_per_asset(m) for m in models] == [False, False, False, False, True, True]
+    floor = get("apc_floor", inner=get("historical_var", label="HS"), floor_model=get("ewma", label="EWMA floor"))
+    assert fits_per_asset(floor)
     serial, _s, w_serial = fit_models(models, panel, kw["policy"])
-    calls = []
-    order = []
-    real_fit = type(models[0]).fit
+    order: list[str] = []
+    calls: list[int] = []
+    real = stream_chunk.apply_rule
 
-    class Spy(type(models[0])):  # the first haircut, fitted first either way
-        def fit(self, p):
-            order.append(self.label)
-            return real_fit(self, p)
+    def spy(fitted, ratio):
+        order.append(fitted.model.label)
+        return real(fitted, ratio)
 
-    models[0].__class__ = Spy
+    monkeypatch.setattr(stream_chunk, "apply_rule", spy)
     with ThreadPoolExecutor(2) as ex:
         def provider():
             calls.append(len(order))
             return ex
         shared, secs, w_shared = fit_models(models, panel, kw["policy"], provider)
-    assert calls == [1, 1]  # asked only for the per-asset models, after the cheap fits
+    assert order == [m.label for m in models[:4]] + ["EWMA", "GARCH"]  # the cheap fits first, in model order
+    assert calls == [4, 5]  # asked only by the per-asset fits, after the cheap ones
     assert list(secs) == [m.label for m in models]
     assert w_shared == w_serial
     for a, b in zip(serial, shared, strict=True):

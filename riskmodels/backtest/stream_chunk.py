@@ -52,7 +52,10 @@ def thread_warnings() -> Iterator[list[tuple[type[Warning], str]]]:
     ``warnings.catch_warnings(record=True)`` is process-wide: while the
     models fit, the thread that starts the Dask cluster (:class:`~riskmodels.backtest.stream_runners.DaskStart`)
     may warn too, and its warnings were attached to every model's. They are
-    shown as they would be without this block instead.
+    shown as they would be without this block instead. (The filters stay
+    process-wide: another thread that enters and leaves its own
+    ``catch_warnings`` meanwhile can reset them; the fits in this process run
+    in one thread.)
     """
     me = threading.get_ident()
     got: list[tuple[type[Warning], str]] = []
@@ -72,7 +75,7 @@ def thread_warnings() -> Iterator[list[tuple[type[Warning], str]]]:
 
 
 def fits_per_asset(model: Any) -> bool:
-    """True if fitting ``model`` runs per-asset fits (GARCH, EWMA; also inside a wrapper's ``inner``/``floor``)."""
+    """True if fitting ``model`` runs per-asset fits (GARCH, EWMA; also as a wrapper's ``inner`` or ``floor_model``)."""
     from riskmodels.margin.garch import GarchMargin
 
     todo, seen = [model], 0
@@ -81,7 +84,8 @@ def fits_per_asset(model: Any) -> bool:
         seen += 1
         if isinstance(m, GarchMargin):
             return True
-        todo.extend(x for x in (getattr(m, "inner", None), getattr(m, "floor", None)) if isinstance(x, MarginModel))
+        todo.extend(x for x in (getattr(m, "inner", None), getattr(m, "floor_model", None), getattr(m, "effective", None))
+                    if isinstance(x, MarginModel))
     return False
 
 

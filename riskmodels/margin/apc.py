@@ -167,7 +167,10 @@ class _FittedFloor(FittedMargin):
         b = self.inner.requirement(t, collateral, positions)
         k = self.model.im_multiplier  # type: ignore[attr-defined]
         above = getattr(self.floor, "maintenance_above", None)
-        fm = None if above is None or k is None else above(t, collateral, positions, b.maintenance)
+        fm = None
+        # the base's IM must be k x its MM exactly: then "the floor's MM does not bind" decides the IM too
+        if above is not None and k is not None and np.array_equal(b.initial, k * b.maintenance, equal_nan=True):
+            fm = above(t, collateral, positions, b.maintenance)
         if fm is not None:  # NaN where the floor does not bind: the base stands
             return Requirement(floor_rule(b.initial, k * fm), floor_rule(b.maintenance, fm))
         f = self.floor.requirement(t, collateral, positions)

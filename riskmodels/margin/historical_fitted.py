@@ -241,7 +241,9 @@ class FittedHistorical(FittedMargin):
         same losses as :meth:`requirement`, so where it returns a value it is
         :meth:`requirement`'s maintenance bit for bit). None for other
         configurations (ES, BRW, FHS, stressed share or extras, non-finite
-        exposures, overridden requirements): the caller prices them in full.
+        exposures, overridden requirements) and for thresholds below 0 (the
+        maintenance is ``max(VaR, 0)``, so such a floor binds at 0 without
+        its VaR exceeding the threshold): the caller prices them in full.
         """
         m: HistoricalVaR = self.model  # type: ignore[assignment]
         if (type(self).requirement is not FittedHistorical.requirement or m.method != "hs" or m.measure != "var"
@@ -256,6 +258,8 @@ class FittedHistorical(FittedMargin):
             return None
         prep = self._prepared(t)
         th = np.ascontiguousarray(np.broadcast_to(np.asarray(threshold, dtype=np.float64), (X.shape[0],)))
+        if (th < 0.0).any():  # the maintenance is floored at 0, which a negative threshold would need priced
+            return None
         out = np.empty(X.shape[0])
         _hs_above.var_above(np.ascontiguousarray(X), prep.gT, prep.bad, prep.bad_any, int(n_window), int(m.min_window),
                             1.0 - float(m.confidence), np.ascontiguousarray(self.asset_ok[t], dtype=np.bool_),
