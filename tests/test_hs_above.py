@@ -133,3 +133,20 @@ def test_negative_thresholds_and_other_floors_take_the_full_path() -> None:
     for other in (HistoricalVaR(confidence=0.99, window=120, min_window=60, measure="es"),
                   HistoricalVaR(confidence=0.99, window=120, min_window=60, method="fhs")):
         assert other.fit(panel).maintenance_above(399, x, z, np.array([0.0, 1.0])) is None
+
+
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), rows=st.integers(0, 60), A=st.integers(1, 6), p_nan=st.floats(0.0, 1.0),
+       infs=st.booleans())
+def test_abs_nanmax_columns_is_numpys(seed, rows, A, p_nan, infs) -> None:
+    import warnings
+
+    rng = np.random.default_rng(seed)
+    g = rng.standard_t(3, (rows, A)) * 0.05
+    g[rng.random(g.shape) < p_nan] = np.nan
+    if infs and rows:
+        g[0, 0] = -np.inf
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        want = np.nanmax(np.abs(g), axis=0) if rows else np.full(A, np.nan)
+    np.testing.assert_array_equal(_hs_above.abs_nanmax_columns(np.ascontiguousarray(g)), want)

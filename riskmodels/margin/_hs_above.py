@@ -158,3 +158,24 @@ def var_above(X, gT, bad, bad_any, n_window, min_window, alpha, asset_ok, th, ou
                         kth = buf[k - 1]
         if cnt >= k:
             out[p] = buf[k - 1]
+
+
+@numba.njit(cache=True)
+def abs_nanmax_columns(g: np.ndarray) -> np.ndarray:
+    """``numpy.nanmax(numpy.abs(g), axis=0)`` of a ``(rows, A)`` array in one pass; NaN for an all-NaN column.
+
+    The per-asset intraday bound of the HS models (``maintenance_lipschitz``),
+    asked for once per simulated date: numpy's version takes an ``abs``
+    temporary and NaN-aware passes (~35 us a date on a 1,500 x 6 window).
+    """
+    rows, A = g.shape
+    out = np.full(A, np.nan)
+    for i in range(rows):
+        for a in range(A):
+            v = g[i, a]
+            if v == v:  # not NaN (an infinite return is kept, as numpy keeps it)
+                v = abs(v)
+                o = out[a]
+                if not (o >= v):  # NaN (nothing yet) or smaller
+                    out[a] = v
+    return out

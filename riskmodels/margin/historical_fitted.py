@@ -34,7 +34,6 @@ isolated accounts are priced once per date.
 
 from __future__ import annotations
 
-import warnings
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -318,9 +317,7 @@ class FittedHistorical(FittedMargin):
         ):
             return None
         g = self.scenarios(int(t))[0]
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN
-            return np.nanmax(np.abs(g), axis=0) if g.shape[0] else np.full(g.shape[1], np.nan)
+        return _hs_above.abs_nanmax_columns(np.ascontiguousarray(g, dtype=np.float64))
 
     def requirement_history(self, t0: int, t1: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:
         """``requirement(s, collateral, positions)`` for every ``s`` in ``t0..t1``, as ``(L, N)`` arrays.
