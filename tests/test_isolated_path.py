@@ -113,3 +113,28 @@ def test_combine_units_nan_only_poisons_holders() -> None:
     uc = np.array([[9.0, 9.0, 9.0], [np.nan, 1.0, 1.0]])
     out = combine_units(c, p, up, un, uc)
     np.testing.assert_array_equal(out[:, 0], [9.0 + 8.0, np.nan])
+
+
+def test_combine_units_all_finite_is_the_stated_sum_and_the_nan_paths_numbers() -> None:
+    """``M_n(t) = sum_a c Uc + max(p, 0) U+ + max(-p, 0) U-`` (docstring), with and without a NaN unit elsewhere.
+
+    With every unit finite the function skips its NaN bookkeeping; the numbers must be the explicit sum, and
+    bitwise those of the bookkeeping path (forced here by a NaN unit of an asset no account holds).
+    """
+    rng = np.random.default_rng(11)
+    T, N, A = 7, 40, 5
+    c = np.abs(rng.normal(1e4, 5e3, (N, A))) * (rng.random((N, A)) < 0.5)
+    p = rng.normal(0, 2e4, (N, A)) * (rng.random((N, A)) < 0.5)
+    c[:, A - 1] = p[:, A - 1] = 0.0  # nobody holds the last asset
+    up, un, ucol = (np.abs(rng.normal(0.1, 0.05, (T, A))) for _ in range(3))
+    for uc in (None, ucol):
+        got = combine_units(c, p, up, un, uc)
+        cu = up if uc is None else uc
+        want = np.array([[sum(c[n, a] * cu[t, a] + max(p[n, a], 0) * up[t, a] + max(-p[n, a], 0) * un[t, a]
+                              for a in range(A)) for n in range(N)] for t in range(T)])
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+        nan_up, nan_un = up.copy(), un.copy()
+        nan_up[:, A - 1] = np.nan
+        nan_un[:, A - 1] = np.nan
+        nan_uc = None if uc is None else np.where(np.arange(A) == A - 1, np.nan, uc)
+        np.testing.assert_array_equal(combine_units(c, p, nan_up, nan_un, nan_uc), got)

@@ -286,6 +286,12 @@ def combine_units(
     """
     long = np.maximum(positions, 0.0)
     short = np.maximum(-positions, 0.0)
+    if np.isfinite(up).all() and np.isfinite(un).all() and (uc is None or np.isfinite(uc).all()):
+        # every unit priced (the common case, and the simulation's one row per date): the same products without
+        # the NaN bookkeeping below, which then changes nothing
+        if uc is None:
+            return up @ (collateral + long).T + un @ short.T
+        return uc @ collateral.T + up @ long.T + un @ short.T
     if uc is None:
         longish = collateral + long
         out = np.nan_to_num(up) @ longish.T + np.nan_to_num(un) @ short.T
