@@ -1,4 +1,4 @@
-"""Shared plumbing of the benchmarks: peak memory, the load sampler, the machine block, subprocesses.
+"""Shared plumbing of the benchmarks: peak memory, the load sampler, the machine block, subprocesses, the panel.
 
 Every configuration of a benchmark runs in its own subprocess (a fresh
 interpreter: no warm caches carried from one configuration to the next) that
@@ -151,3 +151,14 @@ class LoadSampler:
         self._thread.join()
         self.samples.append([round(time.perf_counter() - self._t0, 1), os.getloadavg()[0]])
         return self.samples
+
+
+def default_panel(data: str, cfg: dict[str, Any]) -> Any:
+    """The panel of ``cfg``'s ``[data]`` (universe, quality policy, interval, end), as ``riskmodels backtest`` loads it."""
+    from riskmodels.data.loaders import load_panel
+    from riskmodels.data.options import LoaderOptions
+
+    d = cfg["data"]
+    panel = load_panel(data, assets=d["universe"] or None, policy=d.get("policy", "error"), interval=d["interval"],
+                       end=d.get("end") or None, **LoaderOptions.from_config(d).kwargs())
+    return panel.select(tuple(d["universe"]) or panel.assets)

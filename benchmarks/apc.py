@@ -32,6 +32,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+from _harness import default_panel  # the script folder is on sys.path (python benchmarks/...)
 from threadpoolctl import threadpool_limits
 
 from riskmodels.backtest.simulation import LiquidationPolicy, simulate_accounts
@@ -99,16 +100,11 @@ def sim_runner(a: argparse.Namespace) -> tuple[Callable[[MarginModel], Callable[
 def row_runner(a: argparse.Namespace) -> tuple[Callable[[MarginModel], Callable[[], object]], dict]:
     from riskmodels.backtest.engine import backtest_window, build_book, run_models
     from riskmodels.config import default_config, liquidation_policy
-    from riskmodels.data.loaders import load_panel
-    from riskmodels.data.options import LoaderOptions
 
     cfg = default_config()
     if a.accounts_row:
         cfg["book"]["accounts"] = a.accounts_row
-    d = cfg["data"]
-    panel = load_panel(a.data, assets=d["universe"] or None, policy=d.get("policy", "error"), interval=d["interval"],
-                       end=d.get("end") or None, **LoaderOptions.from_config(d).kwargs())
-    panel = panel.select(tuple(d["universe"]) or panel.assets)
+    panel = default_panel(a.data, cfg)
     start, end = backtest_window(panel, cfg)
     book = build_book(cfg, panel.assets)
     bt = cfg["backtest"]

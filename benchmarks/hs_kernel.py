@@ -22,6 +22,7 @@ from typing import Any
 
 import numba
 import numpy as np
+from _harness import default_panel  # the script folder is on sys.path (python benchmarks/...)
 
 ROWS = ("HS VaR 99% 2d", "HS VaR 99% 2d + 25% stressed weight")
 
@@ -45,15 +46,10 @@ def main() -> None:
     numba.set_num_threads(1)
     from riskmodels.backtest.engine import build_book, build_models
     from riskmodels.config import default_config
-    from riskmodels.data.loaders import load_panel
-    from riskmodels.data.options import LoaderOptions
     from riskmodels.margin import _hs_fused
 
     cfg = default_config()
-    d = cfg["data"]
-    panel = load_panel(a.data, assets=d["universe"] or None, policy=d.get("policy", "error"), interval=d["interval"],
-                       end=d.get("end") or None, **LoaderOptions.from_config(d).kwargs())
-    panel = panel.select(tuple(d["universe"]) or panel.assets)
+    panel = default_panel(a.data, cfg)
     book = build_book(cfg, panel.assets)
     X = np.ascontiguousarray(book.collateral + book.positions)
     models = {m.label: m for m in build_models(cfg)}

@@ -19,14 +19,13 @@ import warnings
 
 import numba
 import numpy as np
+from _harness import default_panel  # the script folder is on sys.path (python benchmarks/...)
 
 from riskmodels.backtest.engine import backtest_window, build_book, build_models
 from riskmodels.backtest.mm_rule import apply_rule
 from riskmodels.backtest.simulation_fast import simulate_fast
 from riskmodels.backtest.simulation_numpy import simulate_numpy
 from riskmodels.config import default_config, liquidation_policy
-from riskmodels.data.loaders import load_panel
-from riskmodels.data.options import LoaderOptions
 
 
 def main() -> None:
@@ -37,10 +36,7 @@ def main() -> None:
     warnings.simplefilter("ignore")
     numba.set_num_threads(1)
     cfg = default_config()
-    d = cfg["data"]
-    panel = load_panel(a.data, assets=d["universe"] or None, policy=d.get("policy", "error"), interval=d["interval"],
-                       end=d.get("end") or None, **LoaderOptions.from_config(d).kwargs())
-    panel = panel.select(tuple(d["universe"]) or panel.assets)
+    panel = default_panel(a.data, cfg)
     start, end = backtest_window(panel, cfg)
     book = build_book(cfg, panel.assets)
     policy = liquidation_policy(cfg)
