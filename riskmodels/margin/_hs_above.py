@@ -41,7 +41,15 @@ BLOCK = 16
 
 @numba.njit(cache=True, fastmath={"contract"})
 def var_above(X, gT, bad, bad_any, n_window, min_window, alpha, asset_ok, th, out):  # type: ignore[no-untyped-def]
-    """``out[p]``: the unit-mass VaR of account ``p`` if it exceeds ``th[p]``, else NaN (module docstring)."""
+    """``out[p]``: the unit-mass VaR of account ``p`` if it exceeds ``th[p]``, else NaN (module docstring).
+
+    The held-asset gather, the missing-row marks and the top-``k`` insertion
+    are written out as in :func:`riskmodels.margin._hs_fused._kernel`, not
+    called: as shared ``inline="always"`` helpers (array arguments) the fused
+    kernel measured ~5% slower (0.452-0.465 -> 0.480-0.483 ms per 1,000
+    accounts and date, alternated, 2026-12-03), the reference-count cost its
+    docstring describes.
+    """
     N, A = X.shape
     rows = gT.shape[1]
     nb = max(1, (rows + BLOCK - 1) // BLOCK)
