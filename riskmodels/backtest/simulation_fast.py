@@ -26,7 +26,7 @@ from riskmodels.backtest.simulation_types import (
     LiquidationPolicy,
     SimulationResult,
 )
-from riskmodels.margin.base import FittedMargin, account_eligibility
+from riskmodels.margin.base import FittedMargin
 from riskmodels.portfolio import Book
 
 
@@ -55,11 +55,12 @@ def simulate_fast(
     P = book.n_accounts
     C, H, L = panel.close, panel.high, panel.low
     live = panel.live if asset_ok is None else asset_ok
-    ok = account_eligibility(live, book)  # (T, P)
+    live_b = np.ascontiguousarray(live, dtype=np.bool_)  # (T, A); an account is eligible where its held assets are
     # read-only views: one kernel signature whether the book's arrays arrived writable or not (_numba_cache.frozen)
     coll_t = frozen(np.ascontiguousarray(book.collateral, dtype=np.float64))
     pos_t = frozen(np.ascontiguousarray(book.positions, dtype=np.float64))
     held = np.ascontiguousarray(book.held())
+    hptr, hidx = K.held_lists(held)  # the kernels loop over each account's held assets only
     iso = book.isolated
     closeout = CloseOut.from_policy(policy, panel)
     closeout.warn_fallbacks(start, end, live, held.any(axis=0))
@@ -119,7 +120,7 @@ def simulate_fast(
         cz = np.where(finite, c, 0.0)
         i = t - start
         if n_open and not finite.all():  # a held asset stopped trading: closed at its last close, no penalty
-            rows = K.delisted_rows(is_open, held, finite)
+            rows = K.delisted_rows(is_open, hptr, hidx, finite)
             if rows.size:
                 last = np.where(np.isfinite(C[t - 1]), C[t - 1], 0.0)
                 close_out(rows, t, np.broadcast_to(last, (rows.size, A)), 2, np.full(rows.size, np.nan))
@@ -129,18 +130,19 @@ def simulate_fast(
             hi = np.where(np.isfinite(H[t]), H[t], cz)
             lip = lipschitz(t - 1) if lipschitz is not None else None
             rows, pxr, cx, pp, eq = K.intraday_rows(
-                is_open, q_coll, q_pos, q_net, cash, pos_cost, cz, lo, hi, last_close,
+                is_open, hptr, hidx, q_coll, q_pos, q_net, cash, pos_cost, cz, lo, hi, last_close,
                 no_lip if lip is None else np.ascontiguousarray(lip, dtype=np.float64), lip is not None, mm_last)
             if rows.size:
                 mm = margin(t - 1, rows, cx, pp)[0].maintenance
                 hit = eq < mm
                 if hit.any():
                     close_out(rows[hit], t, pxr[hit], 0, mm[hit])
-        rows, new, cx, pp = K.close_rows(is_open, reopen_at, ok[t], t, q_coll, q_pos, cz, coll_t, pos_t)
+        rows, new, cx, pp = K.close_rows(is_open, reopen_at, live_b[t], hptr, hidx, t, q_coll, q_pos, cz, coll_t,
+                                         pos_t)
         if rows.size:
             req, new_state = margin(t, rows, cx, pp, new)
             maint = np.ascontiguousarray(req.maintenance, dtype=np.float64)
-            hit = K.close_hits(rows, new, cash, pos_cost, q_net, cz, maint)
+            hit = K.close_hits(rows, new, cash, pos_cost, q_net, cz, maint, hptr, hidx)
             if hit.size:
                 close_out(rows[hit], t, np.broadcast_to(cz, (hit.size, A)), 1, maint[hit])
             nr = rows[new]
@@ -152,7 +154,7 @@ def simulate_fast(
                 op["account"], op["t"], op["notional"] = nr, t, notional
                 openings.append(op)
             out_not[i], still = K.record_close(rows, pp, maint, is_open, cash, pos_cost, q_net, cz, mm_last,
-                                               out_mm[i], out_eq[i], out_open[i])
+                                               out_mm[i], out_eq[i], out_open[i], hptr, hidx)
             margin.commit(rows[still], None if new_state is None else new_state[still])
             n_open = still.size
         else:
