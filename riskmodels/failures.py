@@ -55,14 +55,35 @@ def describe(exc: BaseException) -> str:
     return " ".join(text.split("\n")[:3])
 
 
+#: the stop signals :func:`terminate_as_exit`'s handler received (cleared when a guarded command starts)
+_RECEIVED: list[int] = []
+
+
+def check_stop() -> None:
+    """Raise ``SystemExit(128 + signum)`` if a stop signal arrived and its exception was swallowed.
+
+    The handler raises in whatever Python code the main thread runs. Where
+    that code is a callback of C code that discards exceptions (llvmlite's
+    object-cache callback, seen when SIGTERM hit numba loading a cached
+    kernel: "Exception ignored on calling ctypes callback function") the run
+    went on and wrote its output with exit code 0. The commands call this at
+    their checkpoints (each model row that arrives, before an output folder
+    is put in place), so such a signal still stops the run there.
+    """
+    if _RECEIVED:
+        raise SystemExit(128 + _RECEIVED[0])
+
+
 @contextmanager
 def terminate_as_exit() -> Iterator[None]:
     """In the main thread, SIGTERM and SIGHUP raise ``SystemExit(128 + signum)`` (cleanup runs)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    _RECEIVED.clear()
 
     def handler(signum: int, _frame: object) -> None:
+        _RECEIVED.append(signum)
         raise SystemExit(128 + signum)
 
     old = {}
@@ -74,6 +95,7 @@ def terminate_as_exit() -> Iterator[None]:
     finally:
         for sig, h in old.items():
             signal.signal(sig, h)
+        _RECEIVED.clear()  # a later command (a test calling main() again, the API) starts clean
 
 
 def run_guarded(func: Callable[[argparse.Namespace], int | None], args: argparse.Namespace,
@@ -82,7 +104,9 @@ def run_guarded(func: Callable[[argparse.Namespace], int | None], args: argparse
     debug = debug or os.environ.get("RISKMODELS_DEBUG", "") not in ("", "0")
     try:
         with terminate_as_exit():
-            return int(func(args) or 0)
+            code = int(func(args) or 0)
+            check_stop()  # a signal whose exception C code swallowed: the run was stopped all the same
+            return code
     except KeyboardInterrupt:
         if debug:
             raise
@@ -92,17 +116,46 @@ def run_guarded(func: Callable[[argparse.Namespace], int | None], args: argparse
         if isinstance(exc.code, int) and exc.code > 128:
             print(f"riskmodels: stopped by signal {exc.code - 128}; no partial output was kept", file=sys.stderr)
         raise
-    except _user_error_types() as exc:
-        if debug:
-            raise
+    except Exception as exc:
+        stop = signal_exit(exc)
+        if stop is None:
+            return _failed(exc, debug)
+        print(f"riskmodels: stopped by signal {stop.code - 128}; no partial output was kept", file=sys.stderr)  # type: ignore[operator]
+        raise stop from None
+
+
+def signal_exit(exc: BaseException) -> SystemExit | None:
+    """The ``SystemExit(128 + signum)`` of :func:`terminate_as_exit` behind ``exc``, or None.
+
+    The signal handler raises in whatever Python code the main thread runs,
+    which can be a callback of C code: numba's dispatcher unpickling a
+    constant, a ``__del__``. The C caller then turns it into another error
+    (``SystemError: ... returned a result with an exception set``, seen when
+    SIGTERM hit a numba call of the report tables), chained to the
+    ``SystemExit``. The run was stopped by the signal all the same: exit code
+    ``128 + signum``, not an internal error.
+    """
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        if isinstance(e, SystemExit) and isinstance(e.code, int) and e.code > 128:
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _failed(exc: Exception, debug: bool) -> int:
+    """Print ``exc`` as one line (:func:`run_guarded`'s table) and return its exit code; re-raise under ``debug``."""
+    if debug:
+        raise exc
+    if isinstance(exc, _user_error_types()):
         print(f"riskmodels: error: {describe(exc)}", file=sys.stderr)
         return 2
-    except Exception as exc:  # a bug: one line, the traceback under --debug
-        if debug:
-            raise
-        print(f"riskmodels: internal error: {type(exc).__name__}: {describe(exc)}; rerun with --debug for the "
-              "traceback and report it", file=sys.stderr)
-        return 3
+    # a bug: one line, the traceback under --debug
+    print(f"riskmodels: internal error: {type(exc).__name__}: {describe(exc)}; rerun with --debug for the "
+          "traceback and report it", file=sys.stderr)
+    return 3
 
 
-__all__ = ["describe", "run_guarded", "terminate_as_exit"]
+__all__ = ["check_stop", "describe", "run_guarded", "signal_exit", "terminate_as_exit"]

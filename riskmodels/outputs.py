@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from riskmodels.errors import UserError
+from riskmodels.failures import check_stop
 from riskmodels.workers import pid_alive
 
 MANIFEST = "manifest.json"
@@ -146,6 +147,7 @@ def atomic_output(target: str | Path, *, command: str | None = None, flag: str =
     stage.mkdir()
     try:
         yield stage
+        check_stop()  # a stop signal whose exception was swallowed: the output is not put in place
         write_manifest(stage, command=command, extra=extra)
         if target.exists():
             if not _swap(stage, target):

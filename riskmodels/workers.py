@@ -170,8 +170,24 @@ def start_forkserver(preload: tuple[str, ...] = ENGINE_PRELOAD) -> bool:
 
 
 def terminate_pool(pool: Any) -> None:
-    """Cancel queued work and terminate the pool's workers now (no waiting for running tasks)."""
-    handles = list((getattr(pool, "_processes", None) or {}).values())  # before shutdown forgets them
+    """Cancel queued work and terminate the pool's workers now (no waiting for running tasks).
+
+    Then the pool's manager thread is unblocked and joined: a worker killed
+    while it wrote its result to the result pipe leaves that thread in
+    ``recv()`` on a half-written message, and since this process holds the
+    pipe's write end too, the read never ends; the interpreter's exit joins
+    the thread (``concurrent.futures.process._python_exit``), so the run hung
+    after SIGTERM (seen 1 in ~20-40 SIGTERMs of the test
+    ``test_sigterm_during_a_parallel_backtest_leaves_no_workers_spill_or_output``,
+    2026-12-03). Closing this process's write end once every worker is gone
+    makes the read end in EOF, which the thread handles as a broken pool;
+    closing the task pipe's read end lets a feeder thread stuck writing a
+    queued task fail instead of waiting for a reader (what CPython does for a
+    broken pool, gh-94777).
+    """
+    handles = list((getattr(pool, "_processes", None) or {}).values())  # before shutdown forgets them (it sets None)
+    manager = getattr(pool, "_executor_manager_thread", None)
+    ends = [getattr(getattr(pool, q, None), end, None) for q, end in (("_result_queue", "_writer"), ("_call_queue", "_reader"))]
     with contextlib.suppress(Exception):
         pool.shutdown(wait=False, cancel_futures=True)
     for p in handles:
@@ -182,6 +198,14 @@ def terminate_pool(pool: Any) -> None:
             p.join(5)
             if p.is_alive():
                 p.kill()
+                p.join(5)
+    for conn in ends:
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+    if manager is not None and manager is not threading.current_thread():
+        with contextlib.suppress(Exception):
+            manager.join(10)
 
 
 @contextlib.contextmanager

@@ -34,6 +34,7 @@ from riskmodels.backtest.simulation import LiquidationPolicy, simulate_accounts
 from riskmodels.backtest.windows import restrict_to_common
 from riskmodels.config import liquidation_policy
 from riskmodels.data.panel import PricePanel
+from riskmodels.failures import check_stop
 from riskmodels.margin import base as margin_base
 from riskmodels.margin.base import MarginModel, MarginPath, account_eligibility
 from riskmodels.portfolio import Book, generate_book
@@ -195,6 +196,7 @@ def run_models(
                 futures[pool.submit(_run_one, m, *sub, None, spill)] = (m.label, i)
             done = 0
             for fut in as_completed(futures):
+                check_stop()  # a stop signal swallowed by C code (riskmodels.failures): stop here
                 label, i = futures[fut]
                 parts[label][i] = fut.result()
                 if len(parts[label]) == len(splits[label]):
