@@ -104,7 +104,12 @@ def run_guarded(func: Callable[[argparse.Namespace], int | None], args: argparse
     debug = debug or os.environ.get("RISKMODELS_DEBUG", "") not in ("", "0")
     try:
         with terminate_as_exit():
-            code = int(func(args) or 0)
+            try:
+                code = int(func(args) or 0)
+            except Exception as exc:
+                if _RECEIVED and signal_exit(exc) is None:  # a swallowed signal, then an error it caused
+                    raise SystemExit(128 + _RECEIVED[0]) from exc
+                raise
             check_stop()  # a signal whose exception C code swallowed: the run was stopped all the same
             return code
     except KeyboardInterrupt:

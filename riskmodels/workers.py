@@ -199,12 +199,16 @@ def terminate_pool(pool: Any) -> None:
             if p.is_alive():
                 p.kill()
                 p.join(5)
-    for conn in ends:
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.close()
-    if manager is not None and manager is not threading.current_thread():
+    writer, reader = ends
+    if writer is not None:
         with contextlib.suppress(Exception):
+            writer.close()
+    if manager is None or manager is threading.current_thread():
+        return
+    with contextlib.suppress(Exception):
+        manager.join(2)
+        if manager.is_alive() and reader is not None:  # its feeder is stuck writing a task nobody will read
+            reader.close()  # only now: CPython's own threads close it on a normal teardown (not thread-safe)
             manager.join(10)
 
 

@@ -140,3 +140,35 @@ def test_terminate_pool_returns_while_a_killed_worker_was_sending_its_result(tmp
                        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert "half sent True" in p.stderr, p.stderr
     assert p.returncode == 143, p.stderr
+
+
+def test_a_swallowed_signal_followed_by_an_error_exits_with_the_signal_code() -> None:
+    """The run goes on after a discarded SystemExit and then fails on what the signal interrupted (review finding)."""
+    def func(_args: argparse.Namespace) -> int:
+        _swallowed_sigterm()
+        raise ValueError("a half-built table")
+
+    with pytest.raises(SystemExit) as info:
+        run_guarded(func, argparse.Namespace())
+    assert info.value.code == 143
+
+
+def test_simulation_refuses_an_asset_mask_of_the_wrong_shape() -> None:
+    """The kernels index the mask without bounds checks: a wrong shape is an error, not a read past the array."""
+    import numpy as np
+    import pandas as pd
+
+    from riskmodels.backtest.simulation import LiquidationPolicy
+    from riskmodels.backtest.simulation_fast import simulate_fast
+    from riskmodels.data.panel import PricePanel
+    from riskmodels.margin.haircut import FixedHaircut
+    from riskmodels.portfolio import Book
+
+    T, A = 40, 3
+    close = 100.0 * np.exp(np.cumsum(np.full((T, A), 0.001), axis=0))
+    pan = PricePanel(pd.date_range("2024-01-01", periods=T), ("A", "B", "C"), close, close * 1.01, close * 0.99,
+                     close, np.ones_like(close))
+    book = Book(pan.assets, np.full((2, A), 100.0), np.zeros((2, A)))
+    fitted = FixedHaircut().fit(pan)
+    with pytest.raises(ValueError, match="asset_ok has shape"):
+        simulate_fast(fitted, book, LiquidationPolicy(), 5, None, np.ones((T, A - 1), dtype=bool))

@@ -1,6 +1,6 @@
 """numba kernels of the account simulation's per-date steps (:mod:`.simulation_fast`).
 
-Each kernel does, in one pass over the ``(P, A)`` state and without
+Each kernel does, in one pass over the accounts' held assets (:func:`held_lists`) and without
 temporaries, what one phase of the numpy loop
 (:func:`riskmodels.backtest.simulation_numpy.simulate_numpy`) does with a dozen
 array expressions. The arithmetic is the same; only the order of the sums
@@ -355,10 +355,11 @@ def warm() -> None:
     a = np.ones(A)
     hptr, hidx = held_lists(np.zeros((P, A), dtype=np.bool_))
     live = np.ones(A, dtype=np.bool_)
-    delisted_rows(no, hptr, hidx, live)
+    delisted_rows(no, hptr, hidx, live)  # ``finite`` of a date: a fresh writable array
     intraday_rows(no, hptr, hidx, z, z, z, v, v, a, a, a, a, a, True, v)
     zf = frozen(z)  # the book's collateral and positions: read-only views (simulation_fast)
-    rows, new, _, pp = close_rows(no, np.zeros(P, dtype=np.int64), live, hptr, hidx, 0, z, z, a, zf, zf)
+    rows, new, _, pp = close_rows(no, np.zeros(P, dtype=np.int64), frozen(np.ones((1, A), dtype=np.bool_))[0], hptr,
+                                  hidx, 0, z, z, a, zf, zf)  # live_t: a row of the frozen (T, A) mask
     close_hits(rows, new, v, v, z, a, v, hptr, hidx)
     open_accounts(rows, a, np.zeros((P, A), dtype=np.bool_), zf, zf, v, 0.5, z, z, z, z, v, v, no.copy())
     record_close(rows, pp, v, no, v, v, z, a, v, np.zeros(P, np.float32), np.zeros(P, np.float32), no.copy(),

@@ -6,7 +6,7 @@ case (no feedback rounds, a per-asset intraday bound or none); the numpy loop
 is this path's reference (``tests/test_simulation_fast.py``: identical events,
 states within 1e-9 relative). Per date the loop makes at most two requirement
 calls (the intraday accounts the screen cannot clear, then the close) and five
-kernel calls of :mod:`._sim_kernels`, each one pass over the ``(P, A)`` state;
+kernel calls of :mod:`._sim_kernels`, each one pass over the accounts' held assets;
 the numpy loop makes about fifty array calls, each with its temporaries
 (issue 23: the generic part of the simulation went from ~1.5-2 CPU-s per
 default row to the figures in ``benchmarks/README.md``).
@@ -55,7 +55,9 @@ def simulate_fast(
     P = book.n_accounts
     C, H, L = panel.close, panel.high, panel.low
     live = panel.live if asset_ok is None else asset_ok
-    live_b = np.ascontiguousarray(live, dtype=np.bool_)  # (T, A); an account is eligible where its held assets are
+    live_b = frozen(np.ascontiguousarray(live, dtype=np.bool_))  # (T, A); eligible: every held asset is live
+    if live_b.shape != (T, A):  # the kernels index it without bounds checks
+        raise ValueError(f"simulate_fast: asset_ok has shape {live_b.shape}, the panel is {(T, A)} (dates, assets)")
     # read-only views: one kernel signature whether the book's arrays arrived writable or not (_numba_cache.frozen)
     coll_t = frozen(np.ascontiguousarray(book.collateral, dtype=np.float64))
     pos_t = frozen(np.ascontiguousarray(book.positions, dtype=np.float64))
