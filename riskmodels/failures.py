@@ -107,10 +107,13 @@ def run_guarded(func: Callable[[argparse.Namespace], int | None], args: argparse
             try:
                 code = int(func(args) or 0)
             except Exception as exc:
-                if _RECEIVED and signal_exit(exc) is None:  # a swallowed signal, then an error it caused
+                # the handler's SystemExit came back as another error (raised inside a callback of C code, e.g.
+                # numba's dispatcher: "SystemError: ... returned a result with an exception set"), or C code
+                # discarded it and the run then failed on what the signal interrupted: stopped by the signal
+                if _RECEIVED:
                     raise SystemExit(128 + _RECEIVED[0]) from exc
                 raise
-            check_stop()  # a signal whose exception C code swallowed: the run was stopped all the same
+            check_stop()  # a signal whose exception C code discarded: the run was stopped all the same
             return code
     except KeyboardInterrupt:
         if debug:
@@ -121,46 +124,17 @@ def run_guarded(func: Callable[[argparse.Namespace], int | None], args: argparse
         if isinstance(exc.code, int) and exc.code > 128:
             print(f"riskmodels: stopped by signal {exc.code - 128}; no partial output was kept", file=sys.stderr)
         raise
-    except Exception as exc:
-        stop = signal_exit(exc)
-        if stop is None:
-            return _failed(exc, debug)
-        print(f"riskmodels: stopped by signal {stop.code - 128}; no partial output was kept", file=sys.stderr)  # type: ignore[operator]
-        raise stop from None
-
-
-def signal_exit(exc: BaseException) -> SystemExit | None:
-    """The ``SystemExit(128 + signum)`` of :func:`terminate_as_exit` behind ``exc``, or None.
-
-    The signal handler raises in whatever Python code the main thread runs,
-    which can be a callback of C code: numba's dispatcher unpickling a
-    constant, a ``__del__``. The C caller then turns it into another error
-    (``SystemError: ... returned a result with an exception set``, seen when
-    SIGTERM hit a numba call of the report tables), chained to the
-    ``SystemExit``. The run was stopped by the signal all the same: exit code
-    ``128 + signum``, not an internal error.
-    """
-    seen: set[int] = set()
-    e: BaseException | None = exc
-    while e is not None and id(e) not in seen:
-        if isinstance(e, SystemExit) and isinstance(e.code, int) and e.code > 128:
-            return e
-        seen.add(id(e))
-        e = e.__cause__ or e.__context__
-    return None
-
-
-def _failed(exc: Exception, debug: bool) -> int:
-    """Print ``exc`` as one line (:func:`run_guarded`'s table) and return its exit code; re-raise under ``debug``."""
-    if debug:
-        raise exc
-    if isinstance(exc, _user_error_types()):
+    except _user_error_types() as exc:
+        if debug:
+            raise
         print(f"riskmodels: error: {describe(exc)}", file=sys.stderr)
         return 2
-    # a bug: one line, the traceback under --debug
-    print(f"riskmodels: internal error: {type(exc).__name__}: {describe(exc)}; rerun with --debug for the "
-          "traceback and report it", file=sys.stderr)
-    return 3
+    except Exception as exc:  # a bug: one line, the traceback under --debug
+        if debug:
+            raise
+        print(f"riskmodels: internal error: {type(exc).__name__}: {describe(exc)}; rerun with --debug for the "
+              "traceback and report it", file=sys.stderr)
+        return 3
 
 
-__all__ = ["check_stop", "describe", "run_guarded", "signal_exit", "terminate_as_exit"]
+__all__ = ["check_stop", "describe", "run_guarded", "terminate_as_exit"]

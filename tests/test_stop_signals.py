@@ -7,7 +7,7 @@ Found by sending SIGTERM 1-3 s into the parallel backtest of
   left the pool's manager thread in ``recv()`` on the result pipe, which the
   interpreter's exit joins (:func:`riskmodels.workers.terminate_pool`);
 * a few exited 3 ("internal error"): the signal's ``SystemExit`` raised inside
-  numba's dispatcher came back as ``SystemError`` (:func:`riskmodels.failures.signal_exit`);
+  numba's dispatcher came back as ``SystemError`` (:func:`riskmodels.failures.run_guarded`);
 * one exited 0 with its output written: the ``SystemExit`` raised in llvmlite's
   ctypes callback was discarded ("Exception ignored on calling ctypes callback
   function"; :func:`riskmodels.failures.check_stop`).
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from riskmodels.failures import run_guarded, signal_exit
+from riskmodels.failures import run_guarded
 from riskmodels.outputs import atomic_output
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,10 +44,13 @@ def _swallowed_sigterm() -> None:
 
 def test_a_signal_exit_chained_behind_another_error_exits_with_the_signal_code(capsys: pytest.CaptureFixture[str]) -> None:
     def func(_args: argparse.Namespace) -> int:
+        handler = signal.getsignal(signal.SIGTERM)
+        assert callable(handler), "run_guarded installs a handler"
         try:
-            raise SystemExit(128 + signal.SIGTERM)
-        except SystemExit as e:  # numba's dispatcher: "... returned a result with an exception set"
+            handler(signal.SIGTERM, None)  # the signal lands in a Python callback of numba's dispatcher
+        except SystemExit as e:  # which hands the exception back as another one
             raise SystemError("CPUDispatcher(<function k>) returned a result with an exception set") from e
+        return 0
 
     with pytest.raises(SystemExit) as info:
         run_guarded(func, argparse.Namespace())
@@ -61,8 +64,6 @@ def test_an_unrelated_error_is_still_an_internal_error(capsys: pytest.CaptureFix
 
     assert run_guarded(func, argparse.Namespace()) == 3
     assert "internal error: RuntimeError: a bug" in capsys.readouterr().err
-    assert signal_exit(RuntimeError("x")) is None
-    assert signal_exit(SystemExit(0)) is None  # a normal exit is not a signal
 
 
 def test_a_swallowed_signal_still_stops_the_command_and_keeps_no_output(tmp_path: Path) -> None:

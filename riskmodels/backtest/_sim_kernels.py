@@ -46,6 +46,14 @@ def equity_row(cash: np.ndarray, pos_cost: np.ndarray, q_net: np.ndarray, p: int
     return cash[p] - pos_cost[p] + s
 
 
+@numba.njit(cache=True, inline="always")
+def adverse_price(c: float, q_net: float, lo: float, hi: float) -> float:
+    """The low where the account is net long in the asset, the high where net short, else the close ``c``."""
+    long = 1.0 if q_net > 0 else 0.0
+    short = 1.0 if q_net < 0 else 0.0
+    return c + long * (lo - c) + short * (hi - c)
+
+
 @numba.njit(cache=True)
 def delisted_rows(is_open: np.ndarray, hptr: np.ndarray, hidx: np.ndarray, finite: np.ndarray) -> np.ndarray:
     """Open accounts that hold an asset with no close today (``hptr`` / ``hidx``: :func:`held_lists`)."""
@@ -117,11 +125,7 @@ def intraday_rows(
         s = 0.0
         for j in range(hptr[p], hptr[p + 1]):
             a = hidx[j]
-            c = cz[a]
-            qn = q_net[p, a]
-            long = 1.0 if qn > 0 else 0.0
-            short = 1.0 if qn < 0 else 0.0
-            s += qn * (c + long * (lo[a] - c) + short * (hi[a] - c))
+            s += q_net[p, a] * adverse_price(cz[a], q_net[p, a], lo[a], hi[a])
         e = cash[p] - pos_cost[p] + s
         if use_lip:
             m0 = mm_prev[p]
@@ -131,11 +135,7 @@ def intraday_rows(
                 a = hidx[j]
                 g = abs(q_coll[p, a]) + abs(q_pos[p, a])
                 if g > 0:
-                    c = cz[a]
-                    qn = q_net[p, a]
-                    long = 1.0 if qn > 0 else 0.0
-                    short = 1.0 if qn < 0 else 0.0
-                    x = c + long * (lo[a] - c) + short * (hi[a] - c)
+                    x = adverse_price(cz[a], q_net[p, a], lo[a], hi[a])
                     la = lip[a] if np.isfinite(lip[a]) else np.inf
                     move += g * abs(x - prev[a]) * la
                     scale += g * x * la
@@ -151,10 +151,7 @@ def intraday_rows(
     for i in range(n):
         p = idx[i]
         for a in range(A):
-            c = cz[a]
-            long = 1.0 if q_net[p, a] > 0 else 0.0
-            short = 1.0 if q_net[p, a] < 0 else 0.0
-            x = c + long * (lo[a] - c) + short * (hi[a] - c)
+            x = adverse_price(cz[a], q_net[p, a], lo[a], hi[a])
             pxs[i, a] = x
             cx[i, a] = q_coll[p, a] * x
             pp[i, a] = q_pos[p, a] * x
