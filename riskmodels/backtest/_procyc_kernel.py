@@ -13,7 +13,7 @@ import numba
 import numpy as np
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def sums_kernel(M: np.ndarray, N: np.ndarray, has_n: bool, hs: np.ndarray) -> tuple[np.ndarray, ...]:
     """Row sums behind the procyclicality measures (``NaN`` in ``M`` = account absent).
 

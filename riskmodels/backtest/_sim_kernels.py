@@ -54,7 +54,7 @@ def adverse_price(c: float, q_net: float, lo: float, hi: float) -> float:
     return c + long * (lo - c) + short * (hi - c)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def delisted_rows(is_open: np.ndarray, hptr: np.ndarray, hidx: np.ndarray, finite: np.ndarray) -> np.ndarray:
     """Open accounts that hold an asset with no close today (``hptr`` / ``hidx``: :func:`held_lists`)."""
     P = is_open.size
@@ -70,7 +70,7 @@ def delisted_rows(is_open: np.ndarray, hptr: np.ndarray, hidx: np.ndarray, finit
     return out[:n]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def intraday_rows(
     is_open: np.ndarray,
     hptr: np.ndarray,
@@ -158,7 +158,7 @@ def intraday_rows(
     return idx[:n].copy(), pxs, cx, pp, eqs[:n].copy()
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def close_rows(
     is_open: np.ndarray,
     reopen_at: np.ndarray,
@@ -217,7 +217,7 @@ def close_rows(
     return idx[:n].copy(), new, cx, pp
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def close_hits(rows: np.ndarray, new: np.ndarray, cash: np.ndarray, pos_cost: np.ndarray, q_net: np.ndarray,
                cz: np.ndarray, maintenance: np.ndarray, hptr: np.ndarray, hidx: np.ndarray) -> np.ndarray:
     """Positions ``i`` into ``rows`` of accounts open before today whose close equity is below ``maintenance[i]``.
@@ -234,7 +234,7 @@ def close_hits(rows: np.ndarray, new: np.ndarray, cash: np.ndarray, pos_cost: np
     return out[:n].copy()
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def open_accounts(
     nr: np.ndarray,
     cz: np.ndarray,
@@ -283,7 +283,7 @@ def open_accounts(
     return notional
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def record_close(
     rows: np.ndarray,
     pp: np.ndarray,

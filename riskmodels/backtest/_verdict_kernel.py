@@ -71,7 +71,7 @@ def boot_tail_counts(d: np.ndarray, starts: np.ndarray, b: int, h: int, s: float
     return finite, ge, le
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def group_counts(exc: np.ndarray, valid: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(X, N)`` ``(T, G)`` int64: ``X[t, g]`` cells ``exc & valid`` and ``N[t, g]`` cells ``valid`` of group ``g``.
 

@@ -89,7 +89,7 @@ def max_loss(collateral: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return _max_loss(frozen(c), frozen(p))  # one signature for read-only and writable inputs
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def _max_loss(c: np.ndarray, p: np.ndarray) -> np.ndarray:
     """:func:`max_loss` in one pass (the calls come once or twice per simulated date and model)."""
     n, a = c.shape

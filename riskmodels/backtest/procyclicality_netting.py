@@ -73,7 +73,7 @@ def netting_benefit(cross: ArrayLike, isolated_sum: ArrayLike) -> np.ndarray:
 NETTING_CHUNK = 64
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def _period_sums(B: np.ndarray, sels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per period ``j`` and account: the sum of the non-NaN benefits on the dates ``sels[j]`` and their count.
 

@@ -110,7 +110,7 @@ def transition_counts(exc: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, .
     return _transition_counts_numpy(exc, valid)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def _transition_kernel(exc: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """``(4, P)`` int64 counts ``n00, n01, n10, n11`` of :func:`transition_counts` in one pass."""
     T, P = exc.shape
@@ -122,7 +122,7 @@ def _transition_kernel(exc: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def panel_counts(exc: np.ndarray, valid: np.ndarray, start: int, step: int) -> np.ndarray:
     """``(6, P)`` int64 per account: exceptions, observations, ``n00, n01, n10, n11`` of the rows ``start::step``.
 

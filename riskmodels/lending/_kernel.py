@@ -34,7 +34,7 @@ _D_LIQ, _D_SEIZED, _D_REPAID, _D_FEE, _D_PROFIT, _D_DEFICIT, _D_BYCOLL, _D_SUPPL
 _T_INSOLVENT, _T_UNDER, _T_TOXIC, _T_TOXDEBT, _T_ACTIVE, _T_REFUSED = range(6)
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(cache=True, fastmath=False, nogil=True)
 def _day(t, live, close, low, high, k_imp, a_imp, cap, em_lt, em_ltv, em_lb, em_borrow, emode, fee, coll_ok,
          supply_cap, borrow_cap, ceiling, iso_ok, iso_debt, iso_of, coll_q, debt_q, entry, exit_, state, tot_c, tot_d,
          aave, euler, max_disc, cf, cf_hf, full_usd, leftover, gas, max_rounds, hf_out, tox_out, ev, day, tot):

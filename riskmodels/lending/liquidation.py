@@ -66,7 +66,7 @@ __all__ = [
 
 MAX_HALVINGS = 6
 
-_jit = nb.njit(cache=True, nogil=True)
+_jit = nb.njit(cache=True, fastmath=False, nogil=True)
 
 
 @_jit

@@ -80,7 +80,7 @@ def variance_bounds(resids: np.ndarray, n_fit: int | None = None) -> np.ndarray:
     return np.ascontiguousarray(np.column_stack([lower, upper]))
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=False)
 def _ewma_path(e: np.ndarray, v: np.ndarray, lam: float) -> None:  # pragma: no cover - numba
     for t in range(1, e.shape[0]):
         v[t] = lam * v[t - 1] + (1.0 - lam) * e[t - 1] * e[t - 1]
@@ -140,7 +140,7 @@ def garch_filter_py(
 _bound_nb = njit(cache=True, inline="always")(_bound)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=False)
 def garch_filter(
     resids: np.ndarray,
     omega: float,
@@ -210,7 +210,7 @@ def egarch_filter_py(
 
 
 #: the numba kernel is the reference compiled (parity-tested: numba vs the interpreter)
-egarch_filter = njit(cache=True)(egarch_filter_py)
+egarch_filter = njit(cache=True, fastmath=False)(egarch_filter_py)
 
 
 # ------------------------------------------------------------ h-day variance
@@ -263,4 +263,4 @@ def egarch_hday_variance_py(
 
 
 #: the numba kernel is the reference compiled (parity-tested: numba vs the interpreter)
-egarch_hday_variance = njit(cache=True)(egarch_hday_variance_py)
+egarch_hday_variance = njit(cache=True, fastmath=False)(egarch_hday_variance_py)

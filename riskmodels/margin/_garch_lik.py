@@ -147,7 +147,7 @@ def _mul_log(prod: float, acc: float, v: float) -> tuple[float, float]:  # pragm
     return prod, acc
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=False)
 def _nll_grad_core(
     params: np.ndarray,
     o: int,

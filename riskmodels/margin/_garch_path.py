@@ -25,7 +25,7 @@ import numba
 import numpy as np
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def cross_path(x: np.ndarray, sigma: np.ndarray, q_pos: np.ndarray, q_neg: np.ndarray, corr: np.ndarray,
                out: np.ndarray) -> None:
     """``out[t, p] = sqrt(max(v' R_t v, 0))`` for ``t < out.shape[0]`` (module docstring).

@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=False)
 def haircut_charges(
     collateral: np.ndarray,
     positions: np.ndarray,
@@ -122,7 +122,7 @@ def haircut_charges(
     return im, mm
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=False)
 def _row_sums(t: np.ndarray, bad: np.ndarray, out: np.ndarray) -> None:
     """``out[i] = sum(t[i])`` in numpy's order (NaN where ``bad``), so flat-rate sums are bit for bit numpy's.
 

@@ -168,7 +168,7 @@ def var_above(X, gT, bad, bad_any, n_window, min_window, alpha, asset_ok, th, ou
             out[p] = buf[k - 1]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def abs_nanmax_columns(g: np.ndarray) -> np.ndarray:
     """``numpy.nanmax(numpy.abs(g), axis=0)`` of a ``(rows, A)`` array in one pass; NaN for an all-NaN column.
 

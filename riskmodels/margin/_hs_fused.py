@@ -121,7 +121,7 @@ def by_class(prep: Prepared, stressed: np.ndarray) -> Prepared:
                     prep.bad_any, order, int(calm.size))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def _prepare_kernel(g, gT, bad):  # type: ignore[no-untyped-def]
     rows, A = g.shape
     for i in range(rows):

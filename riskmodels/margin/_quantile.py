@@ -80,7 +80,7 @@ from riskmodels.margin._quantile_rule import _tail_weighted as _tail_weighted
 MEASURES = ("var", "es")
 
 # ------------------------------------------------------- rolling (one series)
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def _rolling_one(
     x: np.ndarray,
     window: int,
@@ -148,7 +148,7 @@ def _rolling_one(
         out_es[t] = es
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def _rolling_many_serial(
     losses: np.ndarray,
     window: int,
@@ -162,7 +162,7 @@ def _rolling_many_serial(
         _rolling_one(losses[p], window, min_window, alpha, extra, out_var[p], out_es[p])
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, fastmath=False, parallel=True)
 def _rolling_many(
     losses: np.ndarray,
     window: int,

@@ -25,7 +25,7 @@ from riskmodels.margin._quantile_rule import (
 )
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def _tail_one_column(
     col: np.ndarray,
     n_window: int,
@@ -113,7 +113,7 @@ def _tail_one_column(
     return _tail_weighted(sv, sw, n_tail)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def _tail_columns_serial(lt, n_window, min_window, alpha, weights, use_weights, stressed, stress_share, out_var, out_es):  # type: ignore[no-untyped-def]
     kmax = max(1, math.ceil(tail_count(n_window, alpha) - SNAP))
     for p in range(lt.shape[0]):
@@ -122,7 +122,7 @@ def _tail_columns_serial(lt, n_window, min_window, alpha, weights, use_weights, 
         )
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, fastmath=False, parallel=True)
 def _tail_columns_parallel(lt, n_window, min_window, alpha, weights, use_weights, stressed, stress_share, out_var, out_es):  # type: ignore[no-untyped-def]
     kmax = max(1, math.ceil(tail_count(n_window, alpha) - SNAP))
     for p in numba.prange(lt.shape[0]):

@@ -20,7 +20,7 @@ import numpy as np
 SNAP = 1e-9
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def _masses(n_fin: float, s_tot: float, o_tot: float, share_min: float) -> tuple[float, float]:
     """Per-scenario mass factors ``(f_s, f_o)`` of the stressed and calm scenarios (stressed share >= w).
 
@@ -43,7 +43,7 @@ def _masses(n_fin: float, s_tot: float, o_tot: float, share_min: float) -> tuple
     return fs, fo
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def tail_count(n: float, alpha: float) -> float:
     """``n * alpha`` snapped to a whole number when within 1e-9 of one."""
     x = n * alpha
@@ -53,7 +53,7 @@ def tail_count(n: float, alpha: float) -> float:
     return x
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def _tail_unit(vals: np.ndarray, n_tail: float) -> tuple[float, float]:
     """VaR and ES from the largest losses ``vals`` (sorted decreasing, unit masses)."""
     k = math.ceil(n_tail - SNAP)
@@ -67,7 +67,7 @@ def _tail_unit(vals: np.ndarray, n_tail: float) -> tuple[float, float]:
     return var, es
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def _tail_weighted(vals: np.ndarray, wts: np.ndarray, n_tail: float) -> tuple[float, float]:
     """VaR and ES from losses sorted decreasing with masses ``wts``."""
     cum = 0.0
@@ -84,7 +84,7 @@ def _tail_weighted(vals: np.ndarray, wts: np.ndarray, n_tail: float) -> tuple[fl
     return np.nan, np.nan
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def _insert_desc(buf_v: np.ndarray, buf_i: np.ndarray, nb: int, k: int, v: float, idx: int) -> int:
     """Insert (v, idx) into the decreasing buffer of capacity k; return the new size."""
     if nb == k:

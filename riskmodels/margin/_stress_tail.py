@@ -41,7 +41,7 @@ CAP = 32
 ROLLING_CALM = 16
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def _merge_two(sv: np.ndarray, ns: int, s_more: bool, ov: np.ndarray, no: int, o_more: bool,
                fs: float, fo: float, n_tail: float) -> tuple[float, float, bool]:
     """Walk two decreasing lists with masses fs / fo to the tail mass; ok False if a list ran short."""
@@ -75,12 +75,12 @@ def _merge_two(sv: np.ndarray, ns: int, s_more: bool, ov: np.ndarray, no: int, o
         cum += w
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def _full_sorted(vals: np.ndarray, n: int) -> np.ndarray:
     return -np.sort(-vals[:n])
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def _needed(n_tail: float, mass: float, count: int) -> int:
     """Losses of one class the tail walk can consume: ``ceil(n_tail / mass) + 1``, at most ``count``."""
     if mass <= 0.0:
@@ -89,7 +89,7 @@ def _needed(n_tail: float, mass: float, count: int) -> int:
     return count if k > count else k
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def _column(col: np.ndarray, n_window: int, min_window: int, alpha: float, stressed: np.ndarray,
             share_min: float, sv: np.ndarray, si: np.ndarray, ov: np.ndarray, oi: np.ndarray) -> tuple[float, float]:
     n_rows = col.shape[0]
@@ -143,7 +143,7 @@ def _column(col: np.ndarray, n_window: int, min_window: int, alpha: float, stres
     return var, es
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def _columns(lt, n_window, min_window, alpha, stressed, share_min, out_var, out_es):  # type: ignore[no-untyped-def]
     sv = np.empty(CAP)
     si = np.empty(CAP, dtype=np.int64)
@@ -173,7 +173,7 @@ def stress_tail_columns(
     return out_var, out_es
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def _rolling_one(x: np.ndarray, window: int, min_window: int, alpha: float, stressed: np.ndarray, share_min: float,
                  out_var: np.ndarray, out_es: np.ndarray) -> None:
     T = x.shape[0]
@@ -242,13 +242,13 @@ def _rolling_one(x: np.ndarray, window: int, min_window: int, alpha: float, stre
         out_es[t] = es
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def _rolling_serial(losses, window, min_window, alpha, stressed, share_min, out_var, out_es):  # type: ignore[no-untyped-def]
     for p in range(losses.shape[0]):
         _rolling_one(losses[p], window, min_window, alpha, stressed, share_min, out_var[p], out_es[p])
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, fastmath=False, parallel=True)
 def _rolling_parallel(losses, window, min_window, alpha, stressed, share_min, out_var, out_es):  # type: ignore[no-untyped-def]
     for p in numba.prange(losses.shape[0]):
         _rolling_one(losses[p], window, min_window, alpha, stressed, share_min, out_var[p], out_es[p])

@@ -56,7 +56,7 @@ def speed_limit_rule_reference(base: np.ndarray, n_days: int = 20, max_increase:
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def _buffer_kernel(b: np.ndarray, buffer: float, out: np.ndarray) -> None:
     T, N = b.shape
     for p in range(N):
@@ -96,7 +96,7 @@ def buffer_rule(base: np.ndarray, buffer: float = 0.25) -> np.ndarray:
     return out.reshape(b.shape)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def _buffer_last_kernel(b: np.ndarray, k: float, starts_fresh: bool, out: np.ndarray, done: np.ndarray) -> None:
     L_, N = b.shape
     for p in range(N):
@@ -153,7 +153,7 @@ def buffer_last(base: np.ndarray, buffer: float, starts_fresh: bool) -> tuple[np
     return out, done
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=False)
 def _speed_kernel(b: np.ndarray, n_days: int, max_increase: float, out: np.ndarray) -> None:
     T, N = b.shape
     for p in range(N):

@@ -200,7 +200,7 @@ def _b76(F: float, K: float, tau: float, sig: float, call: bool) -> float:
     return K * _ncdf(-d2) - F * _ncdf(-d1)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, fastmath=False, parallel=True)
 def _grid(F0, K, tau0, sig0, call, mult, sig, dt, out):  # pragma: no cover - compiled
     U = F0.shape[0]
     S = mult.shape[0]
@@ -211,7 +211,7 @@ def _grid(F0, K, tau0, sig0, call, mult, sig, dt, out):  # pragma: no cover - co
             out[s, j] = _b76(F0[j] * mult[s, j], K[j], t1, sig[s, j], call[j]) - v0
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, fastmath=False, parallel=True)
 def _grid_assets(F0, K, tau0, sig0, call, asset, ret, ratio, dt, floor, out):  # pragma: no cover - compiled
     U = F0.shape[0]
     S = ret.shape[0]
