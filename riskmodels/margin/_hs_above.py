@@ -187,3 +187,207 @@ def abs_nanmax_columns(g: np.ndarray) -> np.ndarray:
                 if not (o >= v):  # NaN (nothing yet) or smaller
                     out[a] = v
     return out
+
+
+@numba.njit(cache=True, fastmath={"contract"})
+def base_and_floor(X, gT, bad, bad_any, inner_rows, inner_min, inner_alpha, inner_ok,  # type: ignore[no-untyped-def]
+                   min_window, alpha, asset_ok, out_base, out_floor):
+    """The base HS VaR and the floor where it binds, from one loss pass (:class:`~riskmodels.margin.apc.LookbackFloor`).
+
+    ``gT`` ``(A, rows)`` is the floor's window (unit masses, no extras) and
+    the base's window is its last ``inner_rows`` rows (the same scenario
+    returns: the caller checks it). Per account the losses of the floor's
+    rows are priced once (:func:`~riskmodels.margin._hs_fused.accumulate`,
+    bitwise the fused kernel's); then
+
+    * ``out_base[p]``: the base VaR, the ``k_b``-th largest finite loss of the
+      last ``inner_rows`` rows, ``k_b = ceil(n_b (1 - c_b))`` (the unit-mass
+      rule of :mod:`riskmodels.margin._quantile`; an order statistic, so the
+      value :func:`~riskmodels.margin._hs_fused.unit_tail` gives on the
+      base's own window), NaN where a held asset is not ``inner_ok`` or fewer
+      than ``inner_min`` rows are finite;
+    * ``out_floor[p]``: what :func:`var_above` gives with the threshold
+      ``max(out_base[p], 0)`` (the base's maintenance): the floor's VaR where
+      it exceeds it, else NaN.
+
+    The base then costs its selection only (strided block maxima of its rows,
+    as the fused kernel selects); where the floor cannot be priced (an asset
+    not ``asset_ok``, too few finite rows) only the base's rows are priced.
+    """
+    N, A = X.shape
+    rows = gT.shape[1]
+    off = rows - inner_rows
+    nb = max(1, (rows + BLOCK - 1) // BLOCK)
+    nbi = max(1, (inner_rows + BLOCK - 1) // BLOCK)
+    nz = np.empty(A, dtype=np.int64)
+    xv = np.empty(A)
+    col = np.empty(rows)
+    rowbad = np.zeros(rows, dtype=np.bool_)
+    lmin = np.empty(max(nb, nbi))
+    kmax = max(1, math.ceil(tail_count(rows, alpha) - SNAP))
+    kmax_b = max(1, math.ceil(tail_count(inner_rows, inner_alpha) - SNAP))
+    buf = np.empty(max(kmax, kmax_b))
+    mb = np.empty(kmax_b)
+    prefix = np.zeros(A, dtype=np.int64)  # as in var_above: a listing's missing returns, or -1
+    for a in range(A):
+        if bad_any[a]:
+            r = 0
+            while r < rows and bad[a, r]:
+                r += 1
+            for i in range(r, rows):
+                if bad[a, i]:
+                    r = -1
+                    break
+            prefix[a] = r
+    for p in range(N):
+        out_base[p] = np.nan
+        out_floor[p] = np.nan
+        m = 0
+        inelig_b = False
+        inelig_f = False
+        anybad = False
+        for a in range(A):
+            x = X[p, a]
+            if x != 0.0:
+                nz[m] = a
+                xv[m] = x
+                m += 1
+                if not inner_ok[a]:
+                    inelig_b = True
+                if not asset_ok[a]:
+                    inelig_f = True
+                if bad_any[a]:
+                    anybad = True
+        if inelig_b:
+            continue  # the base is NaN, so is the floored margin
+        start = 0
+        n_fin = rows
+        n_b = inner_rows
+        if anybad:
+            for j in range(m):
+                r = prefix[nz[j]]
+                if r < 0:
+                    start = -1
+                    break
+                start = max(start, r)
+            if start >= 0:
+                n_fin = rows - start
+                n_b = inner_rows - max(0, start - off)
+                anybad = False
+            else:
+                start = 0
+        if anybad:
+            for i in range(rows):
+                rowbad[i] = False
+            for j in range(m):
+                if bad_any[nz[j]]:
+                    brow = bad[nz[j]]
+                    for i in range(rows):
+                        rowbad[i] = rowbad[i] | brow[i]
+            n_fin = 0
+            n_b = 0
+            for i in range(rows):
+                good = np.int64(not rowbad[i])
+                n_fin += good
+                n_b += good * np.int64(i >= off)
+        if n_b < inner_min or n_b == 0:
+            continue
+        floor_on = not inelig_f and n_fin >= min_window and n_fin > 0
+        first = start if floor_on else max(start, off)  # without a floor only the base's rows are priced
+        accumulate(gT, nz, xv, m, col, first)
+        for i in range(0 if floor_on else off, start):
+            col[i] = np.inf  # dropped rows: never a block's extreme, never above a threshold
+        if anybad:
+            for i in range(rows):
+                if rowbad[i]:
+                    col[i] = np.inf
+        # the base: the k_b-th largest loss of rows off..rows-1 (the fused kernel's block selection)
+        k = max(1, math.ceil(tail_count(n_b, inner_alpha) - SNAP))
+        for b in range(nbi):
+            lmin[b] = np.inf
+        for s in range(BLOCK):
+            o = off + s * nbi
+            e = min(nbi, rows - o)
+            if e <= 0:
+                break
+            seg = col[o : o + e]
+            for b in range(e):
+                lmin[b] = min(seg[b], lmin[b])
+        for j in range(k):
+            mb[j] = -np.inf
+        for b in range(nbi):
+            v = -lmin[b]
+            if v > mb[k - 1]:
+                for j in range(k):
+                    w = mb[j]
+                    hi = v if v > w else w
+                    v = w if v > w else v
+                    mb[j] = hi
+        th0 = mb[k - 1]
+        cnt = 0
+        kth = -np.inf
+        for b in range(nbi):
+            if -lmin[b] < th0:
+                continue
+            for i in range(off + b, rows, nbi):
+                v = -col[i]
+                if v < th0 or v == -np.inf:  # below the threshold, or a dropped row
+                    continue
+                if cnt < k or v > kth:
+                    if cnt == k:
+                        jj = k - 1
+                    else:
+                        jj = cnt
+                        cnt += 1
+                    while jj > 0 and buf[jj - 1] < v:
+                        buf[jj] = buf[jj - 1]
+                        jj -= 1
+                    buf[jj] = v
+                    if cnt == k:
+                        kth = buf[k - 1]
+        if cnt < k:
+            continue  # cannot happen with n_b >= k finite rows; NaN rather than a wrong number
+        base = buf[k - 1]
+        out_base[p] = base
+        if not floor_on:
+            continue
+        t = base if base > 0.0 else 0.0  # the base's maintenance, max(VaR, 0): the floor's threshold
+        kf = max(1, math.ceil(tail_count(n_fin, alpha) - SNAP))
+        above = 0
+        for i in range(rows):
+            above += np.int64(col[i] < -t)
+        if above < kf:
+            continue
+        for b in range(nb):
+            lmin[b] = np.inf
+        for s in range(BLOCK):
+            o = s * nb
+            e = min(nb, rows - o)
+            if e <= 0:
+                break
+            seg = col[o : o + e]
+            for b in range(e):
+                lmin[b] = min(seg[b], lmin[b])
+        cnt = 0
+        kth = -np.inf
+        for b in range(nb):
+            if -lmin[b] <= t:
+                continue
+            for i in range(b, rows, nb):
+                v = -col[i]
+                if v <= t:
+                    continue
+                if cnt < kf or v > kth:
+                    if cnt == kf:
+                        jj = kf - 1
+                    else:
+                        jj = cnt
+                        cnt += 1
+                    while jj > 0 and buf[jj - 1] < v:
+                        buf[jj] = buf[jj - 1]
+                        jj -= 1
+                    buf[jj] = v
+                    if cnt == kf:
+                        kth = buf[kf - 1]
+        if cnt >= kf:
+            out_floor[p] = buf[kf - 1]

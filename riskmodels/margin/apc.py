@@ -48,6 +48,7 @@ from riskmodels.data.panel import PricePanel
 from riskmodels.margin.historical import DEFAULT_STRESS_WINDOWS, HistoricalVaR
 
 # isort: split
+from riskmodels.margin import _hs_above
 from riskmodels.margin.apc_path_dependent import (
     APCWrapper,
     ModelSpec,
@@ -69,6 +70,7 @@ from riskmodels.margin.apc_rules import (  # noqa: F401  (re-exported: the rules
 from riskmodels.margin.base import FittedMargin, MarginPath, Requirement, check_range, register
 from riskmodels.margin.base import MarginModel as MarginModel
 from riskmodels.margin.base import get as get
+from riskmodels.margin.historical_fitted import FittedHistorical
 from riskmodels.portfolio import Book
 
 # APCWrapper, Buffer25, SpeedLimit, _FittedRule, ModelSpec and resolve_model (and the
@@ -153,6 +155,7 @@ class _FittedFloor(FittedMargin):
         self.inner = inner
         self.floor = floor
         self.homogeneous = inner.homogeneous and floor.homogeneous  # type: ignore[misc]
+        self.paired = model.im_multiplier is not None and _pairable(inner, floor)
 
     def requirement(self, t: int, collateral: np.ndarray, positions: np.ndarray) -> Requirement:
         """``max(base, floor)`` per account; the floor priced only where it can bind when its model allows.
@@ -164,6 +167,12 @@ class _FittedFloor(FittedMargin):
         :func:`~riskmodels.margin.apc_rules.floor_rule` gives (tested against
         the full floor).
         """
+        if self.paired:
+            X = np.atleast_2d(np.asarray(collateral, dtype=np.float64)) + np.atleast_2d(
+                np.asarray(positions, dtype=np.float64)
+            )
+            if np.isfinite(X).all():
+                return self._paired_requirement(int(t), X)
         b = self.inner.requirement(t, collateral, positions)
         k = self.model.im_multiplier  # type: ignore[attr-defined]
         above = getattr(self.floor, "maintenance_above", None)
@@ -175,6 +184,33 @@ class _FittedFloor(FittedMargin):
             return Requirement(floor_rule(b.initial, k * fm), floor_rule(b.maintenance, fm))
         f = self.floor.requirement(t, collateral, positions)
         return Requirement(floor_rule(b.initial, f.initial), floor_rule(b.maintenance, f.maintenance))
+
+    def _paired_requirement(self, t: int, X: np.ndarray) -> Requirement:
+        """Base and floor from one loss pass over the floor's window (:func:`~riskmodels.margin._hs_above.base_and_floor`).
+
+        The base's scenario rows at ``t`` are the last ``n_b`` of the floor's
+        (:func:`_pairable`), so each loss is priced once; the base is its
+        ``k``-th largest loss there and the floor is priced where it can
+        exceed the base's maintenance, as the unpaired path does (the same
+        numbers: tested against it and against the two full models).
+        """
+        inner: FittedHistorical = self.inner  # type: ignore[assignment]
+        floor: FittedHistorical = self.floor  # type: ignore[assignment]
+        prep = floor._prepared(t)
+        n_b = t + 1 - max(0, t - inner.model.window + 1)  # type: ignore[attr-defined]
+        N = X.shape[0]
+        base, fm = np.empty(N), np.empty(N)
+        _hs_above.base_and_floor(
+            np.ascontiguousarray(X), prep.gT, prep.bad, prep.bad_any, int(n_b),
+            int(inner.model.min_window), 1.0 - float(inner.model.confidence),  # type: ignore[attr-defined]
+            np.ascontiguousarray(inner.asset_ok[t], dtype=np.bool_),
+            int(floor.model.min_window), 1.0 - float(floor.model.confidence),  # type: ignore[attr-defined]
+            np.ascontiguousarray(floor.asset_ok[t], dtype=np.bool_), base, fm,
+        )
+        with np.errstate(invalid="ignore"):
+            base[base < 0.0] = 0.0  # the base's maintenance is max(VaR, 0) (FittedHistorical._measure); NaN stays
+        k = float(self.model.im_multiplier)  # type: ignore[attr-defined,arg-type]
+        return Requirement(floor_rule(k * base, k * fm), floor_rule(base, fm))
 
     def maintenance_lipschitz(self, t: int) -> np.ndarray | None:
         """``max(L_b, L_f)`` per asset: ``|max(b', f') - max(b, f)| <= max(|b' - b|, |f' - f|)``.
@@ -197,6 +233,28 @@ class _FittedFloor(FittedMargin):
         base = self.inner.path(book, eligible)
         floor = self.floor.path(book, base.eligible)
         return self.model.apply(base, floor)  # type: ignore[attr-defined,return-value]
+
+
+def _pairable(inner: FittedMargin, floor: FittedMargin) -> bool:
+    """True if at every date the floor's scenario rows end with the base's: one loss pass can price both.
+
+    Both plain HS VaR (unit masses, no stressed share or extras, the
+    requirement not overridden) on the same scenario returns (same panel,
+    horizon and scaling: checked element by element), the floor's window at
+    least the base's. The default floor of an HS inner is such a pair.
+    """
+    if not (isinstance(inner, FittedHistorical) and isinstance(floor, FittedHistorical)):
+        return False
+    for f in (inner, floor):
+        m: HistoricalVaR = f.model  # type: ignore[assignment]
+        if (type(f).requirement is not FittedHistorical.requirement or m.method != "hs" or m.measure != "var"
+                or m.stress_weight is not None or f.stress.any()):
+            return False
+    gi, gf = inner.G, floor.G
+    return (
+        floor.model.window >= inner.model.window  # type: ignore[attr-defined]
+        and gi is not None and gf is not None and gi.shape == gf.shape and np.array_equal(gi, gf, equal_nan=True)
+    )
 
 
 @register
