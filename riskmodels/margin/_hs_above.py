@@ -39,6 +39,29 @@ from riskmodels.margin._quantile_rule import SNAP, tail_count
 BLOCK = 16
 
 
+@numba.njit(cache=True, fastmath=False)
+def listing_prefix(bad: np.ndarray, bad_any: np.ndarray) -> np.ndarray:
+    """Per asset, the count of leading missing returns if they are all its missing ones (a listing), else -1.
+
+    ``bad`` ``(A, rows)``; 0 for an asset with no missing return. An account
+    whose held assets all have such a prefix drops the rows before the
+    largest one (no per-row test); any other gap is handled row by row.
+    """
+    A, rows = bad.shape
+    prefix = np.zeros(A, dtype=np.int64)
+    for a in range(A):
+        if bad_any[a]:
+            r = 0
+            while r < rows and bad[a, r]:
+                r += 1
+            for i in range(r, rows):
+                if bad[a, i]:
+                    r = -1
+                    break
+            prefix[a] = r
+    return prefix
+
+
 @numba.njit(cache=True, fastmath={"contract"})
 def var_above(X, gT, bad, bad_any, n_window, min_window, alpha, asset_ok, th, out):  # type: ignore[no-untyped-def]
     """``out[p]``: the unit-mass VaR of account ``p`` if it exceeds ``th[p]``, else NaN (module docstring).
@@ -60,18 +83,7 @@ def var_above(X, gT, bad, bad_any, n_window, min_window, alpha, asset_ok, th, ou
     lmin = np.empty(nb)
     kmax = max(1, math.ceil(tail_count(n_window, alpha) - SNAP))
     buf = np.empty(kmax)
-    # per asset: the count of leading missing returns if they are all its missing ones (a listing), else -1
-    prefix = np.zeros(A, dtype=np.int64)
-    for a in range(A):
-        if bad_any[a]:
-            r = 0
-            while r < rows and bad[a, r]:
-                r += 1
-            for i in range(r, rows):
-                if bad[a, i]:
-                    r = -1
-                    break
-            prefix[a] = r
+    prefix = listing_prefix(bad, bad_any)
     for p in range(N):
         out[p] = np.nan
         t = th[p]
@@ -228,17 +240,7 @@ def base_and_floor(X, gT, bad, bad_any, inner_rows, inner_min, inner_alpha, inne
     kmax_b = max(1, math.ceil(tail_count(inner_rows, inner_alpha) - SNAP))
     buf = np.empty(max(kmax, kmax_b))
     mb = np.empty(kmax_b)
-    prefix = np.zeros(A, dtype=np.int64)  # as in var_above: a listing's missing returns, or -1
-    for a in range(A):
-        if bad_any[a]:
-            r = 0
-            while r < rows and bad[a, r]:
-                r += 1
-            for i in range(r, rows):
-                if bad[a, i]:
-                    r = -1
-                    break
-            prefix[a] = r
+    prefix = listing_prefix(bad, bad_any)
     for p in range(N):
         out_base[p] = np.nan
         out_floor[p] = np.nan
