@@ -236,3 +236,45 @@ def test_margin_path_in_account_blocks_equals_one_block(monkeypatch: pytest.Monk
             np.testing.assert_array_equal(x.eligible, y.eligible)
         np.testing.assert_array_equal(a.coverage.valid, b.coverage.valid)
         np.testing.assert_array_equal(a.coverage.exceptions, b.coverage.exceptions)
+
+
+def test_the_cheapest_task_runs_in_this_process_while_the_pool_starts():
+    """With more tasks than workers the cheapest whole one runs in the engine's process (engine_submit):
+    the same numbers as the serial run, its arrays its own (the pool's rows are mapped spill files)."""
+    import riskmodels.margin as rm
+
+    panel = random_walk_panel(300, 3, seed=8, vol=0.04)
+    book = generate_book(panel.assets, 25, seed=5)
+    models = [FixedHaircut(label="a"), rm.get("historical_var", window=100, label="hs"),
+              FixedHaircut(imf=0.1, mmf=0.05, label="b")]
+    pol = LiquidationPolicy(reentry_days=3)
+    kw = {"start": 120, "min_history": 100, "policy": pol}
+    serial = run_models(panel, book, models, **kw)
+    parallel = run_models(panel, book, models, n_jobs=2, **kw)
+    assert list(parallel.results) == ["a", "hs", "b"]
+    pd.testing.assert_frame_equal(serial.metrics_frame(), parallel.metrics_frame())
+    for name in ("a", "hs", "b"):
+        np.testing.assert_array_equal(serial.results[name].path.initial, parallel.results[name].path.initial)
+        np.testing.assert_array_equal(serial.results[name].simulation.events, parallel.results[name].simulation.events)
+    # longest first, ties in model order: "b" is the last task, so this process ran it
+    mapped = {k: isinstance(r.path.initial.base, np.memmap) for k, r in parallel.results.items()}
+    assert mapped == {"a": True, "hs": True, "b": False}
+
+
+def test_a_failed_submit_is_raised_by_the_engine(monkeypatch: pytest.MonkeyPatch):
+    from riskmodels.backtest import engine, engine_submit
+
+    def failing(pool, fn, tasks, task_args, futures):  # type: ignore[no-untyped-def]
+        def submit() -> None:
+            raise RuntimeError("submit failed")
+
+        t = engine_submit.Submitter(submit)
+        t.start()
+        return t
+
+    monkeypatch.setattr(engine, "submit_all", failing)
+    panel = random_walk_panel(200, 3, seed=8, vol=0.04)
+    book = generate_book(panel.assets, 10, seed=5)
+    models = [FixedHaircut(label=x) for x in "abc"]
+    with pytest.raises(RuntimeError, match="submit failed"):
+        run_models(panel, book, models, start=50, min_history=20, n_jobs=2)
