@@ -27,7 +27,6 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from riskmodels.backtest.coverage import CoverageResult, coverage_backtest, realised_loss
-from riskmodels.backtest.engine_submit import submit_all
 from riskmodels.backtest.engine_transfer import SPILL_BYTES_PER_CELL, _merge, _share, _spill
 from riskmodels.backtest.mm_rule import apply_rule
 from riskmodels.backtest.result import BacktestResult, ModelResult
@@ -187,38 +186,17 @@ def run_models(
         # longest first (list scheduling): a split model's chunks cost a share of it
         tasks.sort(key=lambda x: -x[0].relative_cost / len(splits[x[0].label]))
         parts: dict[str, dict[int, ModelResult]] = {m.label: {} for m in models}
-        done = 0
         # workers end with this process (any signal) and take the spill folder with them (riskmodels.workers)
         # at most every task's (T, P) arrays at once (the parent maps and unlinks each as it arrives)
         spill_bytes = sum(SPILL_BYTES_PER_CELL * (end - start + 1) * (sl.stop - sl.start) for _, _, sl in tasks)
-        n_workers = min(n_jobs, len(tasks))
-        # the cheapest whole task runs here while the forkserver finishes importing (the first submit
-        # waits for it, ~0.4 s of the default run with this core idle): the pool keeps n_workers tasks or more
-        local = tasks.pop() if len(tasks) > n_workers and tasks[-1][2] == slice(0, book.n_accounts) else None
-        with spill_folder(spill_bytes) as spill, process_pool(n_workers, ctx, spill) as pool:
-            futures: dict[Any, tuple[str, int]] = {}
-
-            def task_args(sl: slice) -> tuple[Any, ...]:
-                return (*(args if sl == slice(0, book.n_accounts) else (
+        with spill_folder(spill_bytes) as spill, process_pool(min(n_jobs, len(tasks)), ctx, spill) as pool:
+            futures = {}
+            for m, i, sl in tasks:
+                sub = args if sl == slice(0, book.n_accounts) else (
                     panel, book.subset(np.arange(sl.start, sl.stop)), np.ascontiguousarray(eligible[:, sl]),
-                    asset_ok, gross[sl], *args[5:])), None, spill)
-
-            submitted = submit_all(pool, _run_one, tasks, task_args, futures)
-            try:
-                if local is not None:
-                    m = local[0]
-                    results[m.label] = _share(_reissue(_run_one(m, *args, shared_loss)), shared_ok)
-                    if on_result is not None:
-                        on_result(m.label, results[m.label], panel, start, end)
-                    done += 1
-                    if progress:
-                        progress(f"{m.label}: done", done, n)
-            except BaseException:
-                submitted.join(5.0)  # then the pool is terminated (process_pool) and the error goes on
-                raise
-            submitted.join()
-            if submitted.error is not None:
-                raise submitted.error
+                    asset_ok, gross[sl], *args[5:])
+                futures[pool.submit(_run_one, m, *sub, None, spill)] = (m.label, i)
+            done = 0
             for fut in as_completed(futures):
                 check_stop()  # a stop signal swallowed by C code (riskmodels.failures): stop here
                 label, i = futures[fut]
