@@ -12,10 +12,9 @@ point pool, the GARCH fit pool) is made by :func:`process_pool`:
   :mod:`riskmodels.failures`) the pool is not drained: queued tasks are
   cancelled and the workers terminated at once (``shutdown(wait=True)``
   would wait minutes for the running models);
-* spill folders are named ``riskmodels-spill-PID-*``, in ``/dev/shm`` when
-  the caller's estimate of the spill fits there with room to spare (see
-  :func:`spill_base`), else in the temp directory; one left by a run that was
-  killed (its PID gone) is removed by the next run (:func:`spill_folder`).
+* spill folders are named ``riskmodels-spill-PID-*`` in the temp directory;
+  one left by a run that was killed (its PID gone) is removed by the next run
+  (:func:`spill_folder`).
 """
 
 from __future__ import annotations
@@ -227,55 +226,10 @@ def process_pool(max_workers: int, mp_context: Any, spill: str | None = None) ->
         pool.shutdown(wait=True)
 
 
-#: the memory file system tried first for spill folders (Linux; absent elsewhere)
-SHM_DIR = "/dev/shm"
-#: a spill goes to SHM_DIR only if its estimate is at most this share of the free space there and of MemAvailable
-SHM_SHARE = 0.25
-
-
-def _mem_available() -> int | None:
-    """``MemAvailable`` of ``/proc/meminfo`` in bytes, or None where there is none."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def spill_base(size_hint: int | None, shm: str = SHM_DIR) -> str:
-    """Where a spill folder of about ``size_hint`` bytes goes: ``shm`` if it fits with room to spare, else the temp dir.
-
-    A worker's spill files are fresh pages the parent maps at once
-    (:mod:`riskmodels.backtest.engine_transfer`). On a disk file system every
-    fresh page goes through the block allocator and the journal: measured
-    here, the default backtest's 11 arrays per row (76 MB) took 0.104 s to
-    write into ``/tmp`` (ext4) against 0.022 s into ``/dev/shm`` (tmpfs), in
-    the workers, 11 times per run. Memory pages of a tmpfs cannot be written
-    back to disk under pressure, so ``shm`` is used only when the estimate is
-    at most :data:`SHM_SHARE` of both its free space and the machine's
-    ``MemAvailable``; ``size_hint`` None (no estimate) always takes the temp
-    directory (:func:`tempfile.gettempdir`, which ``TMPDIR`` sets).
-    """
-    if size_hint is not None and os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK):
-        try:
-            st = os.statvfs(shm)
-        except OSError:
-            return tempfile.gettempdir()
-        free = st.f_bavail * st.f_frsize
-        avail = _mem_available()
-        if avail is not None and size_hint <= SHM_SHARE * min(free, avail):
-            return shm
-    return tempfile.gettempdir()
-
-
 def remove_stale_spills(directory: str | None = None) -> list[Path]:
-    """Remove ``riskmodels-spill-PID-*`` folders of runs that no longer exist (temp dir and ``/dev/shm``, or ``directory``)."""
+    """Remove ``riskmodels-spill-PID-*`` folders of runs that no longer exist."""
     removed = []
-    places = [directory] if directory else [tempfile.gettempdir(), *([SHM_DIR] if os.path.isdir(SHM_DIR) else [])]
-    for p in (q for place in dict.fromkeys(places) for q in Path(place).glob(f"{SPILL_PREFIX}*")):
+    for p in Path(directory or tempfile.gettempdir()).glob(f"{SPILL_PREFIX}*"):
         try:
             pid = int(p.name[len(SPILL_PREFIX):].split("-", 1)[0])
         except ValueError:
@@ -287,16 +241,12 @@ def remove_stale_spills(directory: str | None = None) -> list[Path]:
 
 
 @contextlib.contextmanager
-def spill_folder(size_hint: int | None = None) -> Iterator[str]:
-    """A temporary ``riskmodels-spill-PID-*`` folder, removed on exit (stale ones of dead runs first).
-
-    ``size_hint``: the caller's estimate of the bytes the folder will hold
-    at most; with it the folder may go to ``/dev/shm`` (:func:`spill_base`).
-    """
+def spill_folder() -> Iterator[str]:
+    """A temporary ``riskmodels-spill-PID-*`` folder, removed on exit (stale ones of dead runs first)."""
     remove_stale_spills()
-    with tempfile.TemporaryDirectory(prefix=f"{SPILL_PREFIX}{os.getpid()}-", dir=spill_base(size_hint)) as d:
+    with tempfile.TemporaryDirectory(prefix=f"{SPILL_PREFIX}{os.getpid()}-") as d:
         yield d
 
 
-__all__ = ["die_with_parent", "in_pool_worker", "pid_alive", "process_pool", "remove_stale_spills", "spill_base", "spill_folder", "start_forkserver",
+__all__ = ["die_with_parent", "in_pool_worker", "pid_alive", "process_pool", "remove_stale_spills", "spill_folder", "start_forkserver",
            "terminate_pool", "tune_allocator"]

@@ -27,7 +27,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from riskmodels.backtest.coverage import CoverageResult, coverage_backtest, realised_loss
-from riskmodels.backtest.engine_transfer import SPILL_BYTES_PER_CELL, _merge, _share, _spill
+from riskmodels.backtest.engine_transfer import _merge, _share, _spill
 from riskmodels.backtest.mm_rule import apply_rule
 from riskmodels.backtest.result import BacktestResult, ModelResult
 from riskmodels.backtest.simulation import LiquidationPolicy, simulate_accounts
@@ -187,9 +187,7 @@ def run_models(
         tasks.sort(key=lambda x: -x[0].relative_cost / len(splits[x[0].label]))
         parts: dict[str, dict[int, ModelResult]] = {m.label: {} for m in models}
         # workers end with this process (any signal) and take the spill folder with them (riskmodels.workers)
-        # at most every task's (T, P) arrays at once (the parent maps and unlinks each as it arrives)
-        spill_bytes = sum(SPILL_BYTES_PER_CELL * (end - start + 1) * (sl.stop - sl.start) for _, _, sl in tasks)
-        with spill_folder(spill_bytes) as spill, process_pool(min(n_jobs, len(tasks)), ctx, spill) as pool:
+        with spill_folder() as spill, process_pool(min(n_jobs, len(tasks)), ctx, spill) as pool:
             futures = {}
             for m, i, sl in tasks:
                 sub = args if sl == slice(0, book.n_accounts) else (

@@ -26,9 +26,6 @@ _LARGE = (
     ("simulation", "is_open"), ("simulation", "equity"), ("simulation", "maintenance"),
 )
 
-#: bytes per (date, account) cell of one result's spill files: six float32 and five bool arrays of _LARGE (tested)
-SPILL_BYTES_PER_CELL = 6 * 4 + 5 * 1
-
 
 class _Spilled(str):
     """Marker for an array that was written to this ``.npy`` file."""
