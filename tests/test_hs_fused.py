@@ -281,3 +281,36 @@ def test_batch_invariance() -> None:
     full = f.requirement(480, coll, pos).maintenance
     single = np.array([f.requirement(480, coll[i : i + 1], pos[i : i + 1]).maintenance[0] for i in range(len(coll))])
     assert np.array_equal(full, single, equal_nan=True)
+
+
+def test_accounts_the_kernel_flags_are_priced_by_the_separate_column_kernel(monkeypatch) -> None:
+    """A class that needs more than CAP kept losses is flagged by the fused kernel and priced by
+    ``_fallback`` (a build of its own, so a cold cache compiles the column kernel only when needed);
+    the numbers are the matrix path's (``stress_tail_columns``), and unflagged accounts never reach it."""
+    rng = np.random.default_rng(5)
+    n_window, A = 400, 3
+    g = rng.standard_t(3, (n_window, A)) * 0.03
+    stressed = rng.random(n_window) < 0.3
+    X = rng.normal(0, 1e4, (30, A))
+    prep = _hs_fused.prepare(g)
+    loss = _matrix_losses(g, X)
+    calls: list[np.ndarray] = []
+    real = _hs_fused._fallback
+
+    def spy(X, gT, bad, order, accounts, *rest):  # type: ignore[no-untyped-def]
+        calls.append(accounts.copy())
+        return real(X, gT, bad, order, accounts, *rest)
+
+    monkeypatch.setattr(_hs_fused, "_fallback", spy)
+    # confidence 0.8 on 400 rows: n_tail = 80 > CAP, so both classes need more than CAP losses
+    var, es = _hs_fused.stress_tail(X, prep, n_window, 0.8, 1, stressed, 0.5)
+    assert len(calls) == 1 and calls[0].tolist() == list(range(30))
+    rv, re = stress_tail_columns(loss, n_window, 0.8, 1, stressed, 0.5)
+    _close(var, rv)
+    _close(es, re)
+    calls.clear()
+    var, es = _hs_fused.stress_tail(X, prep, n_window, 0.99, 1, stressed, 0.25)  # n_tail = 4: fits
+    assert calls == []
+    rv, re = stress_tail_columns(loss, n_window, 0.99, 1, stressed, 0.25)
+    _close(var, rv)
+    _close(es, re)

@@ -216,8 +216,15 @@ def accumulate(gT: np.ndarray, nz: np.ndarray, xv: np.ndarray, m: int, col: np.n
 
 @numba.njit(cache=True, fastmath={"contract"})
 def _kernel(X, gT, bad, bad_any, order, n_calm, n_window, min_window, alpha, stressed, share_min, two_class,
-            asset_ok, out_var, out_es):  # type: ignore[no-untyped-def]
+            asset_ok, out_var, out_es, need):  # type: ignore[no-untyped-def]
     """Both tails: ``two_class`` False = unit masses (one top-``k`` buffer over all rows), True = stress share.
+
+    An account whose class needs more than ``CAP`` kept losses, or whose
+    kept losses ran short, gets ``need[p] = True`` (``out_var`` / ``out_es``
+    left unset) and is priced by :func:`_fallback`: the column kernel is a
+    separate build, so a cold cache compiles it (and the sort it calls) only
+    when some account needs it (measured: this kernel's first call 5.3 s
+    of compiling with the column kernel inlined).
 
     The rows of ``gT`` / ``bad`` are in class order (:func:`by_class`): the
     ``n_calm`` calm rows, then the stressed ones; ``order[i]`` is row ``i``'s
@@ -233,12 +240,10 @@ def _kernel(X, gT, bad, bad_any, order, n_calm, n_window, min_window, alpha, str
     nz = np.empty(A, dtype=np.int64)
     xv = np.empty(A)
     col = np.empty(rows)
-    colo = np.empty(rows)  # col in scenario order, for the matrix path's column kernel
     kmax = max(1, math.ceil(tail_count(n_window, alpha) - SNAP))
     kbuf = max(CAP, kmax)
     # buffers: class 1 = stressed (two-class only), class 0 = calm, or every row with unit masses
     bufv = np.empty((2, kbuf))
-    bufi = np.empty((2, kbuf), dtype=np.int64)
     mb = np.empty(kbuf)
     lmin = np.empty(nb_all)  # per strided block of the class in hand: the least col (= the largest loss -col)
     lo_q = np.zeros(2, dtype=np.int64)
@@ -321,12 +326,8 @@ def _kernel(X, gT, bad, bad_any, order, n_calm, n_window, min_window, alpha, str
                 a_k0 = _needed(a_tail, a_fo, a_o)
                 a_k1 = _needed(a_tail, a_fs, a_s)
                 a_fits = a_k0 <= CAP and a_k1 <= CAP
-        if not a_fits:  # a class needs more than CAP losses: the matrix path's column kernel
-            _column_losses(gT, bad, nz, xv, m, col)
-            for i in range(rows):
-                colo[order[i]] = col[i]
-            out_var[p], out_es[p] = _column(colo, n_window, min_window, alpha, stressed, share_min,
-                                            bufv[1], bufi[1], bufv[0], bufi[0])
+        if not a_fits:  # a class needs more than CAP losses: the matrix path's column kernel (_fallback)
+            need[p] = True
             continue
         cap[0] = a_k0
         cap[1] = a_k1
@@ -396,14 +397,46 @@ def _kernel(X, gT, bad, bad_any, order, n_calm, n_window, min_window, alpha, str
             continue
         var, es, ok = _merge_two(bufv[1], nkept[1], a_s > nkept[1], bufv[0], nkept[0], a_o > nkept[0], a_fs, a_fo,
                                  a_tail)
-        if not ok:  # a class ran short of kept losses: the matrix path's column kernel (full sort)
-            _column_losses(gT, bad, nz, xv, m, col)
-            for i in range(rows):
-                colo[order[i]] = col[i]
-            var, es = _column(colo, n_window, min_window, alpha, stressed, share_min, bufv[1], bufi[1], bufv[0],
-                              bufi[0])
+        if not ok:  # a class ran short of kept losses: the matrix path's column kernel (full sort, _fallback)
+            need[p] = True
+            continue
         out_var[p] = var
         out_es[p] = es
+
+
+@numba.njit(cache=True, fastmath=False)
+def _fallback(X, gT, bad, order, accounts, n_window, min_window, alpha, stressed, share_min, out_var,
+              out_es):  # type: ignore[no-untyped-def]
+    """The accounts :func:`_kernel` flagged, priced by the matrix path's column kernel (``_stress_tail._column``).
+
+    The same calls as the kernel made inline before: the held assets in
+    asset order, the loss column (:func:`_column_losses`), put in scenario
+    order, and ``_column`` with scratch buffers of the kernel's size
+    (``max(CAP, kmax)``, on which its choice of path depends).
+    """
+    A = X.shape[1]
+    rows = gT.shape[1]
+    nz = np.empty(A, dtype=np.int64)
+    xv = np.empty(A)
+    col = np.empty(rows)
+    colo = np.empty(rows)
+    kmax = max(1, math.ceil(tail_count(n_window, alpha) - SNAP))
+    kbuf = max(CAP, kmax)
+    bufv = np.empty((2, kbuf))
+    bufi = np.empty((2, kbuf), dtype=np.int64)
+    for p in accounts:
+        m = 0
+        for a in range(A):
+            x = X[p, a]
+            if x != 0.0:
+                nz[m] = a
+                xv[m] = x
+                m += 1
+        _column_losses(gT, bad, nz, xv, m, col)
+        for i in range(rows):
+            colo[order[i]] = col[i]
+        out_var[p], out_es[p] = _column(colo, n_window, min_window, alpha, stressed, share_min, bufv[1], bufi[1],
+                                        bufv[0], bufi[0])
 
 
 def _run(X: np.ndarray, prep: Prepared, n_window: int, confidence: float, min_window: int, stressed: np.ndarray,
@@ -422,8 +455,13 @@ def _run(X: np.ndarray, prep: Prepared, n_window: int, confidence: float, min_wi
     out_var = np.empty(N)
     out_es = np.empty(N)
     ok = np.ones(X.shape[1], dtype=np.bool_) if asset_ok is None else np.asarray(asset_ok, dtype=np.bool_)
+    need = np.zeros(N, dtype=np.bool_)
+    alpha = 1.0 - float(confidence)
     _kernel(X, prep.gT, prep.bad, prep.bad_any, order, int(n_calm), int(n_window), int(min_window),
-            1.0 - float(confidence), stressed, float(share), bool(two_class), ok, out_var, out_es)
+            alpha, stressed, float(share), bool(two_class), ok, out_var, out_es, need)
+    if need.any():
+        _fallback(X, prep.gT, prep.bad, order, np.flatnonzero(need), int(n_window), int(min_window), alpha, stressed,
+                  float(share), out_var, out_es)
     return out_var, out_es
 
 
