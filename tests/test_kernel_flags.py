@@ -75,3 +75,47 @@ def test_every_kernel_states_its_floating_point_flags() -> None:
     unstated = [name for name, d in kernels
                 if "fastmath" not in d.targetoptions and d.targetoptions.get("inline", "never") != "always"]
     assert not unstated, f"set fastmath explicitly (fastmath=False unless intended) on: {unstated}"
+
+
+_LITERAL_BUILDS = """
+import numpy as np
+from numba import types
+from riskmodels.margin import _hs_fused
+from riskmodels.margin._quantile import rolling_tail, tail_columns
+from riskmodels.margin._stress_tail import rolling_stress_tail, stress_tail_columns
+from test_kernel_flags import _dispatchers
+
+rng = np.random.default_rng(3)
+x = rng.standard_t(4, (5, 300))
+stressed = np.zeros(300, bool)
+stressed[40:90] = True
+for conf in (0.99, 0.5):  # 0.5: the full-sort fallbacks run too
+    rolling_stress_tail(x, 100, conf, 50, stressed, 0.25)
+    stress_tail_columns(x.T, 100, conf, 50, stressed, 0.25)
+    rolling_tail(x, 100, conf)
+    tail_columns(x.T, 100, conf, 50, None, None, -1.0)
+g = rng.standard_normal((600, 3))
+_hs_fused.unit_tail(rng.standard_normal((50, 3)), _hs_fused.prepare(g), 500, 0.99, 400, np.zeros(600, bool))
+lit = [f"{name}{sig}" for name, d in _dispatchers() for sig in d.signatures
+       if any(isinstance(a, types.Literal) for a in sig)]
+print(len(lit))
+print(lit)
+"""
+
+
+def test_no_kernel_is_built_for_literal_arguments(tmp_path: Path) -> None:
+    """A helper called with a constant (a counter starting at ``0``, a buffer size, ``False``) gets no build of its own.
+
+    numba types a constant argument as ``Literal[int](0)`` while it infers the
+    caller, so a helper called with ``n = 0`` before a loop, or with a module
+    constant, was compiled twice or more (before: ``_insert_desc`` six times,
+    ``_merge_two`` three, ``_full_sorted`` twice; ~0.9 s of a cold run's
+    compiling, numba's ``numba:compile`` events). The callers pass
+    ``np.int64(...)`` / ``np.bool_(...)``; an empty cache, so every build is
+    seen.
+    """
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba"),
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", _LITERAL_BUILDS], env=env, capture_output=True, text=True,
+                         timeout=600, check=True)
+    assert out.stdout.split("\n")[0] == "0", out.stdout + out.stderr

@@ -166,11 +166,12 @@ def test_parallel_and_serial_rolling_kernels_agree_and_one_thread_picks_serial(m
     stressed[40:60] = True
     outs = []
     for kernel in (stl._rolling_serial, stl._rolling_parallel):
-        v, e = np.empty((P, T)), np.empty((P, T))
-        kernel(x, 100, 50, 0.01, stressed, 0.25, v, e)
-        outs.append((v, e))
-    np.testing.assert_array_equal(outs[0][0], outs[1][0])
-    np.testing.assert_array_equal(outs[0][1], outs[1][1])
+        v, e, need = np.empty((P, T)), np.empty((P, T)), np.ones((P, T), dtype=bool)
+        kernel(x, 100, 50, 0.01, stressed, 0.25, v, e, need)
+        outs.append((v, e, need))
+    for a, b in zip(*outs, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not outs[0][2].any()  # at 99% over 100 rows no class runs short of its kept losses
     used = []
     for name in ("_rolling_serial", "_rolling_parallel"):
         real = getattr(stl, name)
@@ -180,3 +181,43 @@ def test_parallel_and_serial_rolling_kernels_agree_and_one_thread_picks_serial(m
     monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
     stl.rolling_stress_tail(x, 100, 0.99, 50, stressed, 0.25)
     assert used == ["_rolling_serial", "_rolling_parallel"]
+
+
+def test_rolling_dates_the_kernel_marks_are_priced_by_the_full_sort_kernel(monkeypatch) -> None:
+    """At c = 0.5 the tail mass (~50 of 100 window rows) needs more calm losses than the sliding kernel keeps.
+
+    Those dates are marked and priced by ``_rolling_fallback`` (a kernel of its
+    own, so a cold cache compiles the sort only when a date needs it); every
+    date, marked or not, equals the independent sort-based ``reference`` on
+    its scenario set (the window plus every earlier stressed row). At 99% no
+    date is marked and the fallback is not called.
+    """
+    from riskmodels.margin import _stress_tail as stl
+
+    rng = np.random.default_rng(5)
+    P, T, W = 4, 260, 100
+    x = rng.standard_t(4, (P, T))
+    x[rng.random(x.shape) < 0.03] = np.nan
+    stressed = np.zeros(T, dtype=bool)
+    stressed[30:70] = True
+    calls = []
+    real = stl._rolling_fallback
+
+    def spy(losses, ps, ts, *rest):  # type: ignore[no-untyped-def]
+        calls.append((ps.copy(), ts.copy()))
+        return real(losses, ps, ts, *rest)
+
+    monkeypatch.setattr(stl, "_rolling_fallback", spy)
+    var, es = stl.rolling_stress_tail(x, W, 0.5, 50, stressed, 0.25)
+    assert len(calls) == 1 and calls[0][0].size > 100  # most priced dates need the full sort
+    for p in range(P):
+        for t in range(T):
+            lo = max(0, t - W + 1)
+            ext = np.flatnonzero(stressed[:lo])
+            col = np.concatenate([x[p, lo : t + 1], x[p, ext]])
+            flags = np.concatenate([stressed[lo : t + 1], np.ones(ext.size, dtype=bool)])
+            rv, re = reference(col, t + 1 - lo, 0.5, 50, flags, 0.25)
+            np.testing.assert_allclose([var[p, t], es[p, t]], [rv, re], rtol=1e-12, atol=1e-12, equal_nan=True)
+    calls.clear()
+    stl.rolling_stress_tail(x, W, 0.99, 50, stressed, 0.25)
+    assert calls == []

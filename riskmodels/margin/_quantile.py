@@ -99,9 +99,9 @@ def _rolling_one(
     pool_v = np.empty(kmax)
     pool_i = np.empty(kmax, dtype=np.int64)
     merged = np.empty(kmax)
-    nb = 0
-    npool = 0
-    n_fin = 0
+    nb = np.int64(0)  # not the literal 0: a call with Literal[int](0) is a build of its own (_quantile_rule)
+    npool = np.int64(0)
+    n_fin = np.int64(0)
     for t in range(T):
         v = x[t]
         if np.isfinite(v):
@@ -121,7 +121,7 @@ def _rolling_one(
                         break
                 if found >= 0:
                     # a top-k loss left the window: rebuild from the window
-                    nb = 0
+                    nb = np.int64(0)
                     for q in range(s + 1, t + 1):
                         w = x[q]
                         if np.isfinite(w):

@@ -38,7 +38,7 @@ def _tail_one_column(
     stress_share: float,
 ) -> tuple[float, float]:
     n_rows = col.shape[0]
-    n_fin = 0
+    n_fin = np.int64(0)
     wsum = 0.0
     for i in range(n_window):
         if np.isfinite(col[i]):
@@ -50,7 +50,7 @@ def _tail_one_column(
     if not use_weights and stress_share < 0.0:
         buf_v = np.empty(kmax)
         buf_i = np.empty(kmax, dtype=np.int64)
-        nb = 0
+        nb = np.int64(0)  # not a literal (one build of _insert_desc)
         for i in range(n_rows):
             v = col[i]
             if np.isfinite(v):

@@ -93,9 +93,9 @@ def _needed(n_tail: float, mass: float, count: int) -> int:
 def _column(col: np.ndarray, n_window: int, min_window: int, alpha: float, stressed: np.ndarray,
             share_min: float, sv: np.ndarray, si: np.ndarray, ov: np.ndarray, oi: np.ndarray) -> tuple[float, float]:
     n_rows = col.shape[0]
-    n_fin = 0
-    s_tot = 0
-    o_tot = 0
+    n_fin = np.int64(0)
+    s_tot = np.int64(0)
+    o_tot = np.int64(0)
     for i in range(n_rows):
         if np.isfinite(col[i]):
             if i < n_window:
@@ -112,8 +112,8 @@ def _column(col: np.ndarray, n_window: int, min_window: int, alpha: float, stres
     ks = _needed(n_tail, fs, s_tot)
     ko = _needed(n_tail, fo, o_tot)
     if ks <= sv.shape[0] and ko <= ov.shape[0]:
-        ns = 0
-        no = 0
+        ns = np.int64(0)  # not literals: each literal argument is a build of its own (_quantile_rule)
+        no = np.int64(0)
         for i in range(n_rows):
             v = col[i]
             if not np.isfinite(v):
@@ -128,8 +128,8 @@ def _column(col: np.ndarray, n_window: int, min_window: int, alpha: float, stres
             return var, es
     all_s = np.empty(s_tot)
     all_o = np.empty(o_tot)
-    a = 0
-    b = 0
+    a = np.int64(0)
+    b = np.int64(0)
     for i in range(n_rows):
         v = col[i]
         if np.isfinite(v):
@@ -139,7 +139,8 @@ def _column(col: np.ndarray, n_window: int, min_window: int, alpha: float, stres
             else:
                 all_o[b] = v
                 b += 1
-    var, es, ok = _merge_two(_full_sorted(all_s, a), a, False, _full_sorted(all_o, b), b, False, fs, fo, n_tail)
+    full = np.bool_(False)  # every loss is in the sorted lists (a bool, not the literal False)
+    var, es, ok = _merge_two(_full_sorted(all_s, a), a, full, _full_sorted(all_o, b), b, full, fs, fo, n_tail)
     return var, es
 
 
@@ -175,27 +176,36 @@ def stress_tail_columns(
 
 @numba.njit(cache=True, fastmath=False)
 def _rolling_one(x: np.ndarray, window: int, min_window: int, alpha: float, stressed: np.ndarray, share_min: float,
-                 out_var: np.ndarray, out_es: np.ndarray) -> None:
+                 out_var: np.ndarray, out_es: np.ndarray, need: np.ndarray) -> None:
+    """One account's sliding tail; a date whose class needs more than its buffer holds is marked in ``need``.
+
+    Those dates are priced by :func:`_rolling_fallback` (a full sort), a
+    kernel of its own: a first call then compiles the sort only when some
+    date needs it (the sort and its helpers were ~1.4 s of this kernel's
+    cold build).
+    """
     T = x.shape[0]
     sv = np.empty(CAP)
     si = np.empty(CAP, dtype=np.int64)
     ov = np.empty(ROLLING_CALM)
     oi = np.empty(ROLLING_CALM, dtype=np.int64)
-    ns = 0
-    no = 0
-    s_tot = 0  # finite stressed rows up to t (in the window or kept after it)
-    o_tot = 0  # finite calm rows in the window
-    n_fin = 0  # finite window rows
+    cap = np.int64(CAP)  # the buffer sizes and counters as int64, not literals: one build of _insert_desc
+    calm = np.int64(ROLLING_CALM)
+    ns = np.int64(0)
+    no = np.int64(0)
+    s_tot = np.int64(0)  # finite stressed rows up to t (in the window or kept after it)
+    o_tot = np.int64(0)  # finite calm rows in the window
+    n_fin = np.int64(0)  # finite window rows
     for t in range(T):
         v = x[t]
         if np.isfinite(v):
             n_fin += 1
             if stressed[t]:
                 s_tot += 1
-                ns = _insert_desc(sv, si, ns, CAP, v, t)
+                ns = _insert_desc(sv, si, ns, cap, v, t)
             else:
                 o_tot += 1
-                no = _insert_desc(ov, oi, no, ROLLING_CALM, v, t)
+                no = _insert_desc(ov, oi, no, calm, v, t)
         if t >= window:
             s = t - window
             u = x[s]
@@ -209,11 +219,12 @@ def _rolling_one(x: np.ndarray, window: int, min_window: int, alpha: float, stre
                             found = True
                             break
                     if found:  # a kept calm loss left the window: rebuild from the window
-                        no = 0
+                        no = np.int64(0)
                         for q in range(s + 1, t + 1):
                             w = x[q]
                             if np.isfinite(w) and not stressed[q]:
-                                no = _insert_desc(ov, oi, no, ROLLING_CALM, w, q)
+                                no = _insert_desc(ov, oi, no, calm, w, q)
+        need[t] = False
         if n_fin < min_window or n_fin == 0:
             out_var[t] = np.nan
             out_es[t] = np.nan
@@ -221,37 +232,71 @@ def _rolling_one(x: np.ndarray, window: int, min_window: int, alpha: float, stre
         fs, fo = _masses(n_fin, s_tot, o_tot, share_min)
         n_tail = tail_count(n_fin, alpha)
         var, es, ok = _merge_two(sv, ns, s_tot > ns, ov, no, o_tot > no, fs, fo, n_tail)
-        if not ok:  # a class needs more than CAP losses today: sort it in full
-            lo = max(0, t - window + 1)
-            all_s = np.empty(s_tot)
-            all_o = np.empty(o_tot)
-            a = 0
-            b = 0
-            for q in range(t + 1):
-                w = x[q]
-                if not np.isfinite(w):
-                    continue
-                if stressed[q]:
-                    all_s[a] = w
-                    a += 1
-                elif q >= lo:
-                    all_o[b] = w
-                    b += 1
-            var, es, ok = _merge_two(_full_sorted(all_s, a), a, False, _full_sorted(all_o, b), b, False, fs, fo, n_tail)
+        if not ok:  # a class needs more than its kept losses today: _rolling_fallback sorts it in full
+            need[t] = True
         out_var[t] = var
         out_es[t] = es
 
 
 @numba.njit(cache=True, fastmath=False)
-def _rolling_serial(losses, window, min_window, alpha, stressed, share_min, out_var, out_es):  # type: ignore[no-untyped-def]
+def _rolling_serial(losses, window, min_window, alpha, stressed, share_min, out_var, out_es, need):  # type: ignore[no-untyped-def]
     for p in range(losses.shape[0]):
-        _rolling_one(losses[p], window, min_window, alpha, stressed, share_min, out_var[p], out_es[p])
+        _rolling_one(losses[p], window, min_window, alpha, stressed, share_min, out_var[p], out_es[p], need[p])
 
 
 @numba.njit(cache=True, fastmath=False, parallel=True)
-def _rolling_parallel(losses, window, min_window, alpha, stressed, share_min, out_var, out_es):  # type: ignore[no-untyped-def]
+def _rolling_parallel(losses, window, min_window, alpha, stressed, share_min, out_var, out_es, need):  # type: ignore[no-untyped-def]
     for p in numba.prange(losses.shape[0]):
-        _rolling_one(losses[p], window, min_window, alpha, stressed, share_min, out_var[p], out_es[p])
+        _rolling_one(losses[p], window, min_window, alpha, stressed, share_min, out_var[p], out_es[p], need[p])
+
+
+@numba.njit(cache=True, fastmath=False)
+def _rolling_fallback(losses: np.ndarray, ps: np.ndarray, ts: np.ndarray, window: int, alpha: float,
+                      stressed: np.ndarray, share_min: float, out_var: np.ndarray, out_es: np.ndarray) -> None:
+    """The dates :func:`_rolling_one` marked, each from its full scenario set sorted per class.
+
+    At ``(p, t)`` the scenarios are the finite losses of the window
+    ``lo..t`` (``lo = max(0, t - window + 1)``) and every finite stressed loss
+    before it; the counts ``n`` (finite window rows), ``S`` (stressed rows up
+    to t) and ``O`` (calm window rows) are those the sliding kernel carries,
+    so the masses and the tail mass are the same numbers.
+    """
+    for j in range(ps.shape[0]):
+        p = ps[j]
+        t = ts[j]
+        x = losses[p]
+        lo = max(0, t - window + 1)
+        n_fin = np.int64(0)
+        s_tot = np.int64(0)
+        o_tot = np.int64(0)
+        for q in range(t + 1):
+            if np.isfinite(x[q]):
+                if q >= lo:
+                    n_fin += 1
+                if stressed[q]:
+                    s_tot += 1
+                elif q >= lo:
+                    o_tot += 1
+        fs, fo = _masses(n_fin, s_tot, o_tot, share_min)
+        n_tail = tail_count(n_fin, alpha)
+        all_s = np.empty(s_tot)
+        all_o = np.empty(o_tot)
+        a = np.int64(0)
+        b = np.int64(0)
+        for q in range(t + 1):
+            w = x[q]
+            if not np.isfinite(w):
+                continue
+            if stressed[q]:
+                all_s[a] = w
+                a += 1
+            elif q >= lo:
+                all_o[b] = w
+                b += 1
+        full = np.bool_(False)  # every loss is in the sorted lists (a bool, not the literal False)
+        var, es, ok = _merge_two(_full_sorted(all_s, a), a, full, _full_sorted(all_o, b), b, full, fs, fo, n_tail)
+        out_var[p, t] = var
+        out_es[p, t] = es
 
 
 def rolling_stress_tail(
@@ -273,7 +318,11 @@ def rolling_stress_tail(
     mw = window if min_window is None else int(min_window)
     # one numba thread (the engine's workers): the serial kernel (the same numbers; a cold cache skips the parfor build)
     kernel = _rolling_parallel if P >= 64 and numba.get_num_threads() > 1 else _rolling_serial
-    kernel(losses, int(window), mw, 1.0 - float(confidence), np.asarray(stressed, dtype=np.bool_), float(stress_share),
-           out_var, out_es)
+    need = np.empty((P, T), dtype=np.bool_)
+    alpha, flags, share = 1.0 - float(confidence), np.asarray(stressed, dtype=np.bool_), float(stress_share)
+    kernel(losses, int(window), mw, alpha, flags, share, out_var, out_es, need)
+    ps, ts = np.nonzero(need)
+    if ps.size:  # dates a class needed more than its kept losses: full sorts, in their own kernel
+        _rolling_fallback(losses, ps, ts, int(window), alpha, flags, share, out_var, out_es)
     return out_var, out_es
 
