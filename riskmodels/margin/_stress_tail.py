@@ -294,7 +294,7 @@ def _rolling_fallback(losses: np.ndarray, ps: np.ndarray, ts: np.ndarray, window
                 all_o[b] = w
                 b += 1
         full = np.bool_(False)  # every loss is in the sorted lists (a bool, not the literal False)
-        var, es, ok = _merge_two(_full_sorted(all_s, a), a, full, _full_sorted(all_o, b), b, full, fs, fo, n_tail)
+        var, es, _ok = _merge_two(_full_sorted(all_s, a), a, full, _full_sorted(all_o, b), b, full, fs, fo, n_tail)
         out_var[p, t] = var
         out_es[p, t] = es
 
